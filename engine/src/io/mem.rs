@@ -1,0 +1,222 @@
+//! An in-memory `Disk` for unit tests: every write is immediately durable and nothing ever
+//! fails. It models no crash; the simulator's disk (keel-sim) is the one that loses page cache.
+//! Tests may still corrupt or cut files through `MemDisk::file_bytes` and `MemDisk::set_file_bytes`.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{Disk, File, Mapping};
+
+type Bytes = Arc<Mutex<Vec<u8>>>;
+
+#[derive(Default)]
+struct Tree {
+    files: BTreeMap<PathBuf, Bytes>,
+    dirs: std::collections::BTreeSet<PathBuf>,
+}
+
+/// A file system held in memory. Clones share the same tree.
+#[derive(Clone, Default)]
+pub struct MemDisk {
+    tree: Arc<Mutex<Tree>>,
+}
+
+impl MemDisk {
+    pub fn new() -> MemDisk {
+        MemDisk::default()
+    }
+
+    fn tree(&self) -> MutexGuard<'_, Tree> {
+        self.tree.lock().expect("mem disk lock poisoned")
+    }
+
+    /// A copy of the bytes of `path`, if it exists.
+    pub fn file_bytes(&self, path: &Path) -> Option<Vec<u8>> {
+        let tree = self.tree();
+        let bytes = tree.files.get(path)?;
+        let copy = bytes.lock().expect("mem file lock poisoned").clone();
+        Some(copy)
+    }
+
+    /// Replaces the bytes of `path`, creating it if needed (tests cut and corrupt files this way).
+    pub fn set_file_bytes(&self, path: &Path, data: Vec<u8>) {
+        let mut tree = self.tree();
+        match tree.files.get(path) {
+            Some(bytes) => *bytes.lock().expect("mem file lock poisoned") = data,
+            None => {
+                tree.files.insert(path.to_path_buf(), Arc::new(Mutex::new(data)));
+            }
+        }
+    }
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("{}: not found", path.display()))
+}
+
+impl Disk for MemDisk {
+    type File = MemFile;
+
+    fn create(&self, path: &Path) -> io::Result<MemFile> {
+        let mut tree = self.tree();
+        if tree.files.contains_key(path) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{}: exists", path.display()),
+            ));
+        }
+        let bytes: Bytes = Arc::default();
+        tree.files.insert(path.to_path_buf(), bytes.clone());
+        Ok(MemFile { bytes })
+    }
+
+    fn open(&self, path: &Path) -> io::Result<MemFile> {
+        let tree = self.tree();
+        let bytes = tree.files.get(path).ok_or_else(|| not_found(path))?;
+        Ok(MemFile {
+            bytes: bytes.clone(),
+        })
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.tree()
+            .files
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| not_found(path))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut tree = self.tree();
+        let bytes = tree.files.remove(from).ok_or_else(|| not_found(from))?;
+        tree.files.insert(to.to_path_buf(), bytes);
+        Ok(())
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let tree = self.tree();
+        if !tree.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
+        let files = tree.files.keys();
+        let dirs = tree.dirs.iter();
+        let mut names: Vec<String> = files
+            .chain(dirs)
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut tree = self.tree();
+        for ancestor in dir.ancestors() {
+            if !ancestor.as_os_str().is_empty() {
+                tree.dirs.insert(ancestor.to_path_buf());
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        let tree = self.tree();
+        tree.files.contains_key(path) || tree.dirs.contains(path)
+    }
+}
+
+/// A handle on a `MemDisk` file; it keeps the bytes alive after a remove, like an open fd.
+pub struct MemFile {
+    bytes: Bytes,
+}
+
+impl MemFile {
+    fn bytes(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.bytes.lock().expect("mem file lock poisoned")
+    }
+}
+
+impl File for MemFile {
+    type Mapping = MemMapping;
+
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        let bytes = self.bytes();
+        let start = usize::try_from(pos).unwrap_or(usize::MAX).min(bytes.len());
+        let n = buf.len().min(bytes.len() - start);
+        buf[..n].copy_from_slice(&bytes[start..start + n]);
+        Ok(n)
+    }
+
+    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        let mut bytes = self.bytes();
+        let start = usize::try_from(pos).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let end = start + buf.len();
+        if bytes.len() < end {
+            bytes.resize(end, 0);
+        }
+        bytes[start..end].copy_from_slice(buf);
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.bytes().len() as u64)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let len = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+        self.bytes().resize(len, 0);
+        Ok(())
+    }
+
+    fn map(&self, len: u64) -> io::Result<MemMapping> {
+        let len = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let bytes = self.bytes();
+        if bytes.len() < len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "mapping past end of file",
+            ));
+        }
+        Ok(MemMapping {
+            view: bytes[..len].to_vec(),
+            file: MemFile {
+                bytes: self.bytes.clone(),
+            },
+        })
+    }
+}
+
+/// A mapping over a `MemFile`: a private copy whose writes are also written through to the file,
+/// which is what a shared mmap looks like to readers of the file.
+pub struct MemMapping {
+    view: Vec<u8>,
+    file: MemFile,
+}
+
+impl Mapping for MemMapping {
+    fn bytes(&self) -> &[u8] {
+        &self.view
+    }
+
+    fn write(&mut self, pos: usize, data: &[u8]) {
+        self.view[pos..pos + data.len()].copy_from_slice(data);
+        let mut bytes = self.file.bytes();
+        if bytes.len() >= pos + data.len() {
+            bytes[pos..pos + data.len()].copy_from_slice(data);
+        }
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,221 @@
+//! The real implementations of the seams, and the only module of the engine that touches the
+//! operating system.
+//!
+//! - Files: `pwrite` into the page cache, `pread`, `fdatasync`; a directory is `fsync`ed through an
+//!   fd opened on it, which is what makes creates, renames and removes durable on Linux.
+//! - Index files are `mmap`ed (memmap2); `Mapping::flush` is `msync`.
+//! - `send_file` is sendfile(2), for the network layer's zero-copy fetches.
+//! - The clock is the system clock; randomness is seeded from the process's hash keys.
+
+use std::fs::{self, OpenOptions};
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use memmap2::MmapMut;
+
+use super::{Clock, Disk, File, Mapping, Rng};
+
+/// The local file system.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OsDisk;
+
+impl Disk for OsDisk {
+    type File = OsFile;
+
+    fn create(&self, path: &Path) -> io::Result<OsFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| annotate(e, path))?;
+        Ok(OsFile { file })
+    }
+
+    fn open(&self, path: &Path) -> io::Result<OsFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| annotate(e, path))?;
+        Ok(OsFile { file })
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path).map_err(|e| annotate(e, path))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to).map_err(|e| annotate(e, from))
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir).map_err(|e| annotate(e, dir))? {
+            let entry = entry?;
+            if let Some(name) = entry.file_name().to_str() {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir).map_err(|e| annotate(e, dir))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let handle = fs::File::open(dir).map_err(|e| annotate(e, dir))?;
+        handle.sync_all()
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+}
+
+/// Says which file an error is about: a bare "No such file or directory" helps nobody.
+fn annotate(error: io::Error, path: &Path) -> io::Error {
+    io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+}
+
+/// An open file on the local file system.
+#[derive(Debug)]
+pub struct OsFile {
+    file: fs::File,
+}
+
+impl File for OsFile {
+    type Mapping = OsMapping;
+
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.file.read_at(buf, pos)
+    }
+
+    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.file.write_all_at(buf, pos)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    fn map(&self, len: u64) -> io::Result<OsMapping> {
+        let len = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+        if len == 0 {
+            return Ok(OsMapping { map: None });
+        }
+        // SAFETY: keel is the only writer of its index files, and it never truncates an index
+        // while a mapping of it is alive (indexes are unmapped before they are trimmed).
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(&self.file)? };
+        Ok(OsMapping { map: Some(map) })
+    }
+
+    fn raw_fd(&self) -> Option<i32> {
+        Some(self.file.as_raw_fd())
+    }
+}
+
+/// A shared, writable mmap of an index file. `None` maps zero bytes (mmap refuses length 0).
+pub struct OsMapping {
+    map: Option<MmapMut>,
+}
+
+impl Mapping for OsMapping {
+    fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+
+    fn write(&mut self, pos: usize, data: &[u8]) {
+        let map = self.map.as_mut().expect("write to an empty mapping");
+        map[pos..pos + data.len()].copy_from_slice(data);
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        match &self.map {
+            Some(map) => map.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Sends `len` bytes of `file` from `pos` to the socket `out_fd` with sendfile(2): the bytes go
+/// from the page cache to the socket without passing through user space. Returns the number of
+/// bytes sent, which may be short (the caller loops).
+///
+/// # Errors
+/// Any error of sendfile(2), `WouldBlock` included on non-blocking sockets.
+pub fn send_file(out_fd: i32, file: &OsFile, pos: u64, len: usize) -> io::Result<usize> {
+    use std::os::fd::BorrowedFd;
+    let mut offset = i64::try_from(pos).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: the caller owns `out_fd` for the duration of the call.
+    let out = unsafe { BorrowedFd::borrow_raw(out_fd) };
+    let sent = nix::sys::sendfile::sendfile64(out, &file.file, Some(&mut offset), len)?;
+    Ok(sent)
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OsClock;
+
+fn process_start() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+impl Clock for OsClock {
+    fn now_ms(&self) -> i64 {
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    fn monotonic_ns(&self) -> u64 {
+        u64::try_from(process_start().elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A splitmix64 generator seeded from the process's random hash keys. Not cryptographic: keel
+/// uses randomness for jitter and ids only.
+#[derive(Clone, Debug)]
+pub struct OsRng {
+    state: Arc<AtomicU64>,
+}
+
+impl Default for OsRng {
+    fn default() -> OsRng {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(OsClock.monotonic_ns());
+        OsRng {
+            state: Arc::new(AtomicU64::new(hasher.finish())),
+        }
+    }
+}
+
+impl Rng for OsRng {
+    fn next_u64(&self) -> u64 {
+        let mut z = self
+            .state
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}

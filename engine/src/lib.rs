@@ -1,0 +1,6 @@
+//! keel: a Kafka-compatible message broker whose storage engine runs the same code on real IO and
+//! under a deterministic simulator. See ARCHITECTURE.md for the crates, seams and invariants.
+
+pub mod compression;
+pub mod io;
+pub mod log;
