@@ -101,6 +101,14 @@ pub trait File: Send + Sync + 'static {
     /// Any IO error of the device.
     fn len(&self) -> io::Result<u64>;
 
+    /// Whether the file is empty, page cache included.
+    ///
+    /// # Errors
+    /// Any IO error of the device.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
     /// Truncates or zero-extends the file (page cache only until `sync_data`).
     ///
     /// # Errors

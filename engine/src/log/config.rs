@@ -1,0 +1,130 @@
+//! The settings of one log, with Kafka's names and defaults.
+
+use std::fmt;
+use std::str::FromStr;
+
+pub const INDEX_INTERVAL_BYTES_DEFAULT: u64 = 4096;
+pub const SEGMENT_BYTES_DEFAULT: u64 = 1024 * 1024 * 1024;
+pub const SEGMENT_INDEX_BYTES_DEFAULT: usize = 10 * 1024 * 1024;
+/// 7 days, Kafka's log.retention.hours = 168.
+pub const RETENTION_MS_DEFAULT: i64 = 7 * 24 * 60 * 60 * 1000;
+/// Kafka's message.max.bytes default (1 MiB plus record overhead).
+pub const MESSAGE_BYTES_MAX_DEFAULT: usize = 1_048_588;
+/// Positions in the offset index are u32 and Kafka's segment.bytes is an int.
+pub const SEGMENT_BYTES_LIMIT: u64 = i32::MAX as u64;
+/// The smallest segment Kafka allows (segment.bytes >= 14: one batch header must fit).
+pub const SEGMENT_BYTES_MIN: u64 = 14;
+
+/// When appended data is made durable. The contract each choice gives is in `Log`'s doc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// Never fsync on the write path: rely on the page cache and replication (Kafka's default).
+    None,
+    /// fsync once `messages` records are unflushed or `ms` milliseconds have passed since the last
+    /// flush (Kafka's flush.messages / flush.ms); 0 disables that trigger.
+    Interval { ms: u64, messages: u64 },
+    /// fsync before acknowledging (group-committed by the caller).
+    Always,
+}
+
+impl fmt::Display for FlushPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FlushPolicy::None => write!(f, "none"),
+            FlushPolicy::Interval { ms, messages } => {
+                write!(f, "interval(flush.ms={ms}, flush.messages={messages})")
+            }
+            FlushPolicy::Always => write!(f, "always"),
+        }
+    }
+}
+
+impl FromStr for FlushPolicy {
+    type Err = String;
+
+    /// `none`, `always`, or `interval` (with defaults 1000 ms, no message trigger).
+    fn from_str(s: &str) -> Result<FlushPolicy, String> {
+        match s {
+            "none" => Ok(FlushPolicy::None),
+            "always" => Ok(FlushPolicy::Always),
+            "interval" => Ok(FlushPolicy::Interval {
+                ms: 1000,
+                messages: 0,
+            }),
+            other => Err(format!(
+                "unknown flush policy '{other}' (none, interval, always)"
+            )),
+        }
+    }
+}
+
+/// Which timestamp a batch keeps (Kafka's message.timestamp.type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    CreateTime,
+    LogAppendTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// segment.bytes: roll when the active segment would exceed it.
+    pub segment_bytes: u64,
+    /// segment.ms (log.roll.ms): roll when the active segment's first batch is this old.
+    pub segment_ms: i64,
+    /// segment.index.bytes: preallocated size of each index file.
+    pub segment_index_bytes: usize,
+    /// index.interval.bytes: bytes of log between index entries.
+    pub index_interval_bytes: u64,
+    /// retention.ms; -1 keeps everything.
+    pub retention_ms: i64,
+    /// retention.bytes; -1 keeps everything.
+    pub retention_bytes: i64,
+    /// max.message.bytes: the largest batch accepted.
+    pub message_bytes_max: usize,
+    pub flush: FlushPolicy,
+    pub timestamp_type: TimestampType,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+            segment_ms: RETENTION_MS_DEFAULT,
+            segment_index_bytes: SEGMENT_INDEX_BYTES_DEFAULT,
+            index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
+            retention_ms: RETENTION_MS_DEFAULT,
+            retention_bytes: -1,
+            message_bytes_max: MESSAGE_BYTES_MAX_DEFAULT,
+            flush: FlushPolicy::None,
+            timestamp_type: TimestampType::CreateTime,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Checks the settings against the limits of the on-disk format.
+    ///
+    /// # Errors
+    /// A message naming the setting that is out of range.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_LIMIT).contains(&self.segment_bytes) {
+            return Err(format!(
+                "segment.bytes {} is outside {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_LIMIT}",
+                self.segment_bytes
+            ));
+        }
+        if self.segment_index_bytes < 4096 {
+            return Err(format!(
+                "segment.index.bytes {} is below 4096",
+                self.segment_index_bytes
+            ));
+        }
+        if self.segment_ms <= 0 {
+            return Err(format!("segment.ms {} must be positive", self.segment_ms));
+        }
+        if self.message_bytes_max == 0 {
+            return Err("max.message.bytes must be positive".to_owned());
+        }
+        Ok(())
+    }
+}

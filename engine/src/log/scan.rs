@@ -1,0 +1,190 @@
+//! Sequential reading of the batches of a `.log` file, in large chunks, for recovery, index
+//! rebuilds, `keel check` and `keel dump-log`.
+//!
+//! The scanner never trusts a length field: a batch must have a v2 header, a length that fits
+//! both the file and `BATCH_BYTES_MAX`, and (when asked) a CRC that matches. The first batch that
+//! fails ends the scan with the reason and the position, which is where recovery truncates.
+
+use std::io;
+
+use super::batch::{self, BatchHeader, HEADER_BYTES, MAGIC_V2};
+use crate::io::File;
+
+/// How much of the file one read brings in.
+const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
+/// No batch on disk can be larger than this; a header that says otherwise is corrupt.
+pub const BATCH_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// How much of each batch to check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// Header fields only: enough to walk the file and rebuild indexes of trusted segments.
+    Header,
+    /// Header and CRC: what recovery requires of bytes that may have been torn.
+    Crc,
+}
+
+/// One batch found by the scanner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScannedBatch {
+    pub position: u64,
+    pub header: BatchHeader,
+    pub total_bytes: u64,
+}
+
+/// Why a scan stopped before the end of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanStop {
+    pub position: u64,
+    pub reason: String,
+}
+
+/// A scan ends early on bad bytes (`Stop`) or on an IO error.
+#[derive(Debug)]
+pub enum ScanError {
+    Stop(ScanStop),
+    Io(io::Error),
+}
+
+impl ScanError {
+    /// As an IO error naming `path`: for callers that trusted the bytes to be valid.
+    pub fn into_io(self, path: &std::path::Path) -> io::Error {
+        match self {
+            ScanError::Io(e) => e,
+            ScanError::Stop(stop) => io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} at position {}: {}",
+                    path.display(),
+                    stop.position,
+                    stop.reason
+                ),
+            ),
+        }
+    }
+}
+
+pub struct Scanner<'a, F: File> {
+    file: &'a F,
+    position: u64,
+    end: u64,
+    verify: Verify,
+    chunk: Vec<u8>,
+    chunk_start: u64,
+}
+
+impl<'a, F: File> Scanner<'a, F> {
+    /// Scans `file` from `position` up to `end` (usually the file's length).
+    pub fn new(file: &'a F, position: u64, end: u64, verify: Verify) -> Scanner<'a, F> {
+        Scanner {
+            file,
+            position,
+            end,
+            verify,
+            chunk: Vec::new(),
+            chunk_start: position,
+        }
+    }
+
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The next batch; `Ok(None)` at the end; `Err(Ok(stop))` when the bytes at the current
+    /// position are not a valid batch; `Err(Err(e))` on an IO error.
+    ///
+    /// # Errors
+    /// As above.
+    pub fn next_batch(&mut self) -> Result<Option<ScannedBatch>, ScanError> {
+        if self.position >= self.end {
+            return Ok(None);
+        }
+        let parsed = match self.bytes(HEADER_BYTES).map_err(ScanError::Io)? {
+            Some(bytes) => BatchHeader::parse(bytes),
+            None => {
+                let reason = "a partial batch header at the end of the file";
+                return Err(ScanError::Stop(self.stop(reason)));
+            }
+        };
+        let header = parsed.map_err(|e| ScanError::Stop(self.stop(&e.to_string())))?;
+        if header.magic != MAGIC_V2 {
+            let reason = format!("magic {} instead of 2", header.magic);
+            return Err(ScanError::Stop(self.stop(&reason)));
+        }
+        let total = match header.total_bytes() {
+            Some(total) if total <= BATCH_BYTES_MAX => total,
+            _ => {
+                let reason = format!("impossible batch length {}", header.batch_length);
+                return Err(ScanError::Stop(self.stop(&reason)));
+            }
+        };
+        if header.base_offset < 0 || header.last_offset_delta < 0 || header.records_count < 0 {
+            return Err(ScanError::Stop(self.stop("negative offsets or record count in the header")));
+        }
+        if self.verify == Verify::Crc {
+            self.check_crc(&header, total)?;
+        } else if self.position + total as u64 > self.end {
+            return Err(ScanError::Stop(self.stop("a batch cut short by the end of the file")));
+        }
+        let scanned = ScannedBatch {
+            position: self.position,
+            header,
+            total_bytes: total as u64,
+        };
+        self.position += total as u64;
+        Ok(Some(scanned))
+    }
+
+    fn check_crc(
+        &mut self,
+        header: &BatchHeader,
+        total: usize,
+    ) -> Result<(), ScanError> {
+        let computed = match self.bytes(total).map_err(ScanError::Io)? {
+            Some(bytes) if batch::crc_ok(bytes, header) => return Ok(()),
+            Some(bytes) => batch::compute_crc(bytes),
+            None => {
+                let reason = "a batch cut short by the end of the file";
+                return Err(ScanError::Stop(self.stop(reason)));
+            }
+        };
+        {
+            let reason = format!(
+                "CRC mismatch in the batch at offset {}: stored {:#010x}, computed {computed:#010x}",
+                header.base_offset, header.crc
+            );
+            Err(ScanError::Stop(self.stop(&reason)))
+        }
+    }
+
+    fn stop(&self, reason: &str) -> ScanStop {
+        ScanStop {
+            position: self.position,
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// The `n` bytes at the current position, or `None` if the scan range ends first.
+    fn bytes(&mut self, n: usize) -> io::Result<Option<&[u8]>> {
+        if self.position + n as u64 > self.end {
+            return Ok(None);
+        }
+        let offset_in_chunk = (self.position - self.chunk_start) as usize;
+        let chunk_covers =
+            self.position >= self.chunk_start && offset_in_chunk + n <= self.chunk.len();
+        if !chunk_covers {
+            self.fill(n)?;
+        }
+        let start = (self.position - self.chunk_start) as usize;
+        Ok(Some(&self.chunk[start..start + n]))
+    }
+
+    fn fill(&mut self, n: usize) -> io::Result<()> {
+        let want = n.max(SCAN_CHUNK_BYTES) as u64;
+        let len = want.min(self.end - self.position) as usize;
+        self.chunk.resize(len, 0);
+        self.file.read_exact_at(&mut self.chunk, self.position)?;
+        self.chunk_start = self.position;
+        Ok(())
+    }
+}

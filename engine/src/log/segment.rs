@@ -1,0 +1,624 @@
+//! One segment of a log: a `.log` file of batches and its two sparse indexes, all named by the
+//! segment's base offset in 20 digits (`00000000000000000000.log`), as Kafka names them.
+//!
+//! Appends go to the end of the `.log` file through the page cache; every
+//! `index_interval_bytes` an entry goes to the offset index (last offset of the batch, position
+//! where it starts) and, when the segment's largest timestamp grew, to the time index. Lookups use
+//! the indexes as hints and confirm every position by reading the batch header there, so a
+//! damaged index can cost a longer scan but never a wrong answer.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::batch::{BatchHeader, HEADER_BYTES};
+use super::index::{self, Entry, IndexFile, IndexKind};
+use super::scan::{ScanError, ScanStop, ScannedBatch, Scanner, Verify};
+use crate::io::{Disk, File};
+
+pub const LOG_SUFFIX: &str = "log";
+pub const INDEX_SUFFIX: &str = "index";
+pub const TIME_INDEX_SUFFIX: &str = "timeindex";
+
+/// `dir/{base_offset:020}.{suffix}`.
+pub fn segment_path(dir: &Path, base_offset: u64, suffix: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{suffix}"))
+}
+
+/// The base offset named by a segment file name, and its suffix.
+pub fn parse_segment_name(name: &str) -> Option<(u64, &str)> {
+    let (stem, suffix) = name.split_once('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stem.parse().ok()?, suffix))
+}
+
+/// Whether a segment's indexes have been checked since the segment was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IndexState {
+    /// Opened from disk below the recovery point: not yet looked at.
+    Unchecked,
+    /// Built by this process, or checked and found sound.
+    Trusted,
+}
+
+/// What an append tells the segment about the batch it writes.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendedBatch {
+    pub last_offset: u64,
+    pub max_timestamp: i64,
+    pub offset_of_max_timestamp: u64,
+}
+
+pub struct Segment<F: File> {
+    base_offset: u64,
+    dir: PathBuf,
+    log: Arc<F>,
+    /// Bytes of whole, valid batches: the append position.
+    bytes: u64,
+    index: IndexFile<F>,
+    time_index: IndexFile<F>,
+    index_state: IndexState,
+    bytes_since_index_entry: u64,
+    /// The largest timestamp in the segment and the offset carrying it (-1 when unknown/empty).
+    max_timestamp: i64,
+    offset_of_max_timestamp: u64,
+    /// The max timestamp of the first batch, which starts the segment's roll.ms clock.
+    first_batch_timestamp: Option<i64>,
+}
+
+/// What recovering a segment's tail found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailRecovery {
+    pub next_offset: Option<u64>,
+    /// Bytes cut off the end, with the reason, when the tail was torn or corrupt.
+    pub truncated: Option<(u64, ScanStop)>,
+}
+
+impl<F: File> Segment<F> {
+    /// Creates an empty segment's three files. The caller syncs the directory.
+    ///
+    /// # Errors
+    /// IO errors; `AlreadyExists` if the segment's files exist.
+    pub fn create<D: Disk<File = F>>(
+        disk: &D,
+        dir: &Path,
+        base_offset: u64,
+        index_bytes_max: usize,
+    ) -> io::Result<Segment<F>> {
+        let log = disk.create(&segment_path(dir, base_offset, LOG_SUFFIX))?;
+        let index = create_or_open(disk, &segment_path(dir, base_offset, INDEX_SUFFIX))?;
+        let time_index = create_or_open(disk, &segment_path(dir, base_offset, TIME_INDEX_SUFFIX))?;
+        Ok(Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            log: Arc::new(log),
+            bytes: 0,
+            index: IndexFile::open_mutable(IndexKind::Offset, index, 0, index_bytes_max)?,
+            time_index: IndexFile::open_mutable(IndexKind::Time, time_index, 0, index_bytes_max)?,
+            index_state: IndexState::Trusted,
+            bytes_since_index_entry: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            first_batch_timestamp: None,
+        })
+    }
+
+    /// Opens an existing segment whose `.log` is trusted as it stands (it lies below the recovery
+    /// point, or a valid clean-shutdown marker vouches for it). Indexes are mapped as found and
+    /// checked on first use; a missing index file is created empty and rebuilt on first use.
+    ///
+    /// # Errors
+    /// IO errors.
+    pub fn open_trusted<D: Disk<File = F>>(
+        disk: &D,
+        dir: &Path,
+        base_offset: u64,
+    ) -> io::Result<Segment<F>> {
+        let log = disk.open(&segment_path(dir, base_offset, LOG_SUFFIX))?;
+        let bytes = log.len()?;
+        let index = create_or_open(disk, &segment_path(dir, base_offset, INDEX_SUFFIX))?;
+        let time_index = create_or_open(disk, &segment_path(dir, base_offset, TIME_INDEX_SUFFIX))?;
+        let mut segment = Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            log: Arc::new(log),
+            bytes,
+            index: IndexFile::open_immutable(IndexKind::Offset, index)?,
+            time_index: IndexFile::open_immutable(IndexKind::Time, time_index)?,
+            index_state: IndexState::Unchecked,
+            bytes_since_index_entry: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            first_batch_timestamp: None,
+        };
+        segment.load_max_timestamp();
+        Ok(segment)
+    }
+
+    /// The time index's last entry is the segment's largest timestamp (a closed segment gets a
+    /// final entry at roll). Checked only loosely here; `check_indexes` judges the whole file.
+    fn load_max_timestamp(&mut self) {
+        let valid = index::valid_prefix(IndexKind::Time, self.time_index.bytes(), u64::MAX);
+        if let Some(last) = valid.checked_sub(1).map(|i| self.time_index.entry(i)) {
+            self.max_timestamp = last.key;
+            self.offset_of_max_timestamp = self.base_offset + u64::from(last.value);
+        }
+    }
+
+    pub fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes == 0
+    }
+
+    pub fn log_file(&self) -> &Arc<F> {
+        &self.log
+    }
+
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+
+    pub fn first_batch_timestamp(&self) -> Option<i64> {
+        self.first_batch_timestamp
+    }
+
+    pub fn index_is_full(&self) -> bool {
+        self.index.is_full() || self.time_index.is_full()
+    }
+
+    /// Writes `batch` (already validated, offsets assigned) at the end of the `.log` file.
+    ///
+    /// # Errors
+    /// IO errors; after one the segment's size is unchanged, so the partial bytes will be
+    /// overwritten by the next append or cut by recovery.
+    pub fn append(
+        &mut self,
+        batch: &[u8],
+        appended: AppendedBatch,
+        index_interval_bytes: u64,
+    ) -> io::Result<()> {
+        debug_assert!(appended.last_offset >= self.base_offset);
+        debug_assert!(appended.last_offset - self.base_offset <= u64::from(u32::MAX));
+        self.log.write_at(batch, self.bytes)?;
+        self.track_appended(self.bytes, batch.len() as u64, appended, index_interval_bytes);
+        self.bytes += batch.len() as u64;
+        Ok(())
+    }
+
+    /// Updates timestamps and indexes for a batch now at `position` (append and rebuild share it).
+    fn track_appended(
+        &mut self,
+        position: u64,
+        batch_bytes: u64,
+        appended: AppendedBatch,
+        index_interval_bytes: u64,
+    ) {
+        if self.first_batch_timestamp.is_none() {
+            self.first_batch_timestamp = Some(appended.max_timestamp);
+        }
+        if appended.max_timestamp > self.max_timestamp {
+            self.max_timestamp = appended.max_timestamp;
+            self.offset_of_max_timestamp = appended.offset_of_max_timestamp;
+        }
+        if self.bytes_since_index_entry > index_interval_bytes {
+            self.index.append(Entry {
+                key: (appended.last_offset - self.base_offset) as i64,
+                value: position as u32,
+            });
+            self.append_time_entry();
+            self.bytes_since_index_entry = 0;
+        }
+        self.bytes_since_index_entry += batch_bytes;
+    }
+
+    fn append_time_entry(&mut self) {
+        let newer = self
+            .time_index
+            .last()
+            .is_none_or(|last| self.max_timestamp > last.key);
+        if newer && self.max_timestamp >= 0 {
+            self.time_index.append(Entry {
+                key: self.max_timestamp,
+                value: (self.offset_of_max_timestamp - self.base_offset) as u32,
+            });
+        }
+    }
+
+    /// The header of the batch at `position`, `None` if there is no plausible batch there.
+    ///
+    /// # Errors
+    /// IO errors.
+    pub fn header_at(&self, position: u64) -> io::Result<Option<BatchHeader>> {
+        if position + HEADER_BYTES as u64 > self.bytes {
+            return Ok(None);
+        }
+        let mut bytes = [0u8; HEADER_BYTES];
+        self.log.read_exact_at(&mut bytes, position)?;
+        let Ok(header) = BatchHeader::parse(&bytes) else {
+            return Ok(None);
+        };
+        let fits = header
+            .total_bytes()
+            .is_some_and(|total| position + total as u64 <= self.bytes);
+        Ok((fits && header.base_offset >= self.base_offset as i64).then_some(header))
+    }
+
+    /// The first batch whose last offset is at least `offset`, with its position; `None` when
+    /// every batch of the segment ends before `offset`.
+    ///
+    /// # Errors
+    /// IO errors, or the segment's bytes stop parsing as batches before the answer.
+    pub fn find_batch(&mut self, offset: u64) -> io::Result<Option<ScannedBatch>> {
+        let start = self.index_hint(offset)?;
+        let mut scanner = Scanner::new(&*self.log, start, self.bytes, Verify::Header);
+        loop {
+            match scanner.next_batch() {
+                Ok(Some(batch)) if batch.header.last_offset() as u64 >= offset => {
+                    return Ok(Some(batch))
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(e.into_io(&self.path(LOG_SUFFIX))),
+            }
+        }
+    }
+
+    /// Where to start scanning for `offset`: the index's floor entry, confirmed by the header
+    /// found there, or the start of the segment.
+    fn index_hint(&mut self, offset: u64) -> io::Result<u64> {
+        self.check_indexes()?;
+        let relative = offset.saturating_sub(self.base_offset);
+        let Some(entry) = self.index.floor(relative.saturating_sub(1) as i64) else {
+            return Ok(0);
+        };
+        let position = u64::from(entry.value);
+        let expected_last = self.base_offset + entry.key as u64;
+        match self.header_at(position)? {
+            Some(h) if h.last_offset() as u64 == expected_last => Ok(position),
+            _ => {
+                tracing::warn!(
+                    segment = %self.path(INDEX_SUFFIX).display(),
+                    position,
+                    "index entry does not match the log; rebuilding the indexes"
+                );
+                self.rebuild_indexes()?;
+                Ok(0)
+            }
+        }
+    }
+
+    /// On first use of a segment opened from disk: if its indexes do not look like what keel
+    /// writes, rebuild them from the log.
+    fn check_indexes(&mut self) -> io::Result<()> {
+        if self.index_state == IndexState::Trusted {
+            return Ok(());
+        }
+        let offset_ok = index::valid_prefix(IndexKind::Offset, self.index.bytes(), self.bytes)
+            == self.index.len();
+        let time_ok = index::valid_prefix(IndexKind::Time, self.time_index.bytes(), u64::MAX)
+            == self.time_index.len();
+        let sparse = self.index.is_empty() && self.bytes > 64 * 1024;
+        if offset_ok && time_ok && !sparse {
+            self.index_state = IndexState::Trusted;
+            return Ok(());
+        }
+        tracing::warn!(
+            segment = %self.path(LOG_SUFFIX).display(),
+            "damaged or missing index; rebuilding it from the log"
+        );
+        self.rebuild_indexes()
+    }
+
+    /// Rebuilds both indexes of a trusted, closed segment by walking its batch headers.
+    fn rebuild_indexes(&mut self) -> io::Result<()> {
+        let index_bytes = self.bytes_needed_for_rebuild();
+        self.reset_indexes(index_bytes)?;
+        let log = Arc::clone(&self.log);
+        let mut scanner = Scanner::new(&*log, 0, self.bytes, Verify::Header);
+        let interval = crate::log::config::INDEX_INTERVAL_BYTES_DEFAULT;
+        loop {
+            match scanner.next_batch() {
+                Ok(Some(batch)) => self.track_scanned(&batch, interval),
+                Ok(None) => break,
+                Err(e) => return Err(e.into_io(&self.path(LOG_SUFFIX))),
+            }
+        }
+        self.finish_indexes()
+    }
+
+    /// Enough index space for one entry per `interval` bytes of log, at least one page.
+    fn bytes_needed_for_rebuild(&self) -> usize {
+        let entries = (self.bytes / 1024 + 2) as usize;
+        (entries * index::TIME_ENTRY_BYTES).max(4096)
+    }
+
+    fn reset_indexes(&mut self, index_bytes: usize) -> io::Result<()> {
+        self.index.make_mutable(0, index_bytes)?;
+        self.time_index.make_mutable(0, index_bytes)?;
+        self.bytes_since_index_entry = 0;
+        self.max_timestamp = -1;
+        self.offset_of_max_timestamp = self.base_offset;
+        self.first_batch_timestamp = None;
+        Ok(())
+    }
+
+    fn track_scanned(&mut self, batch: &ScannedBatch, interval: u64) {
+        let header = &batch.header;
+        let appended = AppendedBatch {
+            last_offset: header.last_offset() as u64,
+            max_timestamp: header.max_timestamp,
+            offset_of_max_timestamp: header.last_offset() as u64,
+        };
+        self.track_appended(batch.position, batch.total_bytes, appended, interval);
+    }
+
+    /// Closes a rebuilt index: a final time entry, then trim and mark trusted.
+    fn finish_indexes(&mut self) -> io::Result<()> {
+        self.append_time_entry();
+        self.trim_indexes()?;
+        self.index_state = IndexState::Trusted;
+        Ok(())
+    }
+
+    fn trim_indexes(&mut self) -> io::Result<()> {
+        self.index.trim()?;
+        self.time_index.trim()
+    }
+
+    /// Recovers the segment's tail from `position` (a batch boundary below which the bytes are
+    /// trusted): every batch from there on must parse and pass its CRC; the first that does not,
+    /// and everything after it, is cut off. Indexes are rebuilt from `position` on.
+    ///
+    /// # Errors
+    /// IO errors.
+    pub fn recover_tail(
+        &mut self,
+        position: u64,
+        index_interval_bytes: u64,
+        index_bytes_max: usize,
+    ) -> io::Result<TailRecovery> {
+        let file_bytes = self.log.len()?;
+        self.keep_index_entries_below(position, index_bytes_max)?;
+        let log = Arc::clone(&self.log);
+        let mut scanner = Scanner::new(&*log, position, file_bytes, Verify::Crc);
+        let mut next_offset = None;
+        let stop = loop {
+            match scanner.next_batch() {
+                Ok(Some(batch)) => {
+                    next_offset = Some(batch.header.last_offset() as u64 + 1);
+                    self.track_scanned(&batch, index_interval_bytes);
+                }
+                Ok(None) => break None,
+                Err(ScanError::Io(e)) => return Err(e),
+                Err(ScanError::Stop(stop)) => break Some(stop),
+            }
+        };
+        self.bytes = scanner.position();
+        let truncated = match stop {
+            Some(stop) => {
+                self.log.set_len(self.bytes)?;
+                Some((file_bytes - self.bytes, stop))
+            }
+            None => None,
+        };
+        self.index_state = IndexState::Trusted;
+        Ok(TailRecovery {
+            next_offset,
+            truncated,
+        })
+    }
+
+    /// Keeps the index entries that point below `position` (they describe trusted bytes) and
+    /// makes the indexes appendable again.
+    fn keep_index_entries_below(&mut self, position: u64, index_bytes_max: usize) -> io::Result<()> {
+        let offset_entries = index::valid_prefix(IndexKind::Offset, self.index.bytes(), position);
+        self.index.make_mutable(offset_entries, index_bytes_max)?;
+        let limit = self
+            .index
+            .last()
+            .map_or(self.base_offset, |e| self.base_offset + e.key as u64);
+        let time_valid = index::valid_prefix(IndexKind::Time, self.time_index.bytes(), u64::MAX);
+        let time_entries = (0..time_valid)
+            .take_while(|&i| self.base_offset + u64::from(self.time_index.entry(i).value) <= limit)
+            .count();
+        self.time_index.make_mutable(time_entries, index_bytes_max)?;
+        self.max_timestamp = -1;
+        self.offset_of_max_timestamp = self.base_offset;
+        if let Some(last) = self.time_index.last() {
+            self.max_timestamp = last.key;
+            self.offset_of_max_timestamp = self.base_offset + u64::from(last.value);
+        }
+        self.first_batch_timestamp = None;
+        self.bytes_since_index_entry = 0;
+        self.bytes = position;
+        Ok(())
+    }
+
+    /// The position of the last offset-index entry at or below `offset`, a batch boundary from
+    /// which recovery may start scanning. 0 when there is none.
+    pub fn recovery_start(&self, offset: u64) -> u64 {
+        let valid = index::valid_prefix(IndexKind::Offset, self.index.bytes(), self.bytes);
+        let relative = offset.saturating_sub(self.base_offset) as i64;
+        (0..valid)
+            .map(|i| self.index.entry(i))
+            .take_while(|e| e.key < relative)
+            .last()
+            .map_or(0, |e| u64::from(e.value))
+    }
+
+    /// Makes the active segment appendable after it was opened as trusted (clean shutdown).
+    ///
+    /// # Errors
+    /// IO errors.
+    pub fn make_active(&mut self, index_bytes_max: usize) -> io::Result<()> {
+        self.check_indexes()?;
+        let entries = self.index.len();
+        self.index.make_mutable(entries, index_bytes_max)?;
+        let time_entries = self.time_index.len();
+        self.time_index.make_mutable(time_entries, index_bytes_max)?;
+        // The bytes since the last entry are unknown after a restart; err towards an early entry.
+        self.bytes_since_index_entry = u64::MAX / 2;
+        Ok(())
+    }
+
+    /// Cuts the segment so that it keeps only batches ending below `offset`, durably; returns
+    /// the base offset of the first batch removed (the new next offset), or `None` when no batch
+    /// reaches `offset`.
+    ///
+    /// # Errors
+    /// IO errors.
+    pub fn truncate_to(&mut self, offset: u64) -> io::Result<Option<u64>> {
+        let Some(batch) = self.find_batch(offset)? else {
+            return Ok(None);
+        };
+        let position = batch.position;
+        self.log.set_len(position)?;
+        self.log.sync_data()?;
+        let end = position;
+        let relative = offset.saturating_sub(self.base_offset) as i64;
+        let offset_entries = (0..self.index.len())
+            .take_while(|&i| {
+                let e = self.index.entry(i);
+                u64::from(e.value) < end && e.key < relative
+            })
+            .count();
+        self.index.truncate_entries(offset_entries);
+        let time_entries = (0..self.time_index.len())
+            .take_while(|&i| i64::from(self.time_index.entry(i).value) < relative)
+            .count();
+        self.time_index.truncate_entries(time_entries);
+        self.bytes = end;
+        self.recompute_after_truncate()?;
+        Ok(Some(batch.header.base_offset as u64))
+    }
+
+    /// After a truncation the max timestamp and index spacing must describe what remains.
+    fn recompute_after_truncate(&mut self) -> io::Result<()> {
+        self.max_timestamp = -1;
+        self.offset_of_max_timestamp = self.base_offset;
+        self.first_batch_timestamp = None;
+        let log = Arc::clone(&self.log);
+        let mut scanner = Scanner::new(&*log, 0, self.bytes, Verify::Header);
+        let mut since_entry = 0;
+        let last_indexed = self.index.last().map(|e| u64::from(e.value));
+        while let Some(batch) = scanner
+            .next_batch()
+            .map_err(|e| e.into_io(&self.path(LOG_SUFFIX)))?
+        {
+            let header = batch.header;
+            if self.first_batch_timestamp.is_none() {
+                self.first_batch_timestamp = Some(header.max_timestamp);
+            }
+            if header.max_timestamp > self.max_timestamp {
+                self.max_timestamp = header.max_timestamp;
+                self.offset_of_max_timestamp = header.last_offset() as u64;
+            }
+            since_entry = if Some(batch.position) == last_indexed {
+                0
+            } else {
+                since_entry
+            } + batch.total_bytes;
+        }
+        self.bytes_since_index_entry = since_entry;
+        Ok(())
+    }
+
+    /// The next offset after the last batch (scans from the last index entry).
+    ///
+    /// # Errors
+    /// IO errors or unparsable bytes.
+    pub fn next_offset(&mut self) -> io::Result<Option<u64>> {
+        let start = self.index_hint(u64::MAX)?;
+        let mut scanner = Scanner::new(&*self.log, start, self.bytes, Verify::Header);
+        let mut next = None;
+        while let Some(batch) = scanner
+            .next_batch()
+            .map_err(|e| e.into_io(&self.path(LOG_SUFFIX)))?
+        {
+            next = Some(batch.header.last_offset() as u64 + 1);
+        }
+        Ok(next)
+    }
+
+    /// Ends the segment's active life: a final time-index entry, indexes trimmed to their
+    /// entries (Kafka's roll).
+    ///
+    /// # Errors
+    /// IO errors.
+    pub fn close_active(&mut self) -> io::Result<()> {
+        self.append_time_entry();
+        self.trim_indexes()
+    }
+
+    /// Makes the segment's bytes and indexes durable.
+    ///
+    /// # Errors
+    /// IO errors.
+    pub fn flush(&self) -> io::Result<()> {
+        self.log.sync_data()?;
+        self.index.flush()?;
+        self.time_index.flush()
+    }
+
+    pub fn path(&self, suffix: &str) -> PathBuf {
+        segment_path(&self.dir, self.base_offset, suffix)
+    }
+
+    /// Removes the segment's files. The caller syncs the directory.
+    ///
+    /// # Errors
+    /// IO errors other than a file already missing.
+    pub fn delete<D: Disk<File = F>>(self, disk: &D) -> io::Result<()> {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            match disk.remove(&self.path(suffix)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Offsets and positions of the offset index, for `keel check`.
+    pub fn index_entries(&self) -> (usize, usize) {
+        (self.index.len(), self.time_index.len())
+    }
+
+    /// The first batch whose max timestamp is at least `timestamp`, found through the time index.
+    ///
+    /// # Errors
+    /// IO errors or unparsable bytes.
+    pub fn find_by_timestamp(&mut self, timestamp: i64) -> io::Result<Option<ScannedBatch>> {
+        self.check_indexes()?;
+        let start_offset = self
+            .time_index
+            .floor(timestamp - 1)
+            .map_or(self.base_offset, |e| self.base_offset + u64::from(e.value));
+        let start = self.index_hint(start_offset)?;
+        let mut scanner = Scanner::new(&*self.log, start, self.bytes, Verify::Header);
+        while let Some(batch) = scanner
+            .next_batch()
+            .map_err(|e| e.into_io(&self.path(LOG_SUFFIX)))?
+        {
+            if batch.header.max_timestamp >= timestamp {
+                return Ok(Some(batch));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn create_or_open<D: Disk>(disk: &D, path: &Path) -> io::Result<D::File> {
+    match disk.create(path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => disk.open(path),
+        other => other,
+    }
+}
