@@ -1,7 +1,598 @@
-//! A partition log.
+//! One partition's log: an ordered set of segments holding Kafka RecordBatch v2 bytes, with the
+//! offsets the broker assigned.
+//!
+//! # The durability contract
+//! - `append` validates the batch (length, magic, CRC, records, timestamps), assigns its offsets
+//!   and writes it into the page cache. When it returns, the batch is readable and survives a
+//!   process crash (kill -9), but not a power loss.
+//! - `flush` makes every appended batch durable, with its indexes, and then records the new
+//!   recovery point in the checkpoint. When it returns, everything below `next_offset` survives
+//!   a power loss. `flush_due` says when the log's `FlushPolicy` wants a flush: the caller
+//!   flushes before acknowledging (`always`), on a timer or count (`interval`), or leaves it to
+//!   the page cache and replication (`none`, Kafka's default). Rolled segments are always
+//!   flushed soon after the roll, which bounds recovery work.
+//! - `open` recovers: segments below the recovery point are trusted (their indexes are checked
+//!   on first use); from the recovery point on, every batch is read back and its CRC checked, and
+//!   a torn or corrupt tail is cut off with a log line saying how many bytes went. Recovery reads
+//!   the bytes after the recovery point, not the whole log. A clean-shutdown marker lets even
+//!   that scan be skipped, but only when it was written after the flush it vouches for.
+//! - `truncate_to` and retention are durable when they return.
+//!
+//! The log is synchronous and single-writer; the caller serialises access.
+
 pub mod batch;
 pub mod checkpoint;
 pub mod config;
+pub mod dump;
 pub mod index;
+mod recovery;
+mod retention;
+pub use self::retention::RetentionOutcome;
 pub mod scan;
 pub mod segment;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use self::batch::{BatchError, BatchHeader};
+use self::checkpoint::{Checkpoint, CheckpointFile, CleanShutdown};
+pub use self::config::{FlushPolicy, LogConfig, TimestampType};
+use self::segment::{AppendedBatch, Segment};
+use crate::io::{Disk, File};
+
+/// Why a log operation failed.
+#[derive(Debug)]
+pub enum LogError {
+    Io(io::Error),
+    /// The batch was refused; nothing was written.
+    InvalidBatch(BatchError),
+    BatchTooLarge {
+        bytes: usize,
+        bytes_max: usize,
+    },
+    OffsetOutOfRange {
+        offset: u64,
+        log_start_offset: u64,
+        next_offset: u64,
+    },
+    /// Stored bytes failed verification on read; they are not served.
+    Corrupt {
+        offset: u64,
+        reason: String,
+    },
+    Config(String),
+}
+
+impl fmt::Display for LogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogError::Io(e) => write!(f, "IO error: {e}"),
+            LogError::InvalidBatch(e) => write!(f, "invalid batch: {e}"),
+            LogError::BatchTooLarge { bytes, bytes_max } => {
+                write!(f, "batch of {bytes} bytes exceeds max.message.bytes {bytes_max}")
+            }
+            LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                next_offset,
+            } => write!(
+                f,
+                "offset {offset} is outside the log [{log_start_offset}, {next_offset}]"
+            ),
+            LogError::Corrupt { offset, reason } => {
+                write!(f, "corrupt data at offset {offset}: {reason}")
+            }
+            LogError::Config(why) => write!(f, "invalid log configuration: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for LogError {}
+
+impl From<io::Error> for LogError {
+    fn from(e: io::Error) -> LogError {
+        LogError::Io(e)
+    }
+}
+
+impl From<BatchError> for LogError {
+    fn from(e: BatchError) -> LogError {
+        LogError::InvalidBatch(e)
+    }
+}
+
+/// What `append` did with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: u64,
+    pub last_offset: u64,
+    pub records: u32,
+    /// The batch's max timestamp as stored (the broker's clock under LogAppendTime).
+    pub max_timestamp: i64,
+    pub log_append_time: Option<i64>,
+}
+
+/// A contiguous range of whole batches in one segment file, ready to be sent as it is (with
+/// sendfile in production) or copied.
+pub struct LogSlice<F: File> {
+    pub file: Arc<F>,
+    pub position: u64,
+    pub bytes: u64,
+    /// The base offset of the first batch in the slice (may be below the offset asked for).
+    pub first_offset: u64,
+    /// The offset after the last batch in the slice.
+    pub next_offset: u64,
+}
+
+/// A partition log on a `Disk`.
+pub struct Log<D: Disk> {
+    disk: D,
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<u64, Segment<D::File>>,
+    checkpoint_file: CheckpointFile<D::File>,
+    log_start_offset: u64,
+    next_offset: u64,
+    /// Every offset below this is durable.
+    recovery_point: u64,
+    high_watermark: u64,
+    unflushed_messages: u64,
+    last_flush_ms: i64,
+    recovery: RecoveryReport,
+}
+
+/// What `Log::open` found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// A valid clean-shutdown marker let the scan be skipped.
+    pub clean_shutdown: bool,
+    /// Bytes read back and CRC-checked.
+    pub bytes_scanned: u64,
+    /// Bytes cut off torn or corrupt tails, and segments removed after a corrupt one.
+    pub bytes_truncated: u64,
+    pub segments_removed: usize,
+    /// The checkpoint claimed durability beyond what the disk held (the disk lost flushed data).
+    pub recovery_point_lost: Option<(u64, u64)>,
+}
+
+impl<D: Disk> Log<D> {
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Changes the settings of an open log; they apply from the next append or roll.
+    ///
+    /// # Errors
+    /// `Config` when a setting is out of range.
+    pub fn set_config(&mut self, config: LogConfig) -> Result<(), LogError> {
+        config.validate().map_err(LogError::Config)?;
+        self.config = config;
+        Ok(())
+    }
+
+    pub fn log_start_offset(&self) -> u64 {
+        self.log_start_offset
+    }
+
+    /// The offset the next appended record will get (Kafka's log end offset).
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+
+    pub fn recovery_point(&self) -> u64 {
+        self.recovery_point
+    }
+
+    pub fn high_watermark(&self) -> u64 {
+        self.high_watermark
+    }
+
+    /// Records the high watermark; it is made durable with the next checkpoint.
+    pub fn set_high_watermark(&mut self, offset: u64) {
+        self.high_watermark = offset.min(self.next_offset);
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn segment_base_offsets(&self) -> Vec<u64> {
+        self.segments.keys().copied().collect()
+    }
+
+    /// Bytes of batches in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::bytes).sum()
+    }
+
+    pub fn unflushed_messages(&self) -> u64 {
+        self.unflushed_messages
+    }
+
+    fn active(&mut self) -> &mut Segment<D::File> {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    /// Validates `batch`, assigns its offsets (rewriting the base offset in place) and appends it.
+    ///
+    /// # Errors
+    /// `BatchTooLarge` or `InvalidBatch` when the batch is refused (nothing is written); `Io`
+    /// when the write fails (the log's end is unchanged; the partial bytes are overwritten by the
+    /// next append or cut by recovery).
+    pub fn append(&mut self, batch: &mut [u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        if batch.len() > self.config.message_bytes_max {
+            return Err(LogError::BatchTooLarge {
+                bytes: batch.len(),
+                bytes_max: self.config.message_bytes_max,
+            });
+        }
+        let info = batch::validate(batch, true)?;
+        let header = info.header;
+        let log_append_time = match self.config.timestamp_type {
+            TimestampType::LogAppendTime => {
+                batch::set_max_timestamp(batch, now_ms, true);
+                Some(now_ms)
+            }
+            TimestampType::CreateTime => {
+                // Producers disagree on what they put in max_timestamp; Kafka keeps the true
+                // maximum, and so does keel (re-sealing the CRC only when it changes).
+                if header.max_timestamp != info.max_record_timestamp || header.is_log_append_time()
+                {
+                    batch::set_max_timestamp(batch, info.max_record_timestamp, false);
+                }
+                None
+            }
+        };
+        let base_offset = self.next_offset;
+        let last_offset = base_offset + header.last_offset_delta as u64;
+        batch::set_base_offset(batch, base_offset as i64);
+        let max_timestamp = log_append_time.unwrap_or(info.max_record_timestamp);
+        let offset_of_max_timestamp = match log_append_time {
+            Some(_) => last_offset,
+            None => base_offset + info.offset_delta_of_max_timestamp as u64,
+        };
+        let appended = AppendedBatch {
+            last_offset,
+            max_timestamp,
+            offset_of_max_timestamp,
+        };
+        self.write_batch(batch, appended, now_ms)?;
+        self.unflushed_messages += header.records_count as u64;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            records: header.records_count as u32,
+            max_timestamp,
+            log_append_time,
+        })
+    }
+
+    fn write_batch(
+        &mut self,
+        batch: &[u8],
+        appended: AppendedBatch,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        self.maybe_roll(batch.len() as u64, appended.last_offset, now_ms)?;
+        let interval = self.config.index_interval_bytes;
+        self.active().append(batch, appended, interval)?;
+        self.next_offset = appended.last_offset + 1;
+        Ok(())
+    }
+
+    /// Rolls to a new segment when the active one is full by size, age, index space or offset
+    /// range (relative offsets are u32).
+    fn maybe_roll(
+        &mut self,
+        batch_bytes: u64,
+        last_offset: u64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let segment_bytes = self.config.segment_bytes;
+        let segment_ms = self.config.segment_ms;
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let full = active.bytes() + batch_bytes > segment_bytes;
+        let old = active
+            .first_batch_timestamp()
+            .is_some_and(|first| now_ms.saturating_sub(first) > segment_ms);
+        let offsets_exhausted = last_offset - active.base_offset() > u64::from(u32::MAX);
+        if full || old || offsets_exhausted || active.index_is_full() {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Closes the active segment and starts a new one at `next_offset`. The new segment's files
+    /// are made durable in the directory before anything is appended to them.
+    ///
+    /// # Errors
+    /// IO errors.
+    pub fn roll(&mut self) -> Result<(), LogError> {
+        let base_offset = self.next_offset;
+        if self.segments.contains_key(&base_offset) {
+            return Ok(());
+        }
+        self.active().close_active()?;
+        let segment = Segment::create(
+            &self.disk,
+            &self.dir,
+            base_offset,
+            self.config.segment_index_bytes,
+        )?;
+        self.disk.sync_dir(&self.dir)?;
+        self.segments.insert(base_offset, segment);
+        Ok(())
+    }
+
+    /// Whether the flush policy wants a flush now (or a rolled segment awaits its flush).
+    pub fn flush_due(&self, now_ms: i64) -> bool {
+        if self.recovery_point >= self.next_offset {
+            return false;
+        }
+        let rolled_unflushed = self
+            .segments
+            .keys()
+            .next_back()
+            .is_some_and(|&active_base| self.recovery_point < active_base);
+        rolled_unflushed
+            || match self.config.flush {
+                FlushPolicy::None => false,
+                FlushPolicy::Always => true,
+                FlushPolicy::Interval { ms, messages } => {
+                    let by_count = messages > 0 && self.unflushed_messages >= messages;
+                    let elapsed = now_ms.saturating_sub(self.last_flush_ms);
+                    let by_time = ms > 0 && elapsed >= ms as i64;
+                    by_count || by_time
+                }
+            }
+    }
+
+    /// Makes everything appended so far durable, then checkpoints the new recovery point.
+    ///
+    /// # Errors
+    /// IO errors; the recovery point then stays where it was.
+    pub fn flush(&mut self, now_ms: i64) -> Result<(), LogError> {
+        let from = self.segment_floor(self.recovery_point);
+        for segment in self.segments.range(from..).map(|(_, s)| s) {
+            segment.flush()?;
+        }
+        let flushed_to = self.next_offset;
+        self.write_checkpoint(flushed_to)?;
+        self.recovery_point = flushed_to;
+        self.unflushed_messages = 0;
+        self.last_flush_ms = now_ms;
+        Ok(())
+    }
+
+    fn write_checkpoint(&mut self, recovery_point: u64) -> io::Result<()> {
+        self.checkpoint_file.write(Checkpoint {
+            recovery_point,
+            log_start_offset: self.log_start_offset,
+            high_watermark: self.high_watermark,
+        })
+    }
+
+    /// The base offset of the segment that holds `offset` (the first segment if none does).
+    fn segment_floor(&self, offset: u64) -> u64 {
+        self.segments
+            .range(..=offset)
+            .next_back()
+            .or_else(|| self.segments.iter().next())
+            .map_or(0, |(&base, _)| base)
+    }
+
+    fn check_range(&self, offset: u64) -> Result<(), LogError> {
+        if offset < self.log_start_offset || offset > self.next_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                next_offset: self.next_offset,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whole batches from the one holding `offset`, up to `bytes_max` bytes (but always at least
+    /// one batch) and only batches that end below `offset_limit` (the high watermark for
+    /// consumers, the log end for followers). `None` when there is nothing to read yet.
+    ///
+    /// # Errors
+    /// `OffsetOutOfRange` outside [log start, log end]; IO errors.
+    pub fn read(
+        &mut self,
+        offset: u64,
+        bytes_max: u64,
+        offset_limit: u64,
+    ) -> Result<Option<LogSlice<D::File>>, LogError> {
+        self.check_range(offset)?;
+        let offset_limit = offset_limit.min(self.next_offset);
+        let from = self.segment_floor(offset);
+        let bases: Vec<u64> = self.segments.range(from..).map(|(&b, _)| b).collect();
+        for base in bases {
+            if offset >= offset_limit || base >= offset_limit {
+                return Ok(None);
+            }
+            let segment = self.segments.get_mut(&base).expect("listed above");
+            let Some(first) = segment.find_batch(offset)? else {
+                continue;
+            };
+            if first.header.last_offset() as u64 >= offset_limit {
+                return Ok(None);
+            }
+            return Ok(Some(segment.slice_from(first, bytes_max, offset_limit)?));
+        }
+        Ok(None)
+    }
+
+    /// Like `read`, but copies the bytes and checks every batch's CRC: a corrupt first batch is
+    /// an error, and a corrupt later batch ends the result before it.
+    ///
+    /// # Errors
+    /// As `read`, and `Corrupt` when the first batch fails its CRC.
+    pub fn read_copy(
+        &mut self,
+        offset: u64,
+        bytes_max: u64,
+        offset_limit: u64,
+    ) -> Result<Vec<u8>, LogError> {
+        let Some(slice) = self.read(offset, bytes_max, offset_limit)? else {
+            return Ok(Vec::new());
+        };
+        let mut bytes = vec![0u8; slice.bytes as usize];
+        slice.file.read_exact_at(&mut bytes, slice.position)?;
+        let verified = verified_prefix(&bytes);
+        if verified == 0 {
+            let reason = match BatchHeader::parse(&bytes) {
+                Ok(h) => format!("batch at offset {} fails its CRC", h.base_offset),
+                Err(e) => e.to_string(),
+            };
+            return Err(LogError::Corrupt {
+                offset: slice.first_offset,
+                reason,
+            });
+        }
+        bytes.truncate(verified);
+        Ok(bytes)
+    }
+
+    /// The first offset whose record timestamp is at least `timestamp`, with that timestamp
+    /// (Kafka's ListOffsets by time). `None` when every record is older.
+    ///
+    /// # Errors
+    /// IO errors, or `Corrupt` when the batch that holds the answer fails verification.
+    pub fn offset_for_timestamp(&mut self, timestamp: i64) -> Result<Option<(u64, i64)>, LogError> {
+        let bases: Vec<u64> = self.segments.keys().copied().collect();
+        for base in bases {
+            let segment = self.segments.get_mut(&base).expect("listed above");
+            if segment.max_timestamp() >= 0 && segment.max_timestamp() < timestamp {
+                continue;
+            }
+            let Some(found) = segment.find_by_timestamp(timestamp)? else {
+                continue;
+            };
+            let mut bytes = vec![0u8; found.total_bytes as usize];
+            segment.log_file().read_exact_at(&mut bytes, found.position)?;
+            let corrupt = |reason: String| LogError::Corrupt {
+                offset: found.header.base_offset as u64,
+                reason,
+            };
+            if !batch::crc_ok(&bytes, &found.header) {
+                return Err(corrupt("batch fails its CRC".to_owned()));
+            }
+            let records = batch::decode_records(&bytes).map_err(|e| corrupt(e.to_string()))?;
+            let hit = records
+                .iter()
+                .find(|r| r.timestamp >= timestamp && r.offset as u64 >= self.log_start_offset);
+            if let Some(record) = hit {
+                return Ok(Some((record.offset as u64, record.timestamp)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes every batch that does not end below `offset` (a follower's truncation on leader
+    /// change), durably. The new end is at most `offset`, at a batch boundary.
+    ///
+    /// # Errors
+    /// IO errors.
+    pub fn truncate_to(&mut self, offset: u64) -> Result<(), LogError> {
+        if offset >= self.next_offset {
+            return Ok(());
+        }
+        let doomed: Vec<u64> = self.segments.range(offset + 1..).map(|(&b, _)| b).collect();
+        for base in doomed {
+            if let Some(segment) = self.segments.remove(&base) {
+                segment.delete(&self.disk)?;
+            }
+        }
+        let new_end = match self.segments.values_mut().next_back() {
+            Some(active) => active.truncate_to(offset)?.unwrap_or(offset),
+            None => offset,
+        };
+        if self.segments.is_empty() || new_end < self.log_start_offset {
+            self.start_fresh_at(offset)?;
+        } else {
+            let index_bytes = self.config.segment_index_bytes;
+            self.active().make_active(index_bytes)?;
+            self.next_offset = new_end;
+        }
+        self.disk.sync_dir(&self.dir)?;
+        self.recovery_point = self.recovery_point.min(self.next_offset);
+        self.high_watermark = self.high_watermark.min(self.next_offset);
+        self.write_checkpoint(self.recovery_point)?;
+        Ok(())
+    }
+
+    /// Empties the log and starts it again at `offset` (a truncation below the log start).
+    fn start_fresh_at(&mut self, offset: u64) -> Result<(), LogError> {
+        for (_, segment) in std::mem::take(&mut self.segments) {
+            segment.delete(&self.disk)?;
+        }
+        let segment = Segment::create(
+            &self.disk,
+            &self.dir,
+            offset,
+            self.config.segment_index_bytes,
+        )?;
+        self.segments.insert(offset, segment);
+        self.log_start_offset = offset;
+        self.next_offset = offset;
+        Ok(())
+    }
+
+    /// Flushes everything and writes the clean-shutdown marker, which lets the next `open` skip
+    /// recovery. Dropping a log without `close` is a crash as far as the next `open` knows.
+    ///
+    /// # Errors
+    /// IO errors; then no marker is written and the next open recovers.
+    pub fn close(mut self, now_ms: i64) -> Result<(), LogError> {
+        self.active().close_active()?;
+        self.flush(now_ms)?;
+        let active = self.segments.values().next_back().expect("active segment");
+        let marker = CleanShutdown {
+            next_offset: self.next_offset,
+            active_base_offset: active.base_offset(),
+            active_bytes: active.bytes(),
+        };
+        checkpoint::write_clean_shutdown(&self.disk, &self.dir, marker)?;
+        Ok(())
+    }
+}
+
+/// The length of the longest prefix of `bytes` made of whole batches with valid CRCs.
+pub fn verified_prefix(bytes: &[u8]) -> usize {
+    let mut position = 0;
+    while let Ok(header) = BatchHeader::parse(&bytes[position..]) {
+        let Some(total) = header.total_bytes() else {
+            break;
+        };
+        let Some(batch) = bytes.get(position..position + total) else {
+            break;
+        };
+        if header.magic != batch::MAGIC_V2 || !batch::crc_ok(batch, &header) {
+            break;
+        }
+        position += total;
+    }
+    position
+}
+
+#[cfg(test)]
+mod tests;

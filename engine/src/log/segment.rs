@@ -467,6 +467,9 @@ impl<F: File> Segment<F> {
         self.time_index.make_mutable(time_entries, index_bytes_max)?;
         // The bytes since the last entry are unknown after a restart; err towards an early entry.
         self.bytes_since_index_entry = u64::MAX / 2;
+        if self.first_batch_timestamp.is_none() {
+            self.first_batch_timestamp = self.header_at(0)?.map(|h| h.max_timestamp);
+        }
         Ok(())
     }
 
@@ -620,5 +623,80 @@ fn create_or_open<D: Disk>(disk: &D, path: &Path) -> io::Result<D::File> {
     match disk.create(path) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => disk.open(path),
         other => other,
+    }
+}
+
+impl<F: File> Segment<F> {
+    /// Whole batches from `first` on, within `bytes_max` bytes (at least `first` itself) and
+    /// ending below `offset_limit`. The offset index supplies a batch boundary near the byte
+    /// limit, so only the last few headers are read: the record bytes themselves are not touched.
+    ///
+    /// # Errors
+    /// IO errors, or unparsable bytes where batches should be.
+    pub fn slice_from(
+        &mut self,
+        first: ScannedBatch,
+        bytes_max: u64,
+        offset_limit: u64,
+    ) -> io::Result<super::LogSlice<F>> {
+        let limit_position = first.position.saturating_add(bytes_max).min(self.bytes);
+        let mut end = first.position + first.total_bytes;
+        let mut next_offset = first.header.last_offset() as u64 + 1;
+        if let Some(jump) = self.boundary_before(limit_position, offset_limit, end) {
+            end = jump.0;
+            next_offset = jump.1;
+        }
+        let mut scanner = Scanner::new(&*self.log, end, limit_position, Verify::Header);
+        loop {
+            match scanner.next_batch() {
+                Ok(Some(batch)) if (batch.header.last_offset() as u64) < offset_limit => {
+                    end = batch.position + batch.total_bytes;
+                    next_offset = batch.header.last_offset() as u64 + 1;
+                }
+                Ok(_) | Err(ScanError::Stop(_)) => break,
+                Err(ScanError::Io(e)) => return Err(e),
+            }
+        }
+        Ok(super::LogSlice {
+            file: Arc::clone(&self.log),
+            position: first.position,
+            bytes: end - first.position,
+            first_offset: first.header.base_offset as u64,
+            next_offset,
+        })
+    }
+
+    /// The start of the last indexed batch that begins after `after` and lies wholly before both
+    /// limits, with the offset it starts at (the previous batch's end). Index entries name a
+    /// batch's last offset and start position; the batch before an entry ends where it starts.
+    fn boundary_before(
+        &self,
+        limit_position: u64,
+        offset_limit: u64,
+        after: u64,
+    ) -> Option<(u64, u64)> {
+        if self.index_state != IndexState::Trusted {
+            return None;
+        }
+        let (mut low, mut high) = (0, self.index.len());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if u64::from(self.index.entry(mid).value) <= limit_position {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        let entry = (0..low)
+            .rev()
+            .map(|i| self.index.entry(i))
+            .find(|e| self.base_offset + (e.key as u64) < offset_limit)?;
+        let position = u64::from(entry.value);
+        if position <= after {
+            return None;
+        }
+        let header = self.header_at(position).ok()??;
+        (header.last_offset() as u64 == self.base_offset + entry.key as u64)
+            .then_some((position, header.base_offset as u64))
     }
 }

@@ -1,0 +1,230 @@
+//! Opening a log directory: from whatever a crash or power loss left to a log that keeps the
+//! contract in `Log`'s doc.
+//!
+//! 1. Leftovers are cleared: temporary files, and index files whose `.log` is gone (a removal
+//!    that a crash interrupted).
+//! 2. If a clean-shutdown marker is present and matches the checkpoint and the active segment's
+//!    size, every segment is trusted and nothing is scanned.
+//! 3. Otherwise segments that end below the recovery point are trusted as they stand; from the
+//!    segment holding the recovery point on, batches are read back from the last index entry
+//!    below the recovery point and CRC-checked. The first batch that fails is where the log ends:
+//!    its segment is cut there and later segments are removed, with a log line saying how many
+//!    bytes went and why.
+//! 4. The recovered tail is flushed and checkpointed, so the next crash starts from here.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+
+use super::checkpoint::{self, CheckpointFile, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
+use super::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::{Log, LogConfig, LogError, RecoveryReport};
+use crate::io::{Disk, File};
+
+impl<D: Disk> Log<D> {
+    /// Opens (creating if needed) the log in `dir`, recovering it as the module doc describes.
+    ///
+    /// # Errors
+    /// `Config` for settings out of range; IO errors. Damaged data is never an error here: it is
+    /// cut off and reported in `recovery_report`.
+    pub fn open(disk: D, dir: &Path, config: LogConfig, now_ms: i64) -> Result<Log<D>, LogError> {
+        config.validate().map_err(LogError::Config)?;
+        disk.create_dir_all(dir)?;
+        let names = disk.list(dir)?;
+        remove_leftovers(&disk, dir, &names)?;
+        let bases = segment_bases(&names);
+        let (checkpoint_file, checkpoint) = CheckpointFile::open(&disk, dir)?;
+        let checkpoint = checkpoint.unwrap_or_default();
+        let marker = checkpoint::take_clean_shutdown(&disk, dir)?;
+        let mut log = Log {
+            disk,
+            dir: dir.to_path_buf(),
+            config,
+            segments: BTreeMap::new(),
+            checkpoint_file,
+            log_start_offset: checkpoint.log_start_offset,
+            next_offset: 0,
+            recovery_point: checkpoint.recovery_point,
+            high_watermark: checkpoint.high_watermark,
+            unflushed_messages: 0,
+            last_flush_ms: now_ms,
+            recovery: RecoveryReport::default(),
+        };
+        if bases.is_empty() {
+            log.start_fresh_at(log.log_start_offset)?;
+            log.disk.sync_dir(dir)?;
+            log.recovery_point = log.log_start_offset;
+            log.write_checkpoint(log.recovery_point)?;
+        } else if !log.open_clean(&bases, marker)? {
+            log.open_recovering(&bases, now_ms)?;
+        }
+        log.finish_open()?;
+        Ok(log)
+    }
+
+    /// Opens every segment as trusted if the marker vouches for exactly what is on disk.
+    fn open_clean(
+        &mut self,
+        bases: &[u64],
+        marker: Option<checkpoint::CleanShutdown>,
+    ) -> Result<bool, LogError> {
+        let Some(marker) = marker else {
+            return Ok(false);
+        };
+        let active_base = *bases.last().expect("non-empty");
+        let active_path = segment::segment_path(&self.dir, active_base, LOG_SUFFIX);
+        let active_bytes = self.disk.open(&active_path)?.len()?;
+        let vouches = marker.next_offset == self.recovery_point
+            && marker.active_base_offset == active_base
+            && marker.active_bytes == active_bytes;
+        if !vouches {
+            tracing::warn!(
+                dir = %self.dir.display(),
+                ?marker,
+                recovery_point = self.recovery_point,
+                active_bytes,
+                "clean-shutdown marker does not match the log; recovering"
+            );
+            return Ok(false);
+        }
+        for &base in bases {
+            let segment = Segment::open_trusted(&self.disk, &self.dir, base)?;
+            self.segments.insert(base, segment);
+        }
+        self.next_offset = marker.next_offset;
+        self.recovery.clean_shutdown = true;
+        Ok(true)
+    }
+
+    fn open_recovering(&mut self, bases: &[u64], now_ms: i64) -> Result<(), LogError> {
+        let recovery_point = self.recovery_point;
+        let mut next_offset = None;
+        let mut stopped = false;
+        for (i, &base) in bases.iter().enumerate() {
+            if stopped {
+                self.remove_after_corruption(base)?;
+                continue;
+            }
+            let mut segment = Segment::open_trusted(&self.disk, &self.dir, base)?;
+            let below = bases.get(i + 1).is_some_and(|&next| next <= recovery_point);
+            if !below {
+                let from = self.scan_start(&mut segment, recovery_point)?;
+                let file_bytes = segment.log_file().len()?;
+                let tail = segment.recover_tail(
+                    from,
+                    self.config.index_interval_bytes,
+                    self.config.segment_index_bytes,
+                )?;
+                self.recovery.bytes_scanned += file_bytes - from;
+                next_offset = tail.next_offset.or(segment.next_offset()?).or(next_offset);
+                if let Some((bytes, stop)) = tail.truncated {
+                    tracing::warn!(
+                        segment = %segment.path(LOG_SUFFIX).display(),
+                        position = stop.position,
+                        bytes_truncated = bytes,
+                        reason = %stop.reason,
+                        "recovery cut a torn or corrupt tail"
+                    );
+                    self.recovery.bytes_truncated += bytes;
+                    stopped = true;
+                }
+            }
+            self.segments.insert(base, segment);
+        }
+        let active_base = *self.segments.keys().next_back().expect("non-empty");
+        self.next_offset = next_offset.unwrap_or(active_base).max(active_base);
+        if self.recovery_point > self.next_offset {
+            tracing::error!(
+                dir = %self.dir.display(),
+                recovery_point = self.recovery_point,
+                next_offset = self.next_offset,
+                "the disk lost data below the recovery point"
+            );
+            self.recovery.recovery_point_lost = Some((self.recovery_point, self.next_offset));
+        }
+        self.flush_recovered(now_ms)
+    }
+
+    /// Where to start reading `segment` back: the last index entry below the recovery point, if
+    /// the batch found there is the one the entry names; otherwise the segment's start.
+    fn scan_start(&self, segment: &mut Segment<D::File>, recovery_point: u64) -> io::Result<u64> {
+        let position = segment.recovery_start(recovery_point);
+        if position == 0 {
+            return Ok(0);
+        }
+        let file_bytes = segment.log_file().len()?;
+        let mut header = [0u8; super::batch::HEADER_BYTES];
+        if position + header.len() as u64 > file_bytes {
+            return Ok(0);
+        }
+        segment.log_file().read_exact_at(&mut header, position)?;
+        let plausible = super::batch::BatchHeader::parse(&header)
+            .is_ok_and(|h| h.base_offset >= segment.base_offset() as i64 && h.magic == 2);
+        Ok(if plausible { position } else { 0 })
+    }
+
+    fn remove_after_corruption(&mut self, base: u64) -> Result<(), LogError> {
+        let segment = Segment::open_trusted(&self.disk, &self.dir, base)?;
+        let bytes = segment.bytes();
+        tracing::warn!(
+            segment = %segment.path(LOG_SUFFIX).display(),
+            bytes,
+            "removing a segment that follows a corrupt one"
+        );
+        segment.delete(&self.disk)?;
+        self.recovery.bytes_truncated += bytes;
+        self.recovery.segments_removed += 1;
+        Ok(())
+    }
+
+    /// Makes what recovery kept durable, so that the recovery point can move to the end.
+    fn flush_recovered(&mut self, now_ms: i64) -> Result<(), LogError> {
+        self.recovery_point = self.recovery_point.min(self.next_offset);
+        self.disk.sync_dir(&self.dir)?;
+        self.flush(now_ms)
+    }
+
+    /// The active segment takes appends again; offsets and bookkeeping agree with the disk.
+    fn finish_open(&mut self) -> Result<(), LogError> {
+        let first_base = *self.segments.keys().next().expect("non-empty");
+        self.log_start_offset = self.log_start_offset.max(first_base).min(self.next_offset);
+        self.high_watermark = self.high_watermark.min(self.next_offset);
+        let index_bytes = self.config.segment_index_bytes;
+        self.active().make_active(index_bytes)?;
+        Ok(())
+    }
+}
+
+/// Base offsets of the `.log` files among `names`, ascending.
+fn segment_bases(names: &[String]) -> Vec<u64> {
+    let mut bases: Vec<u64> = names
+        .iter()
+        .filter_map(|name| segment::parse_segment_name(name))
+        .filter(|&(_, suffix)| suffix == LOG_SUFFIX)
+        .map(|(base, _)| base)
+        .collect();
+    bases.sort_unstable();
+    bases
+}
+
+/// Removes temporary files and indexes without a `.log`, then syncs the directory.
+fn remove_leftovers<D: Disk>(disk: &D, dir: &Path, names: &[String]) -> io::Result<()> {
+    let bases = segment_bases(names);
+    let mut removed = false;
+    for name in names {
+        let orphan_index = segment::parse_segment_name(name).is_some_and(|(base, suffix)| {
+            (suffix == INDEX_SUFFIX || suffix == TIME_INDEX_SUFFIX) && !bases.contains(&base)
+        });
+        let temporary = name.ends_with(".tmp") || name.ends_with(".cleaned");
+        let ours = name == CHECKPOINT_FILE || name == CLEAN_SHUTDOWN_FILE;
+        if (orphan_index || temporary) && !ours {
+            tracing::info!(file = %dir.join(name).display(), "removing a leftover file");
+            disk.remove(&dir.join(name))?;
+            removed = true;
+        }
+    }
+    if removed {
+        disk.sync_dir(dir)?;
+    }
+    Ok(())
+}

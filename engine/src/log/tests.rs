@@ -1,0 +1,602 @@
+//! Tests of the log against the durability contract and a Vec-of-records model.
+
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+
+use super::batch::{self, BatchBuilder, NewRecord};
+use super::checkpoint::CLEAN_SHUTDOWN_FILE;
+use super::segment::{segment_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::*;
+use crate::io::mem::MemDisk;
+
+const DIR: &str = "/data/topic-0";
+
+fn dir() -> PathBuf {
+    PathBuf::from(DIR)
+}
+
+fn small_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 4096,
+        segment_index_bytes: 4096,
+        index_interval_bytes: 256,
+        ..LogConfig::default()
+    }
+}
+
+fn open(disk: &MemDisk, config: LogConfig) -> Log<MemDisk> {
+    Log::open(disk.clone(), &dir(), config, 0).expect("open")
+}
+
+fn value(offset: u64, len: usize) -> Vec<u8> {
+    let mut v = format!("value-{offset}-").into_bytes();
+    v.resize(len.max(v.len()), b'x');
+    v
+}
+
+/// Appends a batch of `count` records whose values name their offsets.
+fn append(log: &mut Log<MemDisk>, count: usize, value_bytes: usize, timestamp: i64) -> AppendInfo {
+    let first = log.next_offset();
+    let records: Vec<NewRecord> = (0..count as u64)
+        .map(|i| NewRecord {
+            timestamp: timestamp + i as i64,
+            key: Some(format!("k{}", first + i).into_bytes()),
+            value: Some(value(first + i, value_bytes)),
+            headers: vec![],
+        })
+        .collect();
+    let mut bytes = BatchBuilder::default().build(&records).unwrap();
+    log.append(&mut bytes, timestamp).expect("append")
+}
+
+/// Every record from the log start to the end, through `read_copy`, checking offsets are dense.
+fn read_all(log: &mut Log<MemDisk>) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.next_offset() {
+        let bytes = log.read_copy(offset, 1000, u64::MAX).expect("read");
+        assert!(!bytes.is_empty(), "no data at {offset} < {}", log.next_offset());
+        let mut position = 0;
+        while position < bytes.len() {
+            let header = batch::BatchHeader::parse(&bytes[position..]).unwrap();
+            let total = header.total_bytes().unwrap();
+            for record in batch::decode_records(&bytes[position..position + total]).unwrap() {
+                if record.offset as u64 >= offset {
+                    out.push((record.offset as u64, record.value.unwrap()));
+                }
+            }
+            position += total;
+            offset = header.last_offset() as u64 + 1;
+        }
+    }
+    out
+}
+
+fn expect_offsets(log: &mut Log<MemDisk>, range: std::ops::Range<u64>) {
+    let records = read_all(log);
+    let offsets: Vec<u64> = records.iter().map(|r| r.0).collect();
+    assert_eq!(offsets, range.collect::<Vec<_>>());
+    for (offset, v) in records {
+        assert!(v.starts_with(format!("value-{offset}-").as_bytes()));
+    }
+}
+
+#[test]
+fn appends_get_dense_offsets_and_read_back() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, small_config());
+    let a = append(&mut log, 3, 10, 1000);
+    let b = append(&mut log, 2, 10, 2000);
+    assert_eq!((a.base_offset, a.last_offset), (0, 2));
+    assert_eq!((b.base_offset, b.last_offset), (3, 4));
+    assert_eq!(log.next_offset(), 5);
+    expect_offsets(&mut log, 0..5);
+    assert!(log.read(5, 1000, u64::MAX).unwrap().is_none());
+    assert!(matches!(
+        log.read(6, 1000, u64::MAX),
+        Err(LogError::OffsetOutOfRange { offset: 6, .. })
+    ));
+}
+
+#[test]
+fn reads_respect_the_offset_limit_and_return_whole_batches() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, small_config());
+    for _ in 0..5 {
+        append(&mut log, 2, 10, 1000);
+    }
+    let slice = log.read(0, 1_000_000, 4).unwrap().unwrap();
+    assert_eq!((slice.first_offset, slice.next_offset), (0, 4));
+    let slice = log.read(3, 1, u64::MAX).unwrap().unwrap();
+    assert_eq!((slice.first_offset, slice.next_offset), (2, 4), "one whole batch");
+    assert!(log.read(4, 1000, 4).unwrap().is_none());
+}
+
+#[test]
+fn segments_roll_by_size_and_reads_cross_them() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, small_config());
+    for _ in 0..40 {
+        append(&mut log, 4, 100, 1000);
+    }
+    assert!(log.segment_count() > 5, "{} segments", log.segment_count());
+    expect_offsets(&mut log, 0..160);
+    for offset in 0..160 {
+        let slice = log.read(offset, 1, u64::MAX).unwrap().unwrap();
+        assert!(slice.first_offset <= offset && offset < slice.next_offset);
+    }
+    for base in log.segment_base_offsets() {
+        assert!(disk.exists(&segment_path(&dir(), base, LOG_SUFFIX)));
+    }
+}
+
+#[test]
+fn oversized_and_corrupt_batches_are_refused_without_writing() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, small_config());
+    append(&mut log, 1, 10, 1000);
+    let records = [NewRecord {
+        value: Some(vec![1; 100]),
+        ..NewRecord::default()
+    }];
+    let mut big = BatchBuilder::default().build(&records).unwrap();
+    log.config.message_bytes_max = 50;
+    assert!(matches!(
+        log.append(&mut big, 0),
+        Err(LogError::BatchTooLarge { .. })
+    ));
+    log.config.message_bytes_max = 1 << 20;
+    let last = big.len() - 1;
+    big[last] ^= 1;
+    assert!(matches!(
+        log.append(&mut big, 0),
+        Err(LogError::InvalidBatch(batch::BatchError::CrcMismatch { .. }))
+    ));
+    assert_eq!(log.next_offset(), 1);
+    expect_offsets(&mut log, 0..1);
+}
+
+#[test]
+fn truncation_cuts_at_batch_boundaries_durably() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, small_config());
+    for _ in 0..30 {
+        append(&mut log, 3, 100, 1000);
+    }
+    log.truncate_to(45).unwrap();
+    assert_eq!(log.next_offset(), 45);
+    expect_offsets(&mut log, 0..45);
+    log.truncate_to(40).unwrap();
+    assert_eq!(log.next_offset(), 39, "40 is inside the batch 39..41");
+    append(&mut log, 2, 100, 1000);
+    expect_offsets(&mut log, 0..41);
+    drop(log);
+    let mut log = open(&disk, small_config());
+    expect_offsets(&mut log, 0..41);
+}
+
+#[test]
+fn retention_by_bytes_and_time_deletes_whole_closed_segments() {
+    let disk = MemDisk::new();
+    let mut config = small_config();
+    let mut log = open(&disk, config.clone());
+    for i in 0..40 {
+        append(&mut log, 4, 100, 1000 + i);
+    }
+    let segments = log.segment_count();
+    config.retention_bytes = 8192;
+    log.set_config(config.clone()).unwrap();
+    let outcome = log.apply_retention(2000).unwrap();
+    assert!(outcome.segments_deleted > 0);
+    assert!(log.size_bytes() <= 8192 + 4096);
+    assert_eq!(log.segment_count(), segments - outcome.segments_deleted);
+    let start = log.log_start_offset();
+    assert_eq!(start, log.segment_base_offsets()[0]);
+    expect_offsets(&mut log, start..160);
+    config.retention_bytes = -1;
+    config.retention_ms = 10;
+    log.set_config(config).unwrap();
+    log.apply_retention(1_000_000).unwrap();
+    assert_eq!(log.segment_count(), 1, "only the active segment survives");
+    assert!(matches!(
+        log.read(0, 100, u64::MAX),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn delete_records_moves_the_log_start_durably() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, small_config());
+    for _ in 0..40 {
+        append(&mut log, 4, 100, 1000);
+    }
+    assert_eq!(log.delete_records_before(50).unwrap(), 50);
+    expect_offsets(&mut log, 50..160);
+    assert!(log.segment_base_offsets()[0] <= 50);
+    drop(log);
+    let mut log = open(&disk, small_config());
+    assert_eq!(log.log_start_offset(), 50);
+    expect_offsets(&mut log, 50..160);
+}
+
+#[test]
+fn offsets_are_found_by_timestamp() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, small_config());
+    for i in 0..50 {
+        append(&mut log, 2, 100, 10_000 + i * 10);
+    }
+    let cases = [
+        (0, Some((0, 10_000))),
+        (10_000, Some((0, 10_000))),
+        (10_001, Some((1, 10_001))),
+        (10_002, Some((2, 10_010))),
+        (10_250, Some((50, 10_250))),
+        (10_491, Some((99, 10_491))),
+        (10_492, None),
+    ];
+    for (timestamp, expected) in cases {
+        assert_eq!(
+            log.offset_for_timestamp(timestamp).unwrap(),
+            expected,
+            "{timestamp}"
+        );
+    }
+}
+
+#[test]
+fn flush_policy_says_when_a_flush_is_due() {
+    let disk = MemDisk::new();
+    let cases = [
+        (FlushPolicy::None, 1, 0, false),
+        (FlushPolicy::Always, 1, 0, true),
+        (FlushPolicy::Interval { ms: 0, messages: 3 }, 2, 0, false),
+        (FlushPolicy::Interval { ms: 0, messages: 3 }, 3, 0, true),
+        (FlushPolicy::Interval { ms: 100, messages: 0 }, 1, 99, false),
+        (FlushPolicy::Interval { ms: 100, messages: 0 }, 1, 100, true),
+    ];
+    for (i, (flush, records, now_ms, due)) in cases.into_iter().enumerate() {
+        let config = LogConfig {
+            flush,
+            ..small_config()
+        };
+        let path = PathBuf::from(format!("/flush/{i}"));
+        let mut log = Log::open(disk.clone(), &path, config, 0).unwrap();
+        append(&mut log, records, 10, 0);
+        assert_eq!(log.flush_due(now_ms), due, "{flush:?} {records} {now_ms}");
+        log.flush(now_ms).unwrap();
+        assert!(!log.flush_due(now_ms));
+        assert_eq!(log.recovery_point(), log.next_offset());
+    }
+}
+
+#[test]
+fn a_clean_close_skips_recovery_and_the_marker_is_used_once() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, small_config());
+    for _ in 0..20 {
+        append(&mut log, 3, 100, 1000);
+    }
+    log.close(0).unwrap();
+    assert!(disk.exists(&dir().join(CLEAN_SHUTDOWN_FILE)));
+    let mut log = open(&disk, small_config());
+    assert!(log.recovery_report().clean_shutdown);
+    assert_eq!(log.recovery_report().bytes_scanned, 0);
+    assert!(!disk.exists(&dir().join(CLEAN_SHUTDOWN_FILE)));
+    expect_offsets(&mut log, 0..60);
+    append(&mut log, 3, 100, 1000);
+    drop(log);
+    let mut log = open(&disk, small_config());
+    assert!(!log.recovery_report().clean_shutdown);
+    expect_offsets(&mut log, 0..63);
+}
+
+/// The active segment's `.log` path.
+fn active_log(log: &Log<MemDisk>) -> PathBuf {
+    let base = *log.segment_base_offsets().last().unwrap();
+    segment_path(&dir(), base, LOG_SUFFIX)
+}
+
+/// One recovery case: write 30 flushed batches and 10 unflushed ones (3 records each), crash,
+/// damage the files, reopen, and expect exactly `survivors` records.
+struct RecoveryCase {
+    name: &'static str,
+    damage: fn(&MemDisk, &Path, &mut Vec<u8>),
+    survivors: u64,
+}
+
+fn cut(bytes: &mut Vec<u8>, from_end: usize) {
+    let len = bytes.len() - from_end;
+    bytes.truncate(len);
+}
+
+fn run_recovery_case(case: &RecoveryCase) {
+    let disk = MemDisk::new();
+    let config = LogConfig {
+        segment_bytes: 64 * 1024,
+        ..small_config()
+    };
+    let mut log = open(&disk, config.clone());
+    for _ in 0..30 {
+        append(&mut log, 3, 100, 1000);
+    }
+    log.flush(0).unwrap();
+    for _ in 0..10 {
+        append(&mut log, 3, 100, 1000);
+    }
+    let path = active_log(&log);
+    drop(log);
+    let mut bytes = disk.file_bytes(&path).unwrap();
+    (case.damage)(&disk, &path, &mut bytes);
+    disk.set_file_bytes(&path, bytes);
+    let mut log = Log::open(disk.clone(), &dir(), config.clone(), 0)
+        .unwrap_or_else(|e| panic!("{}: open failed: {e}", case.name));
+    assert_eq!(log.next_offset(), case.survivors, "{}", case.name);
+    expect_offsets(&mut log, 0..case.survivors);
+    // The recovered log takes appends and survives another reopen.
+    append(&mut log, 1, 100, 1000);
+    drop(log);
+    let mut log = Log::open(disk, &dir(), config, 0).unwrap();
+    expect_offsets(&mut log, 0..case.survivors + 1);
+}
+
+#[test]
+fn recovery_cuts_damaged_tails_and_keeps_the_rest() {
+    let cases = [
+        RecoveryCase {
+            name: "intact",
+            damage: |_, _, _| {},
+            survivors: 120,
+        },
+        RecoveryCase {
+            name: "cut mid-batch",
+            damage: |_, _, b| cut(b, 50),
+            survivors: 117,
+        },
+        RecoveryCase {
+            name: "cut mid-header",
+            damage: |_, _, b| {
+                let batch_bytes = b.len() / 40;
+                cut(b, batch_bytes - 20)
+            },
+            survivors: 117,
+        },
+        RecoveryCase {
+            name: "zero-filled tail",
+            damage: |_, _, b| b.extend_from_slice(&[0; 8192]),
+            survivors: 120,
+        },
+        RecoveryCase {
+            name: "zeroed last pages",
+            damage: |_, _, b| {
+                let len = b.len();
+                b[len - 600..].fill(0);
+            },
+            survivors: 3 * (40 - 600 / 395 - 1),
+        },
+        RecoveryCase {
+            name: "bit flip in an unflushed batch",
+            damage: |_, _, b| {
+                let batch_bytes = b.len() / 40;
+                b[35 * batch_bytes + 100] ^= 4;
+            },
+            survivors: 105,
+        },
+        RecoveryCase {
+            name: "missing index",
+            damage: |disk, path, _| {
+                disk.remove(&path.with_extension(INDEX_SUFFIX)).unwrap();
+                disk.remove(&path.with_extension(TIME_INDEX_SUFFIX)).unwrap();
+            },
+            survivors: 120,
+        },
+        RecoveryCase {
+            name: "garbage index",
+            damage: |disk, path, _| {
+                disk.set_file_bytes(&path.with_extension(INDEX_SUFFIX), vec![0xab; 4096]);
+                disk.set_file_bytes(&path.with_extension(TIME_INDEX_SUFFIX), vec![0xcd; 4096]);
+            },
+            survivors: 120,
+        },
+    ];
+    for case in &cases {
+        run_recovery_case(case);
+    }
+}
+
+#[test]
+fn recovery_reads_only_what_follows_the_recovery_point() {
+    let disk = MemDisk::new();
+    let config = LogConfig {
+        segment_bytes: 64 * 1024,
+        ..small_config()
+    };
+    let mut log = open(&disk, config.clone());
+    for _ in 0..200 {
+        append(&mut log, 3, 100, 1000);
+    }
+    log.flush(0).unwrap();
+    append(&mut log, 3, 100, 1000);
+    let total = log.size_bytes();
+    drop(log);
+    let log = open(&disk, config);
+    let scanned = log.recovery_report().bytes_scanned;
+    assert!(scanned > 0 && scanned < 2 * 1024, "scanned {scanned} of {total}");
+}
+
+#[test]
+fn a_stale_clean_shutdown_marker_is_not_trusted() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, small_config());
+    append(&mut log, 3, 100, 1000);
+    log.close(0).unwrap();
+    let marker = disk.file_bytes(&dir().join(CLEAN_SHUTDOWN_FILE)).unwrap();
+    let mut log = open(&disk, small_config());
+    append(&mut log, 3, 100, 1000);
+    let path = active_log(&log);
+    drop(log);
+    // A marker from the earlier shutdown reappears (an undone removal) and the tail is torn.
+    disk.set_file_bytes(&dir().join(CLEAN_SHUTDOWN_FILE), marker);
+    let mut bytes = disk.file_bytes(&path).unwrap();
+    cut(&mut bytes, 10);
+    disk.set_file_bytes(&path, bytes);
+    let mut log = open(&disk, small_config());
+    assert!(!log.recovery_report().clean_shutdown);
+    expect_offsets(&mut log, 0..3);
+}
+
+#[test]
+fn corruption_in_an_early_unflushed_segment_removes_the_later_ones() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, small_config());
+    for _ in 0..40 {
+        append(&mut log, 4, 100, 1000);
+    }
+    let bases = log.segment_base_offsets();
+    drop(log);
+    let victim = segment_path(&dir(), bases[2], LOG_SUFFIX);
+    let mut bytes = disk.file_bytes(&victim).unwrap();
+    bytes[100] ^= 1;
+    disk.set_file_bytes(&victim, bytes);
+    let mut log = open(&disk, small_config());
+    assert_eq!(log.next_offset(), bases[2]);
+    assert_eq!(log.recovery_report().segments_removed, bases.len() - 3);
+    expect_offsets(&mut log, 0..bases[2]);
+}
+
+#[test]
+fn corrupt_bytes_below_the_recovery_point_are_never_served() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, small_config());
+    for _ in 0..10 {
+        append(&mut log, 4, 100, 1000);
+    }
+    log.flush(0).unwrap();
+    let path = segment_path(&dir(), 0, LOG_SUFFIX);
+    let mut bytes = disk.file_bytes(&path).unwrap();
+    bytes[200] ^= 1;
+    disk.set_file_bytes(&path, bytes);
+    assert!(matches!(
+        log.read_copy(0, 100_000, u64::MAX),
+        Err(LogError::Corrupt { offset: 0, .. })
+    ));
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append { records: usize, value_bytes: usize },
+    Read { at: u64 },
+    Roll,
+    Flush,
+    Truncate { back: u64 },
+    Retention { bytes: i64 },
+    DeleteRecords { at: u64 },
+    Reopen { clean: bool },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (1..6usize, 0..300usize).prop_map(|(records, value_bytes)| Op::Append { records, value_bytes }),
+        2 => any::<u64>().prop_map(|at| Op::Read { at }),
+        1 => Just(Op::Roll),
+        1 => Just(Op::Flush),
+        1 => (0..20u64).prop_map(|back| Op::Truncate { back }),
+        1 => (0..20_000i64).prop_map(|bytes| Op::Retention { bytes }),
+        1 => any::<u64>().prop_map(|at| Op::DeleteRecords { at }),
+        1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
+    ]
+}
+
+/// The model: the records the log holds, by offset, and its start.
+struct Model {
+    records: Vec<(u64, Vec<u8>)>,
+    start: u64,
+    next: u64,
+}
+
+fn check_against_model(log: &mut Log<MemDisk>, model: &Model) {
+    assert_eq!(log.next_offset(), model.next);
+    assert_eq!(log.log_start_offset(), model.start);
+    let expected: Vec<_> = model
+        .records
+        .iter()
+        .filter(|r| r.0 >= model.start)
+        .cloned()
+        .collect();
+    assert_eq!(read_all(log), expected);
+}
+
+fn apply(log: Log<MemDisk>, disk: &MemDisk, model: &mut Model, op: &Op) -> Log<MemDisk> {
+    let mut log = log;
+    let config = small_config();
+    match *op {
+        Op::Append {
+            records,
+            value_bytes,
+        } => {
+            let info = append(&mut log, records, value_bytes, 1000);
+            for offset in info.base_offset..=info.last_offset {
+                model.records.push((offset, value(offset, value_bytes)));
+            }
+            model.next = info.last_offset + 1;
+        }
+        Op::Read { at } => {
+            let span = model.next - model.start + 1;
+            let offset = model.start + at % span;
+            match log.read(offset, 1, u64::MAX).unwrap() {
+                Some(slice) => assert!(slice.first_offset <= offset && offset < slice.next_offset),
+                None => assert_eq!(offset, model.next),
+            }
+        }
+        Op::Roll => log.roll().unwrap(),
+        Op::Flush => log.flush(0).unwrap(),
+        Op::Truncate { back } => {
+            let target = model.next.saturating_sub(back).max(model.start);
+            log.truncate_to(target).unwrap();
+            model.next = log.next_offset();
+            assert!(model.next <= target);
+            model.records.retain(|r| r.0 < model.next);
+            model.start = log.log_start_offset();
+        }
+        Op::Retention { bytes } => {
+            let config = LogConfig {
+                retention_bytes: bytes,
+                ..config
+            };
+            log.set_config(config).unwrap();
+            log.apply_retention(0).unwrap();
+            model.start = log.log_start_offset();
+            log.set_config(small_config()).unwrap();
+        }
+        Op::DeleteRecords { at } => {
+            let offset = model.start + at % (model.next - model.start + 1);
+            log.delete_records_before(offset).unwrap();
+            model.start = offset;
+        }
+        Op::Reopen { clean } => {
+            if clean {
+                log.close(0).unwrap();
+            } else {
+                drop(log);
+            }
+            return open(disk, config);
+        }
+    }
+    log
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn the_log_behaves_like_a_vec_of_records(ops in proptest::collection::vec(op(), 1..60)) {
+        let disk = MemDisk::new();
+        let mut log = open(&disk, small_config());
+        let mut model = Model { records: Vec::new(), start: 0, next: 0 };
+        for op in &ops {
+            log = apply(log, &disk, &mut model, op);
+            check_against_model(&mut log, &model);
+        }
+    }
+}
