@@ -46,14 +46,18 @@ impl MemDisk {
         match tree.files.get(path) {
             Some(bytes) => *bytes.lock().expect("mem file lock poisoned") = data,
             None => {
-                tree.files.insert(path.to_path_buf(), Arc::new(Mutex::new(data)));
+                tree.files
+                    .insert(path.to_path_buf(), Arc::new(Mutex::new(data)));
             }
         }
     }
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("{}: not found", path.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: not found", path.display()),
+    )
 }
 
 impl Disk for MemDisk {

@@ -53,11 +53,20 @@ pub const DECOMPRESSED_BYTES_MAX: usize = 256 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchError {
     /// Fewer bytes than a header, or than the header's length field announces.
-    Truncated { bytes: usize, bytes_needed: usize },
+    Truncated {
+        bytes: usize,
+        bytes_needed: usize,
+    },
     /// The length field disagrees with the bytes given (trailing bytes, or a negative length).
-    BadLength { batch_length: i32, bytes: usize },
+    BadLength {
+        batch_length: i32,
+        bytes: usize,
+    },
     BadMagic(i8),
-    CrcMismatch { stored: u32, computed: u32 },
+    CrcMismatch {
+        stored: u32,
+        computed: u32,
+    },
     /// The records do not match the header: count, offset deltas or framing.
     BadRecords(String),
     BadTimestamp(String),
@@ -470,7 +479,9 @@ impl<'a> RecordReader<'a> {
             .pos
             .checked_add(n)
             .filter(|&end| end <= self.bytes.len())
-            .ok_or_else(|| BatchError::BadRecords("record field runs past the record".to_owned()))?;
+            .ok_or_else(|| {
+                BatchError::BadRecords("record field runs past the record".to_owned())
+            })?;
         let slice = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(slice)
@@ -709,7 +720,18 @@ mod tests {
 
     #[test]
     fn varints_round_trip_at_the_edges() {
-        for value in [0, 1, -1, 63, -64, 64, 300, i32::MAX as i64, i64::MAX, i64::MIN] {
+        for value in [
+            0,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            300,
+            i32::MAX as i64,
+            i64::MAX,
+            i64::MIN,
+        ] {
             let mut out = Vec::new();
             write_varint(&mut out, value);
             assert_eq!(read_varint(&out), Some((value, out.len())), "{value}");
@@ -747,7 +769,9 @@ mod tests {
 
     #[test]
     fn base_offset_rewrite_keeps_the_crc() {
-        let mut batch = BatchBuilder::default().build(&[record(1, "k", "v")]).unwrap();
+        let mut batch = BatchBuilder::default()
+            .build(&[record(1, "k", "v")])
+            .unwrap();
         set_base_offset(&mut batch, 42);
         let info = validate(&batch, true).unwrap();
         assert_eq!(info.header.base_offset, 42);
@@ -785,19 +809,26 @@ mod tests {
         magic_wrong[MAGIC_POS] = 1;
         let mut codec_wrong = good.clone();
         codec_wrong[ATTRIBUTES_POS + 1] = 6;
-        let cases: Vec<(&str, Vec<u8>, fn(&BatchError) -> bool)> = vec![
+        type Case = (&'static str, Vec<u8>, fn(&BatchError) -> bool);
+        let cases: Vec<Case> = vec![
             ("short", good[..30].to_vec(), |e| {
                 matches!(e, BatchError::Truncated { .. })
             }),
             ("trailing", [good.clone(), vec![0]].concat(), |e| {
                 matches!(e, BatchError::BadLength { .. })
             }),
-            ("magic", magic_wrong, |e| matches!(e, BatchError::BadMagic(1))),
-            ("crc", {
-                let mut b = good.clone();
-                b[CRC_POS] ^= 1;
-                b
-            }, |e| matches!(e, BatchError::CrcMismatch { .. })),
+            ("magic", magic_wrong, |e| {
+                matches!(e, BatchError::BadMagic(1))
+            }),
+            (
+                "crc",
+                {
+                    let mut b = good.clone();
+                    b[CRC_POS] ^= 1;
+                    b
+                },
+                |e| matches!(e, BatchError::CrcMismatch { .. }),
+            ),
             ("count", resealed(count_wrong), |e| {
                 matches!(e, BatchError::BadRecords(_))
             }),
@@ -816,7 +847,9 @@ mod tests {
 
     #[test]
     fn max_timestamp_rewrite_reseals_the_crc() {
-        let mut batch = BatchBuilder::default().build(&[record(7, "k", "v")]).unwrap();
+        let mut batch = BatchBuilder::default()
+            .build(&[record(7, "k", "v")])
+            .unwrap();
         set_max_timestamp(&mut batch, 99, true);
         let info = validate(&batch, true).unwrap();
         assert_eq!(info.header.max_timestamp, 99);

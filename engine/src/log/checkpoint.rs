@@ -145,7 +145,11 @@ pub struct CleanShutdown {
 ///
 /// # Errors
 /// IO errors; a half-written marker is never at the final name.
-pub fn write_clean_shutdown<D: Disk>(disk: &D, dir: &Path, marker: CleanShutdown) -> io::Result<()> {
+pub fn write_clean_shutdown<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    marker: CleanShutdown,
+) -> io::Result<()> {
     let tmp = dir.join(format!("{CLEAN_SHUTDOWN_FILE}.tmp"));
     if disk.exists(&tmp) {
         disk.remove(&tmp)?;

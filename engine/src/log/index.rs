@@ -78,9 +78,7 @@ pub fn valid_prefix(kind: IndexKind, bytes: &[u8], segment_bytes: u64) -> usize 
         let ok = match (kind, previous) {
             (IndexKind::Offset, None) => entry.value > 0 && u64::from(entry.value) < segment_bytes,
             (IndexKind::Offset, Some(p)) => {
-                entry.key > p.key
-                    && entry.value > p.value
-                    && u64::from(entry.value) < segment_bytes
+                entry.key > p.key && entry.value > p.value && u64::from(entry.value) < segment_bytes
             }
             (IndexKind::Time, None) => entry != Entry { key: 0, value: 0 },
             (IndexKind::Time, Some(p)) => entry.key > p.key && entry.value >= p.value,
@@ -179,7 +177,8 @@ impl<F: File> IndexFile<F> {
 
     pub fn entry(&self, i: usize) -> Entry {
         let size = self.kind.entry_bytes();
-        self.kind.decode(&self.map.bytes()[i * size..(i + 1) * size])
+        self.kind
+            .decode(&self.map.bytes()[i * size..(i + 1) * size])
     }
 
     pub fn last(&self) -> Option<Entry> {
@@ -192,7 +191,8 @@ impl<F: File> IndexFile<F> {
             return false;
         }
         let bytes = self.kind.encode(entry);
-        self.map.write(self.entries * self.kind.entry_bytes(), &bytes);
+        self.map
+            .write(self.entries * self.kind.entry_bytes(), &bytes);
         self.entries += 1;
         true
     }
@@ -317,6 +317,12 @@ mod tests {
         index.make_mutable(2, 800).unwrap();
         assert_eq!(index.len(), 2);
         assert_eq!(index.bytes().len(), 800);
-        assert_eq!(index.last(), Some(Entry { key: 20, value: 200 }));
+        assert_eq!(
+            index.last(),
+            Some(Entry {
+                key: 20,
+                value: 200
+            })
+        );
     }
 }

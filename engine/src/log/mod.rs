@@ -72,7 +72,10 @@ impl fmt::Display for LogError {
             LogError::Io(e) => write!(f, "IO error: {e}"),
             LogError::InvalidBatch(e) => write!(f, "invalid batch: {e}"),
             LogError::BatchTooLarge { bytes, bytes_max } => {
-                write!(f, "batch of {bytes} bytes exceeds max.message.bytes {bytes_max}")
+                write!(
+                    f,
+                    "batch of {bytes} bytes exceeds max.message.bytes {bytes_max}"
+                )
             }
             LogError::OffsetOutOfRange {
                 offset,
@@ -488,7 +491,9 @@ impl<D: Disk> Log<D> {
                 continue;
             };
             let mut bytes = vec![0u8; found.total_bytes as usize];
-            segment.log_file().read_exact_at(&mut bytes, found.position)?;
+            segment
+                .log_file()
+                .read_exact_at(&mut bytes, found.position)?;
             let corrupt = |reason: String| LogError::Corrupt {
                 offset: found.header.base_offset as u64,
                 reason,

@@ -66,7 +66,11 @@ impl<D: Disk> Log<D> {
         if count == 0 {
             return Ok(outcome);
         }
-        let new_start = *self.segments.keys().nth(count).expect("active segment stays");
+        let new_start = *self
+            .segments
+            .keys()
+            .nth(count)
+            .expect("active segment stays");
         self.log_start_offset = self.log_start_offset.max(new_start);
         self.write_checkpoint(self.recovery_point)?;
         for _ in 0..count {

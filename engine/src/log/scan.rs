@@ -119,12 +119,16 @@ impl<'a, F: File> Scanner<'a, F> {
             }
         };
         if header.base_offset < 0 || header.last_offset_delta < 0 || header.records_count < 0 {
-            return Err(ScanError::Stop(self.stop("negative offsets or record count in the header")));
+            return Err(ScanError::Stop(
+                self.stop("negative offsets or record count in the header"),
+            ));
         }
         if self.verify == Verify::Crc {
             self.check_crc(&header, total)?;
         } else if self.position + total as u64 > self.end {
-            return Err(ScanError::Stop(self.stop("a batch cut short by the end of the file")));
+            return Err(ScanError::Stop(
+                self.stop("a batch cut short by the end of the file"),
+            ));
         }
         let scanned = ScannedBatch {
             position: self.position,
@@ -135,11 +139,7 @@ impl<'a, F: File> Scanner<'a, F> {
         Ok(Some(scanned))
     }
 
-    fn check_crc(
-        &mut self,
-        header: &BatchHeader,
-        total: usize,
-    ) -> Result<(), ScanError> {
+    fn check_crc(&mut self, header: &BatchHeader, total: usize) -> Result<(), ScanError> {
         let computed = match self.bytes(total).map_err(ScanError::Io)? {
             Some(bytes) if batch::crc_ok(bytes, header) => return Ok(()),
             Some(bytes) => batch::compute_crc(bytes),

@@ -189,7 +189,12 @@ impl<F: File> Segment<F> {
         debug_assert!(appended.last_offset >= self.base_offset);
         debug_assert!(appended.last_offset - self.base_offset <= u64::from(u32::MAX));
         self.log.write_at(batch, self.bytes)?;
-        self.track_appended(self.bytes, batch.len() as u64, appended, index_interval_bytes);
+        self.track_appended(
+            self.bytes,
+            batch.len() as u64,
+            appended,
+            index_interval_bytes,
+        );
         self.bytes += batch.len() as u64;
         Ok(())
     }
@@ -419,7 +424,11 @@ impl<F: File> Segment<F> {
 
     /// Keeps the index entries that point below `position` (they describe trusted bytes) and
     /// makes the indexes appendable again.
-    fn keep_index_entries_below(&mut self, position: u64, index_bytes_max: usize) -> io::Result<()> {
+    fn keep_index_entries_below(
+        &mut self,
+        position: u64,
+        index_bytes_max: usize,
+    ) -> io::Result<()> {
         let offset_entries = index::valid_prefix(IndexKind::Offset, self.index.bytes(), position);
         self.index.make_mutable(offset_entries, index_bytes_max)?;
         let limit = self
@@ -430,7 +439,8 @@ impl<F: File> Segment<F> {
         let time_entries = (0..time_valid)
             .take_while(|&i| self.base_offset + u64::from(self.time_index.entry(i).value) <= limit)
             .count();
-        self.time_index.make_mutable(time_entries, index_bytes_max)?;
+        self.time_index
+            .make_mutable(time_entries, index_bytes_max)?;
         self.max_timestamp = -1;
         self.offset_of_max_timestamp = self.base_offset;
         if let Some(last) = self.time_index.last() {
@@ -464,7 +474,8 @@ impl<F: File> Segment<F> {
         let entries = self.index.len();
         self.index.make_mutable(entries, index_bytes_max)?;
         let time_entries = self.time_index.len();
-        self.time_index.make_mutable(time_entries, index_bytes_max)?;
+        self.time_index
+            .make_mutable(time_entries, index_bytes_max)?;
         // The bytes since the last entry are unknown after a restart; err towards an early entry.
         self.bytes_since_index_entry = u64::MAX / 2;
         if self.first_batch_timestamp.is_none() {

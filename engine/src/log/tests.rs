@@ -56,7 +56,11 @@ fn read_all(log: &mut Log<MemDisk>) -> Vec<(u64, Vec<u8>)> {
     let mut offset = log.log_start_offset();
     while offset < log.next_offset() {
         let bytes = log.read_copy(offset, 1000, u64::MAX).expect("read");
-        assert!(!bytes.is_empty(), "no data at {offset} < {}", log.next_offset());
+        assert!(
+            !bytes.is_empty(),
+            "no data at {offset} < {}",
+            log.next_offset()
+        );
         let mut position = 0;
         while position < bytes.len() {
             let header = batch::BatchHeader::parse(&bytes[position..]).unwrap();
@@ -109,7 +113,11 @@ fn reads_respect_the_offset_limit_and_return_whole_batches() {
     let slice = log.read(0, 1_000_000, 4).unwrap().unwrap();
     assert_eq!((slice.first_offset, slice.next_offset), (0, 4));
     let slice = log.read(3, 1, u64::MAX).unwrap().unwrap();
-    assert_eq!((slice.first_offset, slice.next_offset), (2, 4), "one whole batch");
+    assert_eq!(
+        (slice.first_offset, slice.next_offset),
+        (2, 4),
+        "one whole batch"
+    );
     assert!(log.read(4, 1000, 4).unwrap().is_none());
 }
 
@@ -151,7 +159,9 @@ fn oversized_and_corrupt_batches_are_refused_without_writing() {
     big[last] ^= 1;
     assert!(matches!(
         log.append(&mut big, 0),
-        Err(LogError::InvalidBatch(batch::BatchError::CrcMismatch { .. }))
+        Err(LogError::InvalidBatch(
+            batch::BatchError::CrcMismatch { .. }
+        ))
     ));
     assert_eq!(log.next_offset(), 1);
     expect_offsets(&mut log, 0..1);
@@ -254,8 +264,24 @@ fn flush_policy_says_when_a_flush_is_due() {
         (FlushPolicy::Always, 1, 0, true),
         (FlushPolicy::Interval { ms: 0, messages: 3 }, 2, 0, false),
         (FlushPolicy::Interval { ms: 0, messages: 3 }, 3, 0, true),
-        (FlushPolicy::Interval { ms: 100, messages: 0 }, 1, 99, false),
-        (FlushPolicy::Interval { ms: 100, messages: 0 }, 1, 100, true),
+        (
+            FlushPolicy::Interval {
+                ms: 100,
+                messages: 0,
+            },
+            1,
+            99,
+            false,
+        ),
+        (
+            FlushPolicy::Interval {
+                ms: 100,
+                messages: 0,
+            },
+            1,
+            100,
+            true,
+        ),
     ];
     for (i, (flush, records, now_ms, due)) in cases.into_iter().enumerate() {
         let config = LogConfig {
@@ -388,7 +414,8 @@ fn recovery_cuts_damaged_tails_and_keeps_the_rest() {
             name: "missing index",
             damage: |disk, path, _| {
                 disk.remove(&path.with_extension(INDEX_SUFFIX)).unwrap();
-                disk.remove(&path.with_extension(TIME_INDEX_SUFFIX)).unwrap();
+                disk.remove(&path.with_extension(TIME_INDEX_SUFFIX))
+                    .unwrap();
             },
             survivors: 120,
         },
@@ -423,7 +450,10 @@ fn recovery_reads_only_what_follows_the_recovery_point() {
     drop(log);
     let log = open(&disk, config);
     let scanned = log.recovery_report().bytes_scanned;
-    assert!(scanned > 0 && scanned < 2 * 1024, "scanned {scanned} of {total}");
+    assert!(
+        scanned > 0 && scanned < 2 * 1024,
+        "scanned {scanned} of {total}"
+    );
 }
 
 #[test]
