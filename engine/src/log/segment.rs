@@ -476,8 +476,9 @@ impl<F: File> Segment<F> {
         let time_entries = self.time_index.len();
         self.time_index
             .make_mutable(time_entries, index_bytes_max)?;
-        // The bytes since the last entry are unknown after a restart; err towards an early entry.
-        self.bytes_since_index_entry = u64::MAX / 2;
+        // Count from the start of the last indexed batch: at most one batch early.
+        let last_indexed = self.index.last().map_or(0, |e| u64::from(e.value));
+        self.bytes_since_index_entry = self.bytes - last_indexed;
         if self.first_batch_timestamp.is_none() {
             self.first_batch_timestamp = self.header_at(0)?.map(|h| h.max_timestamp);
         }

@@ -546,7 +546,9 @@ struct Model {
     next: u64,
 }
 
-fn check_against_model(log: &mut Log<MemDisk>, model: &Model) {
+fn check_against_model(log: &mut Log<MemDisk>, disk: &MemDisk, model: &Model) {
+    let report = super::dump::check_dir(disk, &dir()).unwrap();
+    assert_eq!(report.problems, vec![], "keel check on the live directory");
     assert_eq!(log.next_offset(), model.next);
     assert_eq!(log.log_start_offset(), model.start);
     let expected: Vec<_> = model
@@ -618,7 +620,7 @@ fn apply(log: Log<MemDisk>, disk: &MemDisk, model: &mut Model, op: &Op) -> Log<M
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
     #[test]
     fn the_log_behaves_like_a_vec_of_records(ops in proptest::collection::vec(op(), 1..60)) {
         let disk = MemDisk::new();
@@ -626,7 +628,7 @@ proptest! {
         let mut model = Model { records: Vec::new(), start: 0, next: 0 };
         for op in &ops {
             log = apply(log, &disk, &mut model, op);
-            check_against_model(&mut log, &model);
+            check_against_model(&mut log, &disk, &model);
         }
     }
 }
