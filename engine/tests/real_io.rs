@@ -108,7 +108,10 @@ fn keel_dump_log_prints_batches_like_kafka_dump_log() {
     let segment = tmp.0.join("00000000000000000000.log");
     let (code, out) = keel(&["dump-log", segment.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("baseOffset: 0 lastOffset: 3 count: 4"), "{out}");
+    assert!(
+        out.contains("baseOffset: 0 lastOffset: 3 count: 4"),
+        "{out}"
+    );
     assert!(out.contains("compresscodec: none"), "{out}");
     assert!(out.contains("isvalid: true"), "{out}");
 

@@ -1,3 +1,5 @@
+//! Tests of the compression codecs: round trips, bounds and hostile input.
+
 use super::*;
 use proptest::prelude::*;
 

@@ -367,7 +367,9 @@ mod tests {
                 value: Some(vec![b'v'; 200]),
                 ..NewRecord::default()
             };
-            let mut bytes = BatchBuilder::default().build(&[record.clone(), record]).unwrap();
+            let mut bytes = BatchBuilder::default()
+                .build(&[record.clone(), record])
+                .unwrap();
             log.append(&mut bytes, 0).unwrap();
         }
         log.close(0).unwrap();
@@ -419,7 +421,12 @@ mod tests {
         assert!(text.contains("baseOffset: 0 lastOffset: 1 count: 2"));
         assert!(text.contains("isvalid: true"));
         let mut out = Vec::new();
-        dump_file(&disk, &segment::segment_path(&dir, 0, INDEX_SUFFIX), &mut out).unwrap();
+        dump_file(
+            &disk,
+            &segment::segment_path(&dir, 0, INDEX_SUFFIX),
+            &mut out,
+        )
+        .unwrap();
         assert!(String::from_utf8(out).unwrap().contains("offset: "));
     }
 }

@@ -114,6 +114,7 @@ impl<F: File> IndexFile<F> {
     ) -> io::Result<IndexFile<F>> {
         let bytes = bytes_max - bytes_max % kind.entry_bytes();
         debug_assert!(entries * kind.entry_bytes() <= bytes);
+        let old_bytes = file.len()?;
         file.set_len(bytes as u64)?;
         let map = file.map(bytes as u64)?;
         let mut index = IndexFile {
@@ -122,7 +123,7 @@ impl<F: File> IndexFile<F> {
             map,
             entries,
         };
-        index.zero_tail();
+        index.zero_tail(old_bytes as usize);
         Ok(index)
     }
 
@@ -144,10 +145,15 @@ impl<F: File> IndexFile<F> {
     }
 
     /// Stale entries past `entries` must read as zero, so that a later scan for the valid prefix
-    /// stops at the right place.
-    fn zero_tail(&mut self) {
+    /// stops at the right place. Only the first `written_bytes` of the file can hold anything
+    /// but zeros (the rest was just grown by `set_len`), so only they are looked at: touching a
+    /// fresh 10 MiB preallocation would cost a page fault per page.
+    fn zero_tail(&mut self, written_bytes: usize) {
         let start = self.entries * self.kind.entry_bytes();
-        let end = self.map.bytes().len();
+        let end = self.map.bytes().len().min(written_bytes);
+        if start >= end {
+            return;
+        }
         if self.map.bytes()[start..end].iter().any(|&b| b != 0) {
             let zeros = vec![0u8; end - start];
             self.map.write(start, &zeros);
@@ -214,8 +220,9 @@ impl<F: File> IndexFile<F> {
     /// Forgets entries from `entries` on (truncation), zeroing them in the file.
     pub fn truncate_entries(&mut self, entries: usize) {
         if entries < self.entries {
+            let written_bytes = self.entries * self.kind.entry_bytes();
             self.entries = entries;
-            self.zero_tail();
+            self.zero_tail(written_bytes);
         }
     }
 
@@ -250,10 +257,17 @@ impl<F: File> IndexFile<F> {
     pub fn make_mutable(&mut self, entries: usize, bytes_max: usize) -> io::Result<()> {
         let bytes = bytes_max - bytes_max % self.kind.entry_bytes();
         let entries = entries.min(bytes / self.kind.entry_bytes());
+        if self.map.bytes().len() == bytes {
+            // Already preallocated and mapped: only the entry count changes.
+            self.truncate_entries(entries);
+            self.entries = entries;
+            return Ok(());
+        }
+        let old_bytes = self.file.len()? as usize;
         self.file.set_len(bytes as u64)?;
         self.map = self.file.map(bytes as u64)?;
         self.entries = entries;
-        self.zero_tail();
+        self.zero_tail(old_bytes);
         Ok(())
     }
 }
