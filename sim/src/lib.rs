@@ -1,9 +1,22 @@
-//! keel-sim: the deterministic simulator's pieces that do not need the madsim runtime.
+//! keel-sim: the deterministic simulator that runs keel's own storage code on a disk that loses
+//! unsynced page cache, tears writes and rots bits, under madsim's scheduler, with seeded fault
+//! schedules and checkers that hold the engine to its durability contract.
 //!
-//! `disk` is `SimDisk`, a `keel::io::Disk` that keeps a page cache apart from the platter, loses
-//! the unsynced part of it on power loss and injects faults on demand; `rng` is the seeded
-//! generator all of its random choices come from, so a failing seed replays exactly. The madsim
-//! harness (network, clock, node crashes) builds on these.
+//! `disk` and `rng` build everywhere (their unit tests run in ordinary `cargo test`); the harness
+//! builds only with `RUSTFLAGS="--cfg madsim"` into `target/sim` (`cargo xtask sim`).
 
 pub mod disk;
 pub mod rng;
+
+#[cfg(madsim)]
+pub mod checkers;
+#[cfg(madsim)]
+pub mod clock;
+#[cfg(madsim)]
+pub mod history;
+#[cfg(madsim)]
+pub mod node;
+#[cfg(madsim)]
+pub mod runner;
+#[cfg(madsim)]
+pub mod workload;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::batch::{self, BatchHeader};
 use super::index::{self, IndexKind};
-use super::scan::{ScanError, Scanner, Verify};
+use super::scan::{First, ScanError, Scanner, Verify};
 use super::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::io::{Disk, File};
 
@@ -259,7 +259,7 @@ fn check_segment<F: File>(
 ) -> io::Result<Option<u64>> {
     let mut next: Option<u64> = None;
     let end = file.len()?;
-    let mut scanner = Scanner::new(file, 0, end, Verify::Crc);
+    let mut scanner = Scanner::new(file, 0, end, Verify::Crc).expecting(First::Base(base));
     let problem = |position: u64, reason: String| Problem {
         path: path.to_path_buf(),
         position,

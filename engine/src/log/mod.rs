@@ -444,8 +444,9 @@ impl<D: Disk> Log<D> {
         Ok(None)
     }
 
-    /// Like `read`, but copies the bytes and checks every batch's CRC: a corrupt first batch is
-    /// an error, and a corrupt later batch ends the result before it.
+    /// Like `read`, but copies the bytes and checks every batch's CRC (reading again up to
+    /// `READ_ATTEMPTS_MAX` times): a corrupt first batch is an error, and a corrupt later batch
+    /// ends the result before it.
     ///
     /// # Errors
     /// As `read`, and `Corrupt` when the first batch fails its CRC.
@@ -455,19 +456,29 @@ impl<D: Disk> Log<D> {
         bytes_max: u64,
         offset_limit: u64,
     ) -> Result<Vec<u8>, LogError> {
-        let Some(slice) = self.read(offset, bytes_max, offset_limit)? else {
-            return Ok(Vec::new());
-        };
-        let mut bytes = vec![0u8; slice.bytes as usize];
-        slice.file.read_exact_at(&mut bytes, slice.position)?;
-        let verified = verified_prefix(&bytes);
+        // Bytes that fail verification are read again, lookup included: a transient read error
+        // must not be reported as corruption, and corruption that persists is never served.
+        let mut last_failure = None;
+        for _ in 0..scan::READ_ATTEMPTS_MAX {
+            let Some(slice) = self.read(offset, bytes_max, offset_limit)? else {
+                return Ok(Vec::new());
+            };
+            let mut bytes = vec![0u8; slice.bytes as usize];
+            slice.file.read_exact_at(&mut bytes, slice.position)?;
+            let verified = verified_prefix(&bytes, slice.first_offset);
+            if verified == bytes.len() {
+                return Ok(bytes);
+            }
+            last_failure = Some((bytes, verified, slice.first_offset));
+        }
+        let (mut bytes, verified, first_offset) = last_failure.expect("at least one attempt");
         if verified == 0 {
             let reason = match BatchHeader::parse(&bytes) {
-                Ok(h) => format!("batch at offset {} fails its CRC", h.base_offset),
+                Ok(h) => format!("batch at offset {} fails verification", h.base_offset),
                 Err(e) => e.to_string(),
             };
             return Err(LogError::Corrupt {
-                offset: slice.first_offset,
+                offset: first_offset,
                 reason,
             });
         }
@@ -581,10 +592,15 @@ impl<D: Disk> Log<D> {
     }
 }
 
-/// The length of the longest prefix of `bytes` made of whole batches with valid CRCs.
-pub fn verified_prefix(bytes: &[u8]) -> usize {
+/// The length of the longest prefix of `bytes` made of whole batches with valid CRCs and dense
+/// offsets, the first starting at `first_offset`.
+pub fn verified_prefix(bytes: &[u8], first_offset: u64) -> usize {
     let mut position = 0;
+    let mut expected_base = first_offset;
     while let Ok(header) = BatchHeader::parse(&bytes[position..]) {
+        if header.base_offset as u64 != expected_base {
+            break;
+        }
         let Some(total) = header.total_bytes() else {
             break;
         };
@@ -594,6 +610,7 @@ pub fn verified_prefix(bytes: &[u8]) -> usize {
         if header.magic != batch::MAGIC_V2 || !batch::crc_ok(batch, &header) {
             break;
         }
+        expected_base = header.last_offset() as u64 + 1;
         position += total;
     }
     position

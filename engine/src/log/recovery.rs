@@ -108,15 +108,31 @@ impl<D: Disk> Log<D> {
             let mut segment = Segment::open_trusted(&self.disk, &self.dir, base)?;
             let below = bases.get(i + 1).is_some_and(|&next| next <= recovery_point);
             if !below {
-                let from = self.scan_start(&mut segment, recovery_point)?;
+                let start = segment.recovery_start(recovery_point);
                 let file_bytes = segment.log_file().len()?;
                 let tail = segment.recover_tail(
-                    from,
+                    start,
                     self.config.index_interval_bytes,
                     self.config.segment_index_bytes,
                 )?;
-                self.recovery.bytes_scanned += file_bytes - from;
-                next_offset = tail.next_offset.or(segment.next_offset()?).or(next_offset);
+                self.recovery.bytes_scanned += file_bytes.saturating_sub(start.0);
+                let end = match tail.next_offset {
+                    Some(end) => end,
+                    None => segment.next_offset()?.unwrap_or(base),
+                };
+                next_offset = Some(end);
+                if let Some(&next_base) = bases.get(i + 1).filter(|&&b| b != end) {
+                    // The next segment does not start where this one ends: this one lost its
+                    // unflushed tail (a power loss after a roll), so the next holds records
+                    // newer than lost ones. Keeping them would leave a hole in the offsets.
+                    tracing::warn!(
+                        segment = %segment.path(LOG_SUFFIX).display(),
+                        end,
+                        next_base,
+                        "segment ends where the next does not start; removing later segments"
+                    );
+                    stopped = true;
+                }
                 if let Some((bytes, stop)) = tail.truncated {
                     tracing::warn!(
                         segment = %segment.path(LOG_SUFFIX).display(),
@@ -126,7 +142,9 @@ impl<D: Disk> Log<D> {
                         "recovery cut a torn or corrupt tail"
                     );
                     self.recovery.bytes_truncated += bytes;
-                    stopped = true;
+                    // The last segment ends here; an earlier one keeps its successors only if
+                    // they start exactly where it now ends (a failed write left garbage behind
+                    // its last batch before the roll), which the check above decided.
                 }
             }
             self.segments.insert(base, segment);
@@ -143,24 +161,6 @@ impl<D: Disk> Log<D> {
             self.recovery.recovery_point_lost = Some((self.recovery_point, self.next_offset));
         }
         self.flush_recovered(now_ms)
-    }
-
-    /// Where to start reading `segment` back: the last index entry below the recovery point, if
-    /// the batch found there is the one the entry names; otherwise the segment's start.
-    fn scan_start(&self, segment: &mut Segment<D::File>, recovery_point: u64) -> io::Result<u64> {
-        let position = segment.recovery_start(recovery_point);
-        if position == 0 {
-            return Ok(0);
-        }
-        let file_bytes = segment.log_file().len()?;
-        let mut header = [0u8; super::batch::HEADER_BYTES];
-        if position + header.len() as u64 > file_bytes {
-            return Ok(0);
-        }
-        segment.log_file().read_exact_at(&mut header, position)?;
-        let plausible = super::batch::BatchHeader::parse(&header)
-            .is_ok_and(|h| h.base_offset >= segment.base_offset() as i64 && h.magic == 2);
-        Ok(if plausible { position } else { 0 })
     }
 
     fn remove_after_corruption(&mut self, base: u64) -> Result<(), LogError> {

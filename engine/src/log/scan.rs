@@ -12,6 +12,8 @@ use crate::io::File;
 
 /// How much of the file one read brings in.
 const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
+/// How many times bytes that fail verification are read again before they are judged corrupt.
+pub const READ_ATTEMPTS_MAX: u32 = 3;
 /// No batch on disk can be larger than this; a header that says otherwise is corrupt.
 pub const BATCH_BYTES_MAX: usize = 256 * 1024 * 1024;
 
@@ -22,6 +24,14 @@ pub enum Verify {
     Header,
     /// Header and CRC: what recovery requires of bytes that may have been torn.
     Crc,
+}
+
+/// What the first batch of a scan must be: known from the segment's base offset (a scan from
+/// the start) or from the index entry the scan starts at (which names the batch's last offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum First {
+    Base(u64),
+    Last(u64),
 }
 
 /// One batch found by the scanner.
@@ -71,6 +81,11 @@ pub struct Scanner<'a, F: File> {
     verify: Verify,
     chunk: Vec<u8>,
     chunk_start: u64,
+    /// The base offset the next batch must have: batches are dense, each starting right after
+    /// the last offset of the one before (the base offset is outside the CRC, so this is what
+    /// catches a damaged one).
+    expected_base: Option<u64>,
+    first: Option<First>,
 }
 
 impl<'a, F: File> Scanner<'a, F> {
@@ -83,19 +98,43 @@ impl<'a, F: File> Scanner<'a, F> {
             verify,
             chunk: Vec::new(),
             chunk_start: position,
+            expected_base: None,
+            first: None,
         }
+    }
+
+    /// Requires the first batch to be `first`: base offsets lie outside the CRC, so a damaged
+    /// one is caught only by comparison with what the log already knows.
+    pub fn expecting(mut self, first: First) -> Scanner<'a, F> {
+        self.first = Some(first);
+        self
     }
 
     pub fn position(&self) -> u64 {
         self.position
     }
 
-    /// The next batch; `Ok(None)` at the end; `Err(Ok(stop))` when the bytes at the current
-    /// position are not a valid batch; `Err(Err(e))` on an IO error.
+    /// The next batch; `Ok(None)` at the end; `Stop` when the bytes at the current position are
+    /// not a valid batch. Before giving up on a position the bytes are read again from the file,
+    /// up to `READ_ATTEMPTS_MAX` times: a transient read error (a flipped bit on the bus, a bad
+    /// cable) must not make recovery cut good, durable data.
     ///
     /// # Errors
-    /// As above.
+    /// `Stop` with the position and reason, or `Io`.
     pub fn next_batch(&mut self) -> Result<Option<ScannedBatch>, ScanError> {
+        let mut attempt = 1;
+        loop {
+            match self.next_batch_once() {
+                Err(ScanError::Stop(_)) if attempt < READ_ATTEMPTS_MAX => {
+                    self.chunk.clear();
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn next_batch_once(&mut self) -> Result<Option<ScannedBatch>, ScanError> {
         if self.position >= self.end {
             return Ok(None);
         }
@@ -123,6 +162,31 @@ impl<'a, F: File> Scanner<'a, F> {
                 self.stop("negative offsets or record count in the header"),
             ));
         }
+        let first_ok = match (self.expected_base, self.first) {
+            (None, Some(First::Base(base))) => header.base_offset as u64 == base,
+            (None, Some(First::Last(last))) => header.last_offset() as u64 == last,
+            _ => true,
+        };
+        if !first_ok {
+            let reason = format!(
+                "batch {}..={} is not the expected {:?}",
+                header.base_offset,
+                header.last_offset(),
+                self.first
+            );
+            return Err(ScanError::Stop(self.stop(&reason)));
+        }
+        if let Some(expected) = self
+            .expected_base
+            .filter(|&e| e != header.base_offset as u64)
+        {
+            let reason = format!(
+                "batch at offset {} follows one ending at {}",
+                header.base_offset,
+                expected.wrapping_sub(1)
+            );
+            return Err(ScanError::Stop(self.stop(&reason)));
+        }
         if self.verify == Verify::Crc {
             self.check_crc(&header, total)?;
         } else if self.position + total as u64 > self.end {
@@ -136,6 +200,7 @@ impl<'a, F: File> Scanner<'a, F> {
             total_bytes: total as u64,
         };
         self.position += total as u64;
+        self.expected_base = Some(header.last_offset() as u64 + 1);
         Ok(Some(scanned))
     }
 

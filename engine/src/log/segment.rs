@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::batch::{BatchHeader, HEADER_BYTES};
 use super::index::{self, Entry, IndexFile, IndexKind};
-use super::scan::{ScanError, ScanStop, ScannedBatch, Scanner, Verify};
+use super::scan::{First, ScanError, ScanStop, ScannedBatch, Scanner, Verify, READ_ATTEMPTS_MAX};
 use crate::io::{Disk, File};
 
 pub const LOG_SUFFIX: &str = "log";
@@ -188,7 +188,12 @@ impl<F: File> Segment<F> {
     ) -> io::Result<()> {
         debug_assert!(appended.last_offset >= self.base_offset);
         debug_assert!(appended.last_offset - self.base_offset <= u64::from(u32::MAX));
-        self.log.write_at(batch, self.bytes)?;
+        if let Err(e) = self.log.write_at(batch, self.bytes) {
+            // A failed write may have left part of the batch behind the end; cut it so the file
+            // holds only whole batches (recovery would cut it too, but `keel check` would flag it).
+            let _ = self.log.set_len(self.bytes);
+            return Err(e);
+        }
         self.track_appended(
             self.bytes,
             batch.len() as u64,
@@ -263,8 +268,9 @@ impl<F: File> Segment<F> {
     /// # Errors
     /// IO errors, or the segment's bytes stop parsing as batches before the answer.
     pub fn find_batch(&mut self, offset: u64) -> io::Result<Option<ScannedBatch>> {
-        let start = self.index_hint(offset)?;
-        let mut scanner = Scanner::new(&*self.log, start, self.bytes, Verify::Header);
+        let (start, first) = self.index_hint(offset)?;
+        let mut scanner =
+            Scanner::new(&*self.log, start, self.bytes, Verify::Header).expecting(first);
         loop {
             match scanner.next_batch() {
                 Ok(Some(batch)) if batch.header.last_offset() as u64 >= offset => {
@@ -279,26 +285,40 @@ impl<F: File> Segment<F> {
 
     /// Where to start scanning for `offset`: the index's floor entry, confirmed by the header
     /// found there, or the start of the segment.
-    fn index_hint(&mut self, offset: u64) -> io::Result<u64> {
+    fn index_hint(&mut self, offset: u64) -> io::Result<(u64, First)> {
         self.check_indexes()?;
+        let from_start = (0, First::Base(self.base_offset));
         let relative = offset.saturating_sub(self.base_offset);
         let Some(entry) = self.index.floor(relative.saturating_sub(1) as i64) else {
-            return Ok(0);
+            return Ok(from_start);
         };
         let position = u64::from(entry.value);
         let expected_last = self.base_offset + entry.key as u64;
-        match self.header_at(position)? {
-            Some(h) if h.last_offset() as u64 == expected_last => Ok(position),
-            _ => {
+        match self.batch_ends_at(position, expected_last)? {
+            true => Ok((position, First::Last(expected_last))),
+            false => {
                 tracing::warn!(
                     segment = %self.path(INDEX_SUFFIX).display(),
                     position,
                     "index entry does not match the log; rebuilding the indexes"
                 );
                 self.rebuild_indexes()?;
-                Ok(0)
+                Ok(from_start)
             }
         }
+    }
+
+    /// Whether the batch at `position` ends at offset `last`, reading again before saying no.
+    fn batch_ends_at(&self, position: u64, last: u64) -> io::Result<bool> {
+        for _ in 0..READ_ATTEMPTS_MAX {
+            if self
+                .header_at(position)?
+                .is_some_and(|h| h.last_offset() as u64 == last)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// On first use of a segment opened from disk: if its indexes do not look like what keel
@@ -328,7 +348,8 @@ impl<F: File> Segment<F> {
         let index_bytes = self.bytes_needed_for_rebuild();
         self.reset_indexes(index_bytes)?;
         let log = Arc::clone(&self.log);
-        let mut scanner = Scanner::new(&*log, 0, self.bytes, Verify::Header);
+        let mut scanner = Scanner::new(&*log, 0, self.bytes, Verify::Header)
+            .expecting(First::Base(self.base_offset));
         let interval = crate::log::config::INDEX_INTERVAL_BYTES_DEFAULT;
         loop {
             match scanner.next_batch() {
@@ -387,14 +408,14 @@ impl<F: File> Segment<F> {
     /// IO errors.
     pub fn recover_tail(
         &mut self,
-        position: u64,
+        (position, first): (u64, First),
         index_interval_bytes: u64,
         index_bytes_max: usize,
     ) -> io::Result<TailRecovery> {
         let file_bytes = self.log.len()?;
         self.keep_index_entries_below(position, index_bytes_max)?;
         let log = Arc::clone(&self.log);
-        let mut scanner = Scanner::new(&*log, position, file_bytes, Verify::Crc);
+        let mut scanner = Scanner::new(&*log, position, file_bytes, Verify::Crc).expecting(first);
         let mut next_offset = None;
         let stop = loop {
             match scanner.next_batch() {
@@ -453,16 +474,28 @@ impl<F: File> Segment<F> {
         Ok(())
     }
 
-    /// The position of the last offset-index entry at or below `offset`, a batch boundary from
-    /// which recovery may start scanning. 0 when there is none.
-    pub fn recovery_start(&self, offset: u64) -> u64 {
+    /// The position of the last offset-index entry below `offset` whose batch is there, a batch
+    /// boundary from which recovery may start scanning, with what that batch must be; the start
+    /// of the segment when there is none.
+    pub fn recovery_start(&self, offset: u64) -> (u64, First) {
         let valid = index::valid_prefix(IndexKind::Offset, self.index.bytes(), self.bytes);
         let relative = offset.saturating_sub(self.base_offset) as i64;
-        (0..valid)
+        let entry = (0..valid)
             .map(|i| self.index.entry(i))
             .take_while(|e| e.key < relative)
-            .last()
-            .map_or(0, |e| u64::from(e.value))
+            .last();
+        let from_start = (0, First::Base(self.base_offset));
+        let Some(entry) = entry else {
+            return from_start;
+        };
+        let position = u64::from(entry.value);
+        let last = self.base_offset + entry.key as u64;
+        // An index entry is a hint: if the batch there is not the one it names, scan from the
+        // start rather than cut good data.
+        match self.batch_ends_at(position, last) {
+            Ok(true) => (position, First::Last(last)),
+            _ => from_start,
+        }
     }
 
     /// Makes the active segment appendable after it was opened as trusted (clean shutdown).
@@ -522,7 +555,8 @@ impl<F: File> Segment<F> {
         self.offset_of_max_timestamp = self.base_offset;
         self.first_batch_timestamp = None;
         let log = Arc::clone(&self.log);
-        let mut scanner = Scanner::new(&*log, 0, self.bytes, Verify::Header);
+        let mut scanner = Scanner::new(&*log, 0, self.bytes, Verify::Header)
+            .expecting(First::Base(self.base_offset));
         let mut since_entry = 0;
         let last_indexed = self.index.last().map(|e| u64::from(e.value));
         while let Some(batch) = scanner
@@ -552,8 +586,9 @@ impl<F: File> Segment<F> {
     /// # Errors
     /// IO errors or unparsable bytes.
     pub fn next_offset(&mut self) -> io::Result<Option<u64>> {
-        let start = self.index_hint(u64::MAX)?;
-        let mut scanner = Scanner::new(&*self.log, start, self.bytes, Verify::Header);
+        let (start, first) = self.index_hint(u64::MAX)?;
+        let mut scanner =
+            Scanner::new(&*self.log, start, self.bytes, Verify::Header).expecting(first);
         let mut next = None;
         while let Some(batch) = scanner
             .next_batch()
@@ -570,6 +605,9 @@ impl<F: File> Segment<F> {
     /// # Errors
     /// IO errors.
     pub fn close_active(&mut self) -> io::Result<()> {
+        if self.log.len()? > self.bytes {
+            self.log.set_len(self.bytes)?;
+        }
         self.append_time_entry();
         self.trim_indexes()
     }
@@ -617,8 +655,9 @@ impl<F: File> Segment<F> {
             .time_index
             .floor(timestamp - 1)
             .map_or(self.base_offset, |e| self.base_offset + u64::from(e.value));
-        let start = self.index_hint(start_offset)?;
-        let mut scanner = Scanner::new(&*self.log, start, self.bytes, Verify::Header);
+        let (start, first) = self.index_hint(start_offset)?;
+        let mut scanner =
+            Scanner::new(&*self.log, start, self.bytes, Verify::Header).expecting(first);
         while let Some(batch) = scanner
             .next_batch()
             .map_err(|e| e.into_io(&self.path(LOG_SUFFIX)))?
@@ -658,7 +697,8 @@ impl<F: File> Segment<F> {
             end = jump.0;
             next_offset = jump.1;
         }
-        let mut scanner = Scanner::new(&*self.log, end, limit_position, Verify::Header);
+        let mut scanner = Scanner::new(&*self.log, end, limit_position, Verify::Header)
+            .expecting(First::Base(next_offset));
         loop {
             match scanner.next_batch() {
                 Ok(Some(batch)) if (batch.header.last_offset() as u64) < offset_limit => {

@@ -1,0 +1,76 @@
+//! The invariants a run is judged by, one file each. Each checker names the record (or offset)
+//! that broke it.
+//!
+//! - `served`: every batch served passes its CRC; offsets are dense and increasing; the first
+//!   batch holds the offset asked for; every record names its producer (checked as reads happen).
+//! - `durability`: the contract table: an acknowledged record whose promise the fault history did
+//!   not void is readable at its offset with its bytes, unless retention removed it.
+//! - `monotonic_reads`: nothing a reader has read changes or disappears, unless a power loss took
+//!   it before it was durable, or retention removed it; within a power epoch every read and
+//!   acknowledgement of an offset agrees.
+//! - `recovery`: the log always opened, and the node never panicked.
+//! - `liveness`: after the heal phase the node accepts writes again within a bounded time.
+
+pub mod durability;
+pub mod liveness;
+pub mod monotonic_reads;
+pub mod recovery;
+pub mod served;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::history::{Event, RecordId, TimedEvent};
+
+/// A broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub checker: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.checker, self.message)
+    }
+}
+
+/// What the log held at the end of the run, read back in full after the heal phase.
+#[derive(Debug, Clone, Default)]
+pub struct FinalLog {
+    pub log_start: u64,
+    pub next_offset: u64,
+    pub records: BTreeMap<u64, RecordId>,
+}
+
+/// Offsets made durable in each power epoch: the highest `Flushed.upto` seen in it.
+pub fn durable_upto_by_epoch(events: &[TimedEvent]) -> BTreeMap<u64, u64> {
+    let mut durable = BTreeMap::new();
+    for e in events {
+        if let Event::Flushed { upto, epoch } = e.event {
+            let entry = durable.entry(epoch).or_insert(0);
+            *entry = upto.max(*entry);
+        }
+    }
+    durable
+}
+
+/// Whether the contract protects content seen at `offset` in `epoch`: the epoch is the last one
+/// (no power loss came after it: acks=1 with any flush policy survives a process crash), or a
+/// flush in that epoch covered the offset.
+pub fn protected(offset: u64, epoch: u64, final_epoch: u64, durable: &BTreeMap<u64, u64>) -> bool {
+    epoch == final_epoch || durable.get(&epoch).is_some_and(|&upto| offset < upto)
+}
+
+/// Runs every post-run checker; the first violation found, if any.
+pub fn check_all(
+    events: &[TimedEvent],
+    final_log: &FinalLog,
+    final_epoch: u64,
+) -> Option<Violation> {
+    recovery::check(events)
+        .or_else(|| served::check_history(events))
+        .or_else(|| durability::check(events, final_log, final_epoch))
+        .or_else(|| monotonic_reads::check(events, final_log, final_epoch))
+        .or_else(|| liveness::check(events))
+}

@@ -1,0 +1,238 @@
+//! Command line of `keel-sim`: argument parsing, the seed loop over worker threads, the progress
+//! bar and the summary.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use keel_sim::disk::FaultCounts;
+use keel_sim::runner::{run_seed, RunOptions, SeedOutcome};
+
+const SEEDS_DEFAULT: u64 = 100;
+const USAGE: &str = "usage: keel-sim [--seeds N] [--from S] [--ops K] [--jobs J]
+       keel-sim --seed S [--trace] [--ops K]
+       keel-sim --check-determinism [--seed S] [--ops K]
+       (--lying-fsync and --bit-rot P change the disk for proof runs)";
+
+#[derive(Debug)]
+struct Args {
+    seeds: u64,
+    from: u64,
+    seed: Option<u64>,
+    jobs: usize,
+    determinism: bool,
+    options: RunOptions,
+}
+
+fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut args = Args {
+        seeds: SEEDS_DEFAULT,
+        from: 0,
+        seed: None,
+        jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        determinism: false,
+        options: RunOptions::default(),
+    };
+    while let Some(flag) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match flag.as_str() {
+            "--seeds" => args.seeds = number(&value("--seeds")?)?,
+            "--from" => args.from = number(&value("--from")?)?,
+            "--seed" => args.seed = Some(number(&value("--seed")?)?),
+            "--ops" => args.options.operations = number(&value("--ops")?)?,
+            "--jobs" => args.jobs = number(&value("--jobs")?)? as usize,
+            "--trace" => args.options.trace = true,
+            "--check-determinism" => args.determinism = true,
+            "--lying-fsync" => args.options.lying_fsync = true,
+            "--bit-rot" => {
+                let rate = value("--bit-rot")?;
+                let rate: f64 = rate.parse().map_err(|_| format!("bad rate {rate}"))?;
+                args.options.constant_bit_rot = Some(rate);
+            }
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        }
+    }
+    args.jobs = args.jobs.max(1);
+    Ok(args)
+}
+
+fn number(text: &str) -> Result<u64, String> {
+    text.parse().map_err(|_| format!("not a number: {text}"))
+}
+
+pub fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.determinism {
+        return check_determinism(args.seed.unwrap_or(1), &args.options);
+    }
+    if let Some(seed) = args.seed {
+        if args.options.trace {
+            // The engine's own log lines (recovery cuts, retention) interleave with the events.
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stdout)
+                .without_time()
+                .init();
+        }
+        return replay(seed, &args.options);
+    }
+    run_many(&args)
+}
+
+fn replay_command(seed: u64, options: &RunOptions) -> String {
+    let mut command = format!("cargo xtask sim --seed {seed} --ops {}", options.operations);
+    if options.lying_fsync {
+        command.push_str(" --lying-fsync");
+    }
+    if let Some(rate) = options.constant_bit_rot {
+        command.push_str(&format!(" --bit-rot {rate}"));
+    }
+    command + " --trace"
+}
+
+fn report_failure(outcome: &SeedOutcome, options: &RunOptions) {
+    let violation = outcome.violation.as_ref().expect("a failed seed");
+    println!("FAILED seed {} (flush {})", outcome.seed, outcome.flush);
+    println!("  invariant: {}", violation.checker);
+    println!("  {}", violation.message);
+    println!("  replay: {}", replay_command(outcome.seed, options));
+}
+
+fn replay(seed: u64, options: &RunOptions) -> ExitCode {
+    let outcome = run_seed(seed, options);
+    println!(
+        "seed {seed}: flush {}, {} operations, {} ms simulated, faults: {}, trace hash {:016x}",
+        outcome.flush, outcome.operations, outcome.simulated_ms, outcome.faults, outcome.trace_hash
+    );
+    if outcome.violation.is_some() {
+        report_failure(&outcome, options);
+        return ExitCode::from(1);
+    }
+    println!("seed {seed}: all invariants hold");
+    ExitCode::SUCCESS
+}
+
+fn check_determinism(seed: u64, options: &RunOptions) -> ExitCode {
+    let first = run_seed(seed, options);
+    let second = run_seed(seed, options);
+    println!(
+        "seed {seed}: trace hashes {:016x} and {:016x}",
+        first.trace_hash, second.trace_hash
+    );
+    if first.trace_hash != second.trace_hash {
+        println!("NOT deterministic: the same seed gave two different histories");
+        return ExitCode::from(1);
+    }
+    println!("deterministic");
+    ExitCode::SUCCESS
+}
+
+/// Totals over the seeds run so far.
+#[derive(Default)]
+struct Totals {
+    seeds: u64,
+    operations: u64,
+    simulated_ms: u64,
+    faults: FaultCounts,
+    failures: Vec<SeedOutcome>,
+}
+
+impl Totals {
+    fn add(&mut self, outcome: SeedOutcome) {
+        self.seeds += 1;
+        self.operations += outcome.operations;
+        self.simulated_ms += outcome.simulated_ms;
+        let f = &mut self.faults;
+        let o = &outcome.faults;
+        f.torn_writes += o.torn_writes;
+        f.bit_rots += o.bit_rots;
+        f.slow_fsyncs += o.slow_fsyncs;
+        f.enospc += o.enospc;
+        f.eio += o.eio;
+        f.lied_fsyncs += o.lied_fsyncs;
+        f.permanent_rots += o.permanent_rots;
+        f.crashes += o.crashes;
+        f.power_losses += o.power_losses;
+        f.stale_handle_uses += o.stale_handle_uses;
+        if outcome.violation.is_some() {
+            self.failures.push(outcome);
+        }
+    }
+}
+
+fn run_many(args: &Args) -> ExitCode {
+    let started = Instant::now();
+    let bar = indicatif::ProgressBar::new(args.seeds);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds {elapsed} {msg}")
+            .expect("template"),
+    );
+    let next = Arc::new(AtomicU64::new(0));
+    let totals = Arc::new(Mutex::new(Totals::default()));
+    let workers: Vec<_> = (0..args.jobs)
+        .map(|_| {
+            let (next, totals, bar) = (next.clone(), totals.clone(), bar.clone());
+            let (from, seeds, options) = (args.from, args.seeds, args.options.clone());
+            std::thread::spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= seeds {
+                    return;
+                }
+                let outcome = run_seed(from + i, &options);
+                if outcome.violation.is_some() {
+                    bar.println(format!("seed {} failed", outcome.seed));
+                }
+                totals.lock().expect("totals").add(outcome);
+                bar.inc(1);
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker
+            .join()
+            .expect("a seed worker panicked outside a seed");
+    }
+    bar.finish_and_clear();
+    let totals = totals.lock().expect("totals");
+    summarize(&totals, started.elapsed().as_secs_f64(), args)
+}
+
+fn summarize(totals: &Totals, wall_s: f64, args: &Args) -> ExitCode {
+    let simulated_s = totals.simulated_ms as f64 / 1000.0;
+    println!(
+        "{} seeds ({}..{}) in {wall_s:.1} s wall on {} threads: {:.0} seeds/min",
+        totals.seeds,
+        args.from,
+        args.from + args.seeds,
+        args.jobs,
+        totals.seeds as f64 * 60.0 / wall_s
+    );
+    println!(
+        "operations {}; simulated {simulated_s:.0} s, {:.0}x wall time",
+        totals.operations,
+        simulated_s / wall_s
+    );
+    println!("faults: {}", totals.faults);
+    let mut failures: Vec<&SeedOutcome> = totals.failures.iter().collect();
+    failures.sort_by_key(|o| o.seed);
+    for outcome in &failures {
+        report_failure(outcome, &args.options);
+    }
+    println!(
+        "{} passed, {} failed",
+        totals.seeds - failures.len() as u64,
+        failures.len()
+    );
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

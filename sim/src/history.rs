@@ -1,0 +1,145 @@
+//! What happened in a run, in order: acknowledgements, reads, flushes, faults and recoveries.
+//! The workload and the node write it; the checkers read it after the run; its hash is the
+//! run's trace hash, which the determinism check compares.
+//!
+//! A *power epoch* counts power losses: within one epoch the bytes at an offset never change
+//! (only a power loss can take back what the page cache held), so an offset's content is judged
+//! per epoch.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::clock;
+
+/// Who wrote a record: producer, batch sequence number, index in the batch. Record values carry
+/// it, so any record read back names its origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordId {
+    pub producer: u32,
+    pub seq: u64,
+    pub index: u32,
+}
+
+impl fmt::Display for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p{}-s{}-r{}", self.producer, self.seq, self.index)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// A produce was acknowledged: its records hold offsets base..=base+ids.len()-1.
+    Acked {
+        base: u64,
+        ids: Vec<RecordId>,
+        epoch: u64,
+    },
+    /// A produce failed or timed out: its records may or may not be in the log.
+    ProduceFailed {
+        producer: u32,
+        seq: u64,
+        reason: String,
+    },
+    /// A reader was served `id` at `offset`.
+    Read {
+        reader: u32,
+        offset: u64,
+        id: RecordId,
+        epoch: u64,
+    },
+    /// The node's log is durable below `upto`.
+    Flushed {
+        upto: u64,
+        epoch: u64,
+    },
+    /// The node opened its log after a start or restart.
+    Opened {
+        next_offset: u64,
+        log_start: u64,
+        clean: bool,
+        bytes_truncated: u64,
+        epoch: u64,
+    },
+    OpenFailed {
+        error: String,
+    },
+    /// Retention or DeleteRecords moved the log start.
+    LogStart {
+        offset: u64,
+        epoch: u64,
+    },
+    Crash,
+    PowerLoss {
+        epoch_after: u64,
+    },
+    CleanShutdown {
+        ok: bool,
+    },
+    Restart,
+    DiskFaults {
+        on: bool,
+    },
+    /// A checker that runs during the workload (served batches) found a problem.
+    Violation {
+        checker: &'static str,
+        message: String,
+    },
+    Healed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TimedEvent {
+    pub at_ms: u64,
+    pub event: Event,
+}
+
+/// The shared, append-only history of one run.
+#[derive(Default)]
+pub struct History {
+    events: Mutex<Vec<TimedEvent>>,
+    epoch: AtomicU64,
+    trace: AtomicBool,
+}
+
+impl History {
+    pub fn new(trace: bool) -> Arc<History> {
+        let history = History::default();
+        history.trace.store(trace, Ordering::Relaxed);
+        Arc::new(history)
+    }
+
+    pub fn record(&self, event: Event) {
+        let timed = TimedEvent {
+            at_ms: clock::elapsed_ms(),
+            event,
+        };
+        if self.trace.load(Ordering::Relaxed) {
+            println!("{:>8} ms  {:?}", timed.at_ms, timed.event);
+        }
+        self.events.lock().expect("history lock").push(timed);
+    }
+
+    /// The current power epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Starts a new power epoch and records the power loss.
+    pub fn power_loss(&self) {
+        let epoch_after = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.record(Event::PowerLoss { epoch_after });
+    }
+
+    pub fn events(&self) -> Vec<TimedEvent> {
+        self.events.lock().expect("history lock").clone()
+    }
+
+    /// A hash of every event: two runs of one seed must agree on it.
+    pub fn trace_hash(&self) -> u64 {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.events.lock().expect("history lock").hash(&mut hasher);
+        hasher.finish()
+    }
+}

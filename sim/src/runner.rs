@@ -1,0 +1,278 @@
+//! One seed from start to verdict: draw the run's shape from the seed, build the simulated
+//! cluster (a storage node and a client node), run the workload with its fault schedule, heal,
+//! read the log back, and hand the history to the checkers.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel::compression::Codec;
+use keel::log::{FlushPolicy, LogConfig};
+use madsim::rand::Rng;
+use madsim::runtime::Runtime;
+
+use crate::checkers::{self, Violation};
+use crate::disk::{FaultConfig, FaultCounts, SimDisk};
+use crate::history::History;
+use crate::node::{self, Mailbox, NodeConfig};
+use crate::workload::{self, Cluster, WorkloadConfig};
+
+/// What the caller chooses; everything else comes from the seed.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub operations: u64,
+    pub trace: bool,
+    /// Make every fsync a lie (the proof that the durability checker notices).
+    pub lying_fsync: bool,
+    /// Override the bit-rot probability of disk-fault bursts, and keep it on all run long.
+    pub constant_bit_rot: Option<f64>,
+}
+
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions {
+            operations: 10_000,
+            trace: false,
+            lying_fsync: false,
+            constant_bit_rot: None,
+        }
+    }
+}
+
+/// The verdict and figures of one seed.
+#[derive(Debug, Clone)]
+pub struct SeedOutcome {
+    pub seed: u64,
+    pub flush: String,
+    pub operations: u64,
+    pub faults: FaultCounts,
+    pub simulated_ms: u64,
+    pub trace_hash: u64,
+    pub violation: Option<Violation>,
+}
+
+/// The run's shape, drawn from the seed's randomness.
+struct Shape {
+    node: NodeConfig,
+    workload: WorkloadConfig,
+    disk_seed: u64,
+}
+
+fn draw_shape(options: &RunOptions) -> Shape {
+    let mut rng = madsim::rand::thread_rng();
+    let flush = match rng.gen_range(0..3) {
+        0 => FlushPolicy::None,
+        1 => FlushPolicy::Interval {
+            ms: rng.gen_range(5..200),
+            messages: [0, 1, 10, 100][rng.gen_range(0..4)],
+        },
+        _ => FlushPolicy::Always,
+    };
+    let log = LogConfig {
+        segment_bytes: rng.gen_range(4..64) * 1024,
+        segment_index_bytes: 4096,
+        index_interval_bytes: [128, 512, 4096][rng.gen_range(0..3)],
+        retention_bytes: if rng.gen_bool(0.3) {
+            rng.gen_range(64..512) * 1024
+        } else {
+            -1
+        },
+        retention_ms: -1,
+        flush,
+        ..LogConfig::default()
+    };
+    let node = NodeConfig {
+        dir: PathBuf::from("/keel-data/topic-0"),
+        log,
+        fsync_ms: rng.gen_range(1..5),
+        slow_fsync_ms: rng.gen_range(50..500),
+        flusher_interval_ms: rng.gen_range(5..100),
+        retention_interval_ms: rng.gen_range(50..500),
+    };
+    let disk_faults = FaultConfig {
+        torn_write: rng.gen_range(0.0..0.05),
+        bit_rot: rng.gen_range(0.0..0.05),
+        slow_fsync: rng.gen_range(0.0..0.2),
+        enospc: rng.gen_range(0.0..0.05),
+        eio: rng.gen_range(0.0..0.1),
+    };
+    let all_codecs = [
+        Codec::None,
+        Codec::Gzip,
+        Codec::Snappy,
+        Codec::Lz4,
+        Codec::Zstd,
+    ];
+    let codecs = if rng.gen_bool(0.5) {
+        vec![Codec::None]
+    } else {
+        all_codecs.to_vec()
+    };
+    let workload = WorkloadConfig {
+        producers: rng.gen_range(1..=3),
+        readers: rng.gen_range(1..=2),
+        operations: options.operations,
+        fault_operations: options.operations * 8 / 10,
+        fault_interval_ms_mean: rng.gen_range(100..1000),
+        disk_faults,
+        codecs,
+    };
+    Shape {
+        node,
+        workload,
+        disk_seed: rng.gen(),
+    }
+}
+
+/// Runs one seed and judges it. Never panics: a panic inside the simulation is a violation.
+pub fn run_seed(seed: u64, options: &RunOptions) -> SeedOutcome {
+    let mut outcome = SeedOutcome {
+        seed,
+        flush: String::new(),
+        operations: 0,
+        faults: FaultCounts::default(),
+        simulated_ms: 0,
+        trace_hash: 0,
+        violation: None,
+    };
+    let result = panic::catch_unwind(AssertUnwindSafe(|| simulate(seed, options, &mut outcome)));
+    if let Err(payload) = result {
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "a panic".to_owned());
+        outcome.violation = Some(Violation {
+            checker: "recovery",
+            message: format!("panic: {message}"),
+        });
+    }
+    outcome
+}
+
+/// Simulated time after which a seed is abandoned as hung.
+const SIMULATED_TIME_LIMIT: Duration = Duration::from_secs(3_600);
+
+fn simulate(seed: u64, options: &RunOptions, outcome: &mut SeedOutcome) {
+    let mut runtime = Runtime::with_seed_and_config(seed, madsim::Config::default());
+    runtime.set_time_limit(SIMULATED_TIME_LIMIT);
+    let history = History::new(options.trace);
+    let verdict = runtime.block_on(run_cluster(options.clone(), history.clone()));
+    let events = history.events();
+    outcome.flush = verdict.flush;
+    outcome.operations = verdict.operations;
+    outcome.faults = verdict.faults;
+    outcome.simulated_ms = verdict.simulated_ms;
+    outcome.trace_hash = history.trace_hash();
+    outcome.violation = match verdict.final_log {
+        Err(message) => Some(Violation {
+            checker: "served",
+            message,
+        }),
+        Ok(final_log) => checkers::check_all(&events, &final_log, history.epoch()),
+    };
+}
+
+struct Verdict {
+    flush: String,
+    operations: u64,
+    faults: FaultCounts,
+    simulated_ms: u64,
+    final_log: Result<checkers::FinalLog, String>,
+}
+
+async fn run_cluster(options: RunOptions, history: Arc<History>) -> Verdict {
+    let shape = draw_shape(&options);
+    let handle = madsim::runtime::Handle::current();
+    let disk = SimDisk::new(shape.disk_seed);
+    disk.set_lying_fsync(options.lying_fsync);
+    let mut workload_config = shape.workload.clone();
+    if let Some(rate) = options.constant_bit_rot {
+        workload_config.disk_faults = FaultConfig {
+            bit_rot: rate,
+            ..FaultConfig::default()
+        };
+        disk.set_faults(workload_config.disk_faults);
+    }
+    let mailbox = Mailbox::default();
+    let node = {
+        let (disk, mailbox, history, config) = (
+            disk.clone(),
+            mailbox.clone(),
+            history.clone(),
+            shape.node.clone(),
+        );
+        handle
+            .create_node()
+            .name("keel-0")
+            .init(move || {
+                node::run(
+                    disk.clone(),
+                    config.clone(),
+                    mailbox.clone(),
+                    history.clone(),
+                )
+            })
+            .build()
+    };
+    let cluster = Cluster {
+        handle: handle.clone(),
+        node_id: node.id(),
+        disk: disk.clone(),
+        mailbox,
+        history: history.clone(),
+        operations: Arc::new(AtomicU64::new(0)),
+    };
+    let client = handle.create_node().name("clients").build();
+    let final_log = client
+        .spawn(drive(
+            cluster.clone(),
+            workload_config,
+            shape.disk_seed ^ 0x5eed,
+        ))
+        .await
+        .expect("the client node is never killed");
+    Verdict {
+        flush: shape.node.log.flush.to_string(),
+        operations: cluster.operations.load(std::sync::atomic::Ordering::SeqCst),
+        faults: disk.fault_counts(),
+        simulated_ms: crate::clock::elapsed_ms(),
+        final_log,
+    }
+}
+
+/// The client side: workload tasks and fault schedule, then heal and the final read.
+async fn drive(
+    cluster: Cluster,
+    config: WorkloadConfig,
+    fault_seed: u64,
+) -> Result<checkers::FinalLog, String> {
+    let mut tasks = Vec::new();
+    for producer in 0..config.producers {
+        tasks.push(madsim::task::spawn(workload::producer(
+            cluster.clone(),
+            config.clone(),
+            producer,
+        )));
+    }
+    for reader in 0..config.readers {
+        tasks.push(madsim::task::spawn(workload::reader(
+            cluster.clone(),
+            config.clone(),
+            reader,
+        )));
+    }
+    let faults = madsim::task::spawn(workload::faults(
+        cluster.clone(),
+        config.clone(),
+        fault_seed,
+    ));
+    let _ = faults.await;
+    workload::heal(&cluster, &config).await;
+    for task in tasks {
+        let _ = task.await;
+    }
+    workload::read_final(&cluster).await
+}

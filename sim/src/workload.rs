@@ -1,0 +1,308 @@
+//! The workload of one seed: producers and readers against a node, a fault schedule that kills,
+//! power-cycles and cleanly restarts the node and turns disk faults on and off, then a heal phase
+//! and a final read of the whole log for the checkers.
+//!
+//! Clients run on their own simulated node, so they outlive the storage node's crashes; every
+//! request has a timeout, because a killed node never answers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use keel::compression::Codec;
+use keel::log::batch::{BatchBuilder, NewRecord};
+use madsim::rand::Rng;
+use madsim::runtime::Handle;
+
+use crate::checkers::served::{self, value_for};
+use crate::checkers::FinalLog;
+use crate::disk::{FaultConfig, SimDisk};
+use crate::history::{Event, History, RecordId};
+use crate::node::{FetchError, Fetched, Mailbox, Request};
+use crate::rng::SimRng;
+
+/// A request not answered in this much simulated time is given up (the node may be dead).
+const REQUEST_TIMEOUT_MS: u64 = 2_000;
+/// Bytes a reader asks for per fetch.
+const FETCH_BYTES_MAX: u64 = 8 * 1024;
+/// The final read gives up after this many fetches (a log of the workload's size needs far
+/// fewer; more means the log does not advance).
+const FINAL_FETCHES_MAX: u64 = 1_000_000;
+
+/// The shape of one run, drawn from its seed.
+#[derive(Debug, Clone)]
+pub struct WorkloadConfig {
+    pub producers: u32,
+    pub readers: u32,
+    /// Produce and fetch requests in all, across clients.
+    pub operations: u64,
+    /// Faults are injected until this many operations have been made.
+    pub fault_operations: u64,
+    pub fault_interval_ms_mean: u64,
+    /// Disk faults switched on in bursts.
+    pub disk_faults: FaultConfig,
+    pub codecs: Vec<Codec>,
+}
+
+/// Everything the workload's tasks share.
+#[derive(Clone)]
+pub struct Cluster {
+    pub handle: Handle,
+    pub node_id: madsim::task::NodeId,
+    pub disk: SimDisk,
+    pub mailbox: Mailbox,
+    pub history: Arc<History>,
+    pub operations: Arc<AtomicU64>,
+}
+
+impl Cluster {
+    fn take_operation(&self, budget: u64) -> bool {
+        self.operations.fetch_add(1, Ordering::SeqCst) < budget
+    }
+
+    fn operations_done(&self) -> u64 {
+        self.operations.load(Ordering::SeqCst)
+    }
+}
+
+async fn call<T>(mailbox: &Mailbox, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Option<T> {
+    let (reply, answer) = oneshot::channel();
+    if !mailbox.send(make(reply)) {
+        return None;
+    }
+    let timeout = Duration::from_millis(REQUEST_TIMEOUT_MS);
+    madsim::time::timeout(timeout, answer).await.ok()?.ok()
+}
+
+async fn sleep_ms(ms: u64) {
+    madsim::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// Produces batches of 1..=5 records until the operation budget is spent.
+pub async fn producer(cluster: Cluster, config: WorkloadConfig, producer: u32) {
+    let mut seq = 0;
+    while cluster.take_operation(config.operations) {
+        seq += 1;
+        produce_one(&cluster, &config, producer, seq).await;
+        sleep_ms(madsim::rand::thread_rng().gen_range(0..5)).await;
+    }
+}
+
+async fn produce_one(cluster: &Cluster, config: &WorkloadConfig, producer: u32, seq: u64) -> bool {
+    let mut rng = madsim::rand::thread_rng();
+    let count = rng.gen_range(1..=5u32);
+    let ids: Vec<RecordId> = (0..count)
+        .map(|index| RecordId {
+            producer,
+            seq,
+            index,
+        })
+        .collect();
+    let now_ms = crate::clock::elapsed_ms() as i64 + 1_700_000_000_000;
+    let records: Vec<NewRecord> = ids
+        .iter()
+        .map(|&id| NewRecord {
+            timestamp: now_ms,
+            key: Some(format!("k{}", id.index).into_bytes()),
+            value: Some(value_for(id, rng.gen_range(0..400))),
+            headers: vec![],
+        })
+        .collect();
+    let codec = config.codecs[rng.gen_range(0..config.codecs.len())];
+    let builder = BatchBuilder {
+        codec,
+        ..BatchBuilder::default()
+    };
+    let batch = builder.build(&records).expect("compress in memory");
+    let outcome = call(&cluster.mailbox, |reply| Request::Produce { batch, reply }).await;
+    match outcome {
+        Some(Ok(base)) => {
+            cluster.history.record(Event::Acked {
+                base,
+                ids,
+                epoch: cluster.history.epoch(),
+            });
+            true
+        }
+        other => {
+            let reason = match other {
+                Some(Err(e)) => e,
+                _ => "no answer".to_owned(),
+            };
+            cluster.history.record(Event::ProduceFailed {
+                producer,
+                seq,
+                reason,
+            });
+            false
+        }
+    }
+}
+
+/// Reads forward from offset 0, following the log start when retention moves it, and checks
+/// every reply with the `served` checker.
+pub async fn reader(cluster: Cluster, config: WorkloadConfig, reader: u32) {
+    let mut cursor = 0;
+    while cluster.take_operation(config.operations) {
+        let answer = fetch(&cluster.mailbox, cursor).await;
+        cursor = match answer {
+            Some(Ok(fetched)) => follow(&cluster, reader, cursor, &fetched),
+            Some(Err(FetchError::OutOfRange {
+                log_start,
+                next_offset,
+            })) => cursor.clamp(log_start, next_offset),
+            _ => cursor,
+        };
+        sleep_ms(madsim::rand::thread_rng().gen_range(1..10)).await;
+    }
+}
+
+async fn fetch(mailbox: &Mailbox, offset: u64) -> Option<Result<Fetched, FetchError>> {
+    call(mailbox, |reply| Request::Fetch {
+        offset,
+        bytes_max: FETCH_BYTES_MAX,
+        reply,
+    })
+    .await
+}
+
+/// Records what a fetch served and returns the next offset to read.
+fn follow(cluster: &Cluster, reader: u32, cursor: u64, fetched: &Fetched) -> u64 {
+    let records = match served::check_fetch(cursor, &fetched.bytes) {
+        Ok(records) => records,
+        Err(violation) => {
+            cluster.history.record(Event::Violation {
+                checker: violation.checker,
+                message: violation.message,
+            });
+            return cursor;
+        }
+    };
+    let epoch = cluster.history.epoch();
+    let mut next = cursor;
+    for (offset, id) in records {
+        cluster.history.record(Event::Read {
+            reader,
+            offset,
+            id,
+            epoch,
+        });
+        next = offset + 1;
+    }
+    next
+}
+
+/// Injects faults at random intervals until the fault budget of operations is spent.
+pub async fn faults(cluster: Cluster, config: WorkloadConfig, seed_rng: u64) {
+    let mut disk_rng = SimRng::new(seed_rng);
+    while cluster.operations_done() < config.fault_operations {
+        let wait = madsim::rand::thread_rng().gen_range(1..=2 * config.fault_interval_ms_mean);
+        sleep_ms(wait).await;
+        let choice = madsim::rand::thread_rng().gen_range(0..100);
+        match choice {
+            0..=29 => crash(&cluster).await,
+            30..=54 => power_loss(&cluster, &mut disk_rng).await,
+            55..=69 => clean_restart(&cluster).await,
+            _ => disk_fault_burst(&cluster, &config).await,
+        }
+    }
+}
+
+async fn crash(cluster: &Cluster) {
+    cluster.handle.kill(cluster.node_id);
+    cluster.mailbox.clear();
+    cluster.disk.crash();
+    cluster.history.record(Event::Crash);
+    restart_after_downtime(cluster).await;
+}
+
+async fn power_loss(cluster: &Cluster, disk_rng: &mut SimRng) {
+    cluster.handle.kill(cluster.node_id);
+    cluster.mailbox.clear();
+    cluster.disk.power_loss(disk_rng);
+    cluster.history.power_loss();
+    restart_after_downtime(cluster).await;
+}
+
+async fn clean_restart(cluster: &Cluster) {
+    let outcome = call(&cluster.mailbox, |reply| Request::Shutdown { reply }).await;
+    let ok = matches!(outcome, Some(Ok(())));
+    cluster.handle.kill(cluster.node_id);
+    cluster.mailbox.clear();
+    cluster.disk.crash();
+    cluster.history.record(Event::CleanShutdown { ok });
+    restart_after_downtime(cluster).await;
+}
+
+async fn restart_after_downtime(cluster: &Cluster) {
+    sleep_ms(madsim::rand::thread_rng().gen_range(10..300)).await;
+    cluster.handle.restart(cluster.node_id);
+    cluster.history.record(Event::Restart);
+    // Give the node a moment to recover before the next fault.
+    sleep_ms(5).await;
+}
+
+async fn disk_fault_burst(cluster: &Cluster, config: &WorkloadConfig) {
+    cluster.disk.set_faults(config.disk_faults);
+    cluster.history.record(Event::DiskFaults { on: true });
+    sleep_ms(madsim::rand::thread_rng().gen_range(50..500)).await;
+    cluster.disk.set_faults(FaultConfig::default());
+    cluster.history.record(Event::DiskFaults { on: false });
+}
+
+/// Ends the faults: disk faults off, the node restarted, and one write acknowledged (liveness).
+pub async fn heal(cluster: &Cluster, config: &WorkloadConfig) {
+    cluster.disk.set_faults(FaultConfig::default());
+    cluster.handle.kill(cluster.node_id);
+    cluster.mailbox.clear();
+    cluster.disk.crash();
+    cluster.history.record(Event::Crash);
+    cluster.handle.restart(cluster.node_id);
+    cluster.history.record(Event::Restart);
+    cluster.history.record(Event::Healed);
+    let deadline = crate::clock::elapsed_ms() + crate::checkers::liveness::HEALED_ACK_MS_MAX;
+    let mut seq = u64::MAX / 2;
+    while crate::clock::elapsed_ms() < deadline {
+        seq += 1;
+        if produce_one(cluster, config, u32::MAX, seq).await {
+            return;
+        }
+        sleep_ms(100).await;
+    }
+}
+
+/// Reads the whole log back, from its start to its end, through the `served` checker.
+pub async fn read_final(cluster: &Cluster) -> Result<FinalLog, String> {
+    let mut final_log = FinalLog::default();
+    let mut cursor = 0;
+    for _ in 0..FINAL_FETCHES_MAX {
+        match fetch(&cluster.mailbox, cursor).await {
+            Some(Ok(fetched)) => {
+                final_log.log_start = fetched.log_start;
+                final_log.next_offset = fetched.next_offset;
+                if fetched.bytes.is_empty() {
+                    if cursor >= fetched.next_offset {
+                        return Ok(final_log);
+                    }
+                    return Err(format!(
+                        "empty fetch at {cursor} below the end {}",
+                        fetched.next_offset
+                    ));
+                }
+                let records =
+                    served::check_fetch(cursor, &fetched.bytes).map_err(|v| v.to_string())?;
+                for (offset, id) in records {
+                    final_log.records.insert(offset, id);
+                    cursor = offset + 1;
+                }
+            }
+            Some(Err(FetchError::OutOfRange { log_start, .. })) if cursor < log_start => {
+                cursor = log_start;
+            }
+            Some(Err(e)) => return Err(format!("final read at {cursor}: {e:?}")),
+            None => return Err(format!("final read at {cursor}: the node did not answer")),
+        }
+    }
+    Err("final read did not reach the end of the log".to_owned())
+}
