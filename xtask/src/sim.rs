@@ -6,14 +6,24 @@ use crate::{cmd, Result};
 use std::path::Path;
 use std::process::Command;
 
-/// Arguments for the ci simulation step.
+/// Arguments for the ci simulation step: a few hundred seeds of the full faulted workload.
 pub const CI_SIM_ARGS: &[&str] = &["--seeds", "300"];
 
 /// Arguments for the ci determinism step: one seed run twice must give identical traces.
 pub const CI_DETERMINISM_ARGS: &[&str] = &["--check-determinism", "--seed", "1"];
 
-/// The simulator's steps are skipped until this file exists: before it, there is no binary.
-pub const GUARD: &str = "sim/src/runner.rs";
+/// The simulator's code is compiled only under `--cfg madsim`, so the ordinary clippy and test
+/// steps never see it: ci lints and tests it again in the simulator's build.
+pub const CI_CLIPPY_ARGS: &[&str] = &[
+    "clippy",
+    "-p",
+    "keel-sim",
+    "--all-targets",
+    "--",
+    "-D",
+    "warnings",
+];
+pub const CI_TEST_ARGS: &[&str] = &["test", "--release", "-p", "keel-sim"];
 
 /// `cargo xtask sim ARGS...`: every argument goes to keel-sim untouched.
 pub fn run(root: &Path, args: &[String]) -> Result {
@@ -21,12 +31,7 @@ pub fn run(root: &Path, args: &[String]) -> Result {
     cmd::run(command(root, &args))
 }
 
-/// Whether the simulator can be built yet; see [`GUARD`].
-pub fn available(root: &Path) -> bool {
-    root.join(GUARD).is_file()
-}
-
-/// `cargo run --release -p keel-sim --bin keel-sim -- ARGS` with the madsim cfg and target dir.
+/// `cargo run --release -p keel-sim --bin keel-sim -- ARGS` in the simulator's build.
 pub fn command(root: &Path, args: &[&str]) -> Command {
     let mut cargo_args = vec![
         "run",
@@ -38,7 +43,12 @@ pub fn command(root: &Path, args: &[&str]) -> Command {
         "--",
     ];
     cargo_args.extend_from_slice(args);
-    let mut command = cmd::cargo(root, &cargo_args);
+    cargo(root, &cargo_args)
+}
+
+/// `cargo ARGS` with the madsim cfg and the simulator's own target directory.
+pub fn cargo(root: &Path, args: &[&str]) -> Command {
+    let mut command = cmd::cargo(root, args);
     command.env("RUSTFLAGS", rustflags());
     command.env("CARGO_TARGET_DIR", root.join("target/sim"));
     command
