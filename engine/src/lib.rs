@@ -1,6 +1,10 @@
 //! keel: a Kafka-compatible message broker whose storage engine runs the same code on real IO and
 //! under a deterministic simulator. See ARCHITECTURE.md for the crates, seams and invariants.
 
+pub mod broker;
 pub mod compression;
+pub mod fuzz;
 pub mod io;
 pub mod log;
+pub mod protocol;
+pub mod server;

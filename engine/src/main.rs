@@ -1,24 +1,35 @@
-//! The `keel` binary: the only place that wires the engine to real IO (`OsDisk`, the system
-//! clock).
+//! The `keel` binary: the only place that wires the engine to real IO (`OsDisk`, `TcpNetwork`,
+//! the system clock) and a tokio runtime.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use keel::io::os::OsDisk;
+use std::sync::Arc;
+
+use keel::broker::config::BrokerConfig;
+use keel::broker::{settings, Broker};
+use keel::io::net::Network;
+use keel::io::os::{OsClock, OsDisk, OsRng, TcpNetwork};
 use keel::log::dump;
+use keel::server;
 
 /// keel: a Kafka-compatible message broker whose storage engine is tested under a fault-injecting
 /// simulator.
 #[derive(Parser)]
 #[command(name = "keel", version, about)]
 struct Cli {
+    /// With no command, `keel` serves (as `keel serve` with its defaults).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the broker (the default command): 127.0.0.1:9092, data in ./keel-data, node 0,
+    /// topics auto-created. Settings come from --config (TOML), then --set, then the flags.
+    #[command(after_help = settings_help())]
+    Serve(ServeArgs),
     /// Print the batches of a segment `.log` file (or the entries of a `.index` / `.timeindex`),
     /// with their offsets, timestamps, codec, record count and whether their CRC is valid, like
     /// kafka-dump-log.
@@ -36,16 +47,47 @@ enum Command {
     },
 }
 
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// A TOML file of settings with Kafka's names (e.g. `log.segment.bytes = 1073741824`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// One setting, NAME=VALUE with Kafka's name; may be repeated.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    settings: Vec<String>,
+    /// Address to listen on (listeners).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Data directory (log.dirs).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// This broker's id (node.id).
+    #[arg(long)]
+    node_id: Option<i32>,
+}
+
+fn settings_help() -> String {
+    let mut help = String::from("Settings (Kafka's names, for --config and --set):\n");
+    for (name, meaning) in keel::broker::settings::SETTINGS {
+        help.push_str(&format!("  {name:34} {meaning}\n"));
+    }
+    help.push_str("Topic settings (CreateTopics, AlterConfigs): retention.ms, retention.bytes, segment.bytes, segment.ms, segment.index.bytes, index.interval.bytes, max.message.bytes, flush.messages, flush.ms, message.timestamp.type, cleanup.policy (delete), min.insync.replicas (1).");
+    help
+}
+
 fn main() -> ExitCode {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(args),
         Command::DumpLog { files } => dump_log(&files),
         Command::Check { dir } => check(&dir),
     };
@@ -55,6 +97,64 @@ fn main() -> ExitCode {
             eprintln!("keel: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+fn broker_config(args: ServeArgs) -> Result<BrokerConfig, String> {
+    let mut config = BrokerConfig::default();
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        settings::apply_toml(&mut config, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    for setting in &args.settings {
+        let (name, value) = setting
+            .split_once('=')
+            .ok_or_else(|| format!("--set {setting}: expected NAME=VALUE"))?;
+        settings::apply(&mut config, name.trim(), value.trim())?;
+    }
+    if let Some(listen) = args.listen {
+        settings::apply(&mut config, "listeners", &listen)?;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(node_id) = args.node_id {
+        config.node_id = node_id;
+    }
+    config.log.validate()?;
+    Ok(config)
+}
+
+fn serve(args: ServeArgs) -> std::io::Result<ExitCode> {
+    let config = match broker_config(args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("keel: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listen = config.listen.clone();
+        let broker = Broker::open(OsDisk, OsClock, OsRng::default(), config)
+            .map_err(|e| std::io::Error::other(format!("opening the data directory: {e:?}")))?;
+        let listener = TcpNetwork.bind(&listen).await?;
+        server::serve::<TcpNetwork, _, _, _>(listener, Arc::new(broker), terminated()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn terminated() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
     }
 }
 

@@ -620,6 +620,18 @@ impl Disk for SimDisk {
         Ok(())
     }
 
+    /// Like `create_dir_all`, immediately durable (directories are outside the fault model).
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        let entries = state.dir(dir)?.visible.len();
+        let subdirs = state.dirs.keys().any(|p| p.parent() == Some(dir));
+        if entries > 0 || subdirs {
+            return Err(io::Error::other(format!("{}: not empty", dir.display())));
+        }
+        state.dirs.remove(dir);
+        Ok(())
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.lock();
         state.dir(dir)?;

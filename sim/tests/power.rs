@@ -24,7 +24,10 @@ fn a_lying_fsync_fails_the_durability_checker_within_a_few_dozen_seeds() {
                 .is_some_and(|v| matches!(v.checker, "durability" | "monotonic_reads"))
         })
         .collect();
-    assert!(!caught.is_empty(), "48 seeds on a lying disk and no checker noticed");
+    assert!(
+        !caught.is_empty(),
+        "48 seeds on a lying disk and no checker noticed"
+    );
 }
 
 #[test]

@@ -1,12 +1,14 @@
 //! `cargo xtask`: the repository's own tooling, in plain Rust so it needs nothing but cargo.
 //!
 //! Subcommands: `tidy` (source rules no compiler lint can express), `ci` (everything a change
-//! must pass, in order, failing fast), `sim` (the deterministic simulator) and `bench`. Each lives
-//! in its own module; this file only parses the command line and turns errors into exit codes.
+//! must pass, in order, failing fast), `sim` (the deterministic simulator), `bench` and `fuzz`.
+//! Each lives in its own module; this file only parses the command line and turns errors into
+//! exit codes.
 
 mod bench;
 mod ci;
 mod cmd;
+mod fuzz;
 mod sim;
 mod tidy;
 
@@ -22,6 +24,12 @@ commands:
   ci                      fmt, clippy, tidy, test, simulator, determinism check; stops at the first failure
   sim [ARGS...]           build keel-sim (release, --cfg madsim, target/sim) and run it with ARGS
   bench [NAME [ARGS...]]  run benchmark NAME with ARGS; without NAME, list the benchmarks
+  fuzz TARGET|--all [--seconds N]
+                          run libFuzzer on TARGET (batch_decode, segment_recover, index_lookup,
+                          log_ops) or on each in turn, N seconds each (default 60), from the seeds
+                          in fuzz/corpus/TARGET; installs cargo-fuzz if missing. libFuzzer adds the
+                          inputs it finds to that directory: commit only small seeds (seed-*), and
+                          minimized crashes to fuzz/regressions/TARGET
   help                    print this text";
 
 /// Why a subcommand stopped before succeeding.
@@ -68,6 +76,7 @@ fn dispatch(args: &[String]) -> Result {
         "ci" => no_args("ci", rest).and_then(|()| ci::run(&repo_root())),
         "sim" => sim::run(&repo_root(), rest),
         "bench" => bench::run(&repo_root(), rest),
+        "fuzz" => fuzz::run(&repo_root(), rest),
         "help" | "-h" | "--help" => {
             println!("{HELP}");
             Ok(())

@@ -125,6 +125,19 @@ impl Disk for MemDisk {
         Ok(())
     }
 
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut tree = self.tree();
+        let has_entries = tree.files.keys().any(|p| p.parent() == Some(dir))
+            || tree.dirs.iter().any(|p| p.parent() == Some(dir));
+        if has_entries {
+            return Err(io::Error::other(format!("{}: not empty", dir.display())));
+        }
+        if !tree.dirs.remove(dir) {
+            return Err(not_found(dir));
+        }
+        Ok(())
+    }
+
     fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
         Ok(())
     }

@@ -17,6 +17,7 @@
 //!   `sync_data`.
 
 pub mod mem;
+pub mod net;
 pub mod os;
 
 use std::io;
@@ -61,6 +62,12 @@ pub trait Disk: Clone + Send + Sync + 'static {
     /// # Errors
     /// Any IO error of the device.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+
+    /// Removes an empty directory. Durable once the parent is `sync_dir`ed.
+    ///
+    /// # Errors
+    /// `NotFound`, a directory that is not empty, or any IO error of the device.
+    fn remove_dir(&self, dir: &Path) -> io::Result<()>;
 
     /// Makes creates, renames and removes of entries of `dir` durable.
     ///

@@ -4,7 +4,7 @@
 //! - Files: `pwrite` into the page cache, `pread`, `fdatasync`; a directory is `fsync`ed through an
 //!   fd opened on it, which is what makes creates, renames and removes durable on Linux.
 //! - Index files are `mmap`ed (memmap2); `Mapping::flush` is `msync`.
-//! - `send_file` is sendfile(2), for the network layer's zero-copy fetches.
+//! - `TcpNetwork` is tokio's TCP; its `send_file` is sendfile(2), for zero-copy fetches.
 //! - The clock is the system clock; randomness is seeded from the process's hash keys.
 
 use std::fs::{self, OpenOptions};
@@ -69,6 +69,10 @@ impl Disk for OsDisk {
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         fs::create_dir_all(dir).map_err(|e| annotate(e, dir))
+    }
+
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        fs::remove_dir(dir).map_err(|e| annotate(e, dir))
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
@@ -154,21 +158,6 @@ impl Mapping for OsMapping {
     }
 }
 
-/// Sends `len` bytes of `file` from `pos` to the socket `out_fd` with sendfile(2): the bytes go
-/// from the page cache to the socket without passing through user space. Returns the number of
-/// bytes sent, which may be short (the caller loops).
-///
-/// # Errors
-/// Any error of sendfile(2), `WouldBlock` included on non-blocking sockets.
-pub fn send_file(out_fd: i32, file: &OsFile, pos: u64, len: usize) -> io::Result<usize> {
-    use std::os::fd::BorrowedFd;
-    let mut offset = i64::try_from(pos).map_err(|_| io::ErrorKind::InvalidInput)?;
-    // SAFETY: the caller owns `out_fd` for the duration of the call.
-    let out = unsafe { BorrowedFd::borrow_raw(out_fd) };
-    let sent = nix::sys::sendfile::sendfile64(out, &file.file, Some(&mut offset), len)?;
-    Ok(sent)
-}
-
 /// The system clock.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OsClock;
@@ -217,5 +206,124 @@ impl Rng for OsRng {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
+    }
+}
+
+/// TCP through tokio: the production network (and madsim's simulated TCP under `--cfg madsim`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TcpNetwork;
+
+pub struct TcpListener {
+    listener: tokio::net::TcpListener,
+}
+
+pub struct TcpConnection {
+    stream: tokio::net::TcpStream,
+}
+
+impl super::net::Network for TcpNetwork {
+    type Listener = TcpListener;
+    type Connection = TcpConnection;
+
+    async fn bind(&self, address: &str) -> io::Result<TcpListener> {
+        let listener = tokio::net::TcpListener::bind(address).await?;
+        Ok(TcpListener { listener })
+    }
+}
+
+impl super::net::Listener for TcpListener {
+    type Connection = TcpConnection;
+
+    async fn accept(&self) -> io::Result<(TcpConnection, String)> {
+        let (stream, peer) = self.listener.accept().await?;
+        #[cfg(not(madsim))]
+        stream.set_nodelay(true)?;
+        Ok((TcpConnection { stream }, peer.to_string()))
+    }
+
+    fn local_address(&self) -> io::Result<String> {
+        Ok(self.listener.local_addr()?.to_string())
+    }
+}
+
+impl tokio::io::AsyncRead for TcpConnection {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TcpConnection {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+impl super::net::Connection for TcpConnection {
+    async fn send_file<F: File>(&mut self, file: &F, position: u64, len: u64) -> io::Result<()> {
+        #[cfg(not(madsim))]
+        if let Some(fd) = file.raw_fd() {
+            return self.sendfile(fd, position, len).await;
+        }
+        super::net::copy_file_range(&mut self.stream, file, position, len).await
+    }
+}
+
+#[cfg(not(madsim))]
+impl TcpConnection {
+    /// sendfile(2) from `fd` to the socket, waiting for the socket to drain when it is full.
+    async fn sendfile(&mut self, fd: i32, mut position: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::{AsRawFd, BorrowedFd};
+        let socket = self.stream.as_raw_fd();
+        let mut left = len;
+        while left > 0 {
+            self.stream.writable().await?;
+            let sent = self.stream.try_io(tokio::io::Interest::WRITABLE, || {
+                let mut offset =
+                    i64::try_from(position).map_err(|_| io::ErrorKind::InvalidInput)?;
+                // SAFETY: both fds stay open for the duration of the call: the socket is owned
+                // by `self.stream`, the file by the caller's `&F`.
+                let (out, input) =
+                    unsafe { (BorrowedFd::borrow_raw(socket), BorrowedFd::borrow_raw(fd)) };
+                let count = left.min(1 << 30) as usize;
+                Ok(nix::sys::sendfile::sendfile64(
+                    out,
+                    input,
+                    Some(&mut offset),
+                    count,
+                )?)
+            });
+            match sent {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    position += n as u64;
+                    left -= n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }

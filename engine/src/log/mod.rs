@@ -523,6 +523,21 @@ impl<D: Disk> Log<D> {
         Ok(None)
     }
 
+    /// The offset holding the largest timestamp in the log, with that timestamp (ListOffsets
+    /// with MAX_TIMESTAMP, KIP-734); `None` for a log without timestamps.
+    ///
+    /// # Errors
+    /// None today; the signature leaves room for reading timestamps from disk.
+    pub fn max_timestamp_offset(&mut self) -> Result<Option<(u64, i64)>, LogError> {
+        let best = self
+            .segments
+            .values()
+            .filter(|s| s.max_timestamp() >= 0)
+            .max_by_key(|s| s.max_timestamp())
+            .map(|s| (s.offset_of_max_timestamp(), s.max_timestamp()));
+        Ok(best.filter(|&(offset, _)| offset >= self.log_start_offset))
+    }
+
     /// Removes every batch that does not end below `offset` (a follower's truncation on leader
     /// change), durably. The new end is at most `offset`, at a batch boundary.
     ///

@@ -17,7 +17,8 @@ use std::io;
 use std::path::Path;
 
 use super::checkpoint::{self, CheckpointFile, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
-use super::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::scan::First;
+use super::segment::{self, Segment, TailRecovery, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use super::{Log, LogConfig, LogError, RecoveryReport};
 use crate::io::{Disk, File};
 
@@ -108,18 +109,7 @@ impl<D: Disk> Log<D> {
             let mut segment = Segment::open_trusted(&self.disk, &self.dir, base)?;
             let below = bases.get(i + 1).is_some_and(|&next| next <= recovery_point);
             if !below {
-                let start = segment.recovery_start(recovery_point);
-                let file_bytes = segment.log_file().len()?;
-                let tail = segment.recover_tail(
-                    start,
-                    self.config.index_interval_bytes,
-                    self.config.segment_index_bytes,
-                )?;
-                self.recovery.bytes_scanned += file_bytes.saturating_sub(start.0);
-                let end = match tail.next_offset {
-                    Some(end) => end,
-                    None => segment.next_offset()?.unwrap_or(base),
-                };
+                let (end, tail) = self.recover_segment(&mut segment, base)?;
                 next_offset = Some(end);
                 if let Some(&next_base) = bases.get(i + 1).filter(|&&b| b != end) {
                     // The next segment does not start where this one ends: this one lost its
@@ -161,6 +151,53 @@ impl<D: Disk> Log<D> {
             self.recovery.recovery_point_lost = Some((self.recovery_point, self.next_offset));
         }
         self.flush_recovered(now_ms)
+    }
+
+    /// Recovers `segment` from its last index entry below the recovery point; returns the offset
+    /// it now ends at and what was cut.
+    fn recover_segment(
+        &mut self,
+        segment: &mut Segment<D::File>,
+        base: u64,
+    ) -> Result<(u64, TailRecovery), LogError> {
+        let start = segment.recovery_start(self.recovery_point);
+        let file_bytes = segment.log_file().len()?;
+        let interval = self.config.index_interval_bytes;
+        let index_bytes = self.config.segment_index_bytes;
+        let tail = segment.recover_tail(start, interval, index_bytes)?;
+        self.recovery.bytes_scanned += file_bytes.saturating_sub(start.0);
+        if let Some(end) = tail.next_offset {
+            return Ok((end, tail));
+        }
+        match segment.next_offset() {
+            Ok(end) => Ok((end.unwrap_or(base), tail)),
+            // Nothing valid from the recovery start on, and the trusted bytes before it do not
+            // parse: the disk lost data below the recovery point. Scanning the whole segment cuts
+            // the damage off, where failing the open would leave the partition unusable.
+            Err(e) if start.0 > 0 => {
+                tracing::warn!(
+                    segment = %segment.path(LOG_SUFFIX).display(),
+                    error = %e,
+                    "damage below the recovery point; recovering the whole segment"
+                );
+                let retry = segment.recover_tail((0, First::Base(base)), interval, index_bytes)?;
+                self.recovery.bytes_scanned += start.0;
+                let truncated = match (tail.truncated, retry.truncated) {
+                    (Some((cut, _)), Some((more, stop))) => Some((cut + more, stop)),
+                    (first, second) => second.or(first),
+                };
+                let end = retry.next_offset.unwrap_or(base);
+                let next_offset = retry.next_offset;
+                Ok((
+                    end,
+                    TailRecovery {
+                        next_offset,
+                        truncated,
+                    },
+                ))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn remove_after_corruption(&mut self, base: u64) -> Result<(), LogError> {

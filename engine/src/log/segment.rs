@@ -167,6 +167,11 @@ impl<F: File> Segment<F> {
         self.max_timestamp
     }
 
+    /// The offset that carries `max_timestamp` (the batch's last offset after an index rebuild).
+    pub fn offset_of_max_timestamp(&self) -> u64 {
+        self.offset_of_max_timestamp
+    }
+
     pub fn first_batch_timestamp(&self) -> Option<i64> {
         self.first_batch_timestamp
     }
@@ -651,9 +656,11 @@ impl<F: File> Segment<F> {
     /// IO errors or unparsable bytes.
     pub fn find_by_timestamp(&mut self, timestamp: i64) -> io::Result<Option<ScannedBatch>> {
         self.check_indexes()?;
-        let start_offset = self
-            .time_index
-            .floor(timestamp - 1)
+        // Records up to an entry whose timestamp is below `timestamp` are all older, so the scan
+        // may start there. No timestamp is below i64::MIN: then the scan starts at the base.
+        let start_offset = timestamp
+            .checked_sub(1)
+            .and_then(|below| self.time_index.floor(below))
             .map_or(self.base_offset, |e| self.base_offset + u64::from(e.value));
         let (start, first) = self.index_hint(start_offset)?;
         let mut scanner =

@@ -1,0 +1,300 @@
+//! The broker: the topics and partitions this node hosts, the settings they run with, and the
+//! housekeeping (flushes due under the flush policy, retention) that runs beside the requests.
+//! It is generic over the disk, clock and randomness seams, so the same broker runs on real IO
+//! and in the simulator; the Kafka protocol (`crate::protocol`) and the server
+//! (`crate::server`) sit on top of it.
+
+pub mod config;
+pub mod partition;
+pub mod settings;
+pub mod topics;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use self::config::{BrokerConfig, TopicOverrides};
+use self::topics::{Topic, TopicError};
+use crate::io::{Clock, Disk, Rng};
+
+pub struct Broker<D: Disk, C: Clock, R: Rng> {
+    pub config: BrokerConfig,
+    pub disk: D,
+    pub clock: C,
+    rng: R,
+    topics: RwLock<BTreeMap<String, Arc<Topic<D>>>>,
+    /// host and port clients are told to connect to.
+    advertised: RwLock<(String, i32)>,
+    /// Signalled when data becomes readable (an append, or a flush that moved a high
+    /// watermark): wakes fetches waiting for min_bytes.
+    pub data_arrived: tokio::sync::Notify,
+}
+
+impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
+    /// Opens the data directory: every described topic, every partition recovered.
+    ///
+    /// # Errors
+    /// Storage errors, or a topic description whose settings are invalid.
+    pub fn open(disk: D, clock: C, rng: R, config: BrokerConfig) -> Result<Self, TopicError> {
+        disk.create_dir_all(&config.data_dir)?;
+        let topics = topics::load_all(&disk, &config.data_dir, &config.log, clock.now_ms())?;
+        topics::remove_orphans(&disk, &config.data_dir, &topics)?;
+        tracing::info!(
+            data_dir = %config.data_dir.display(),
+            topics = topics.len(),
+            "data directory opened"
+        );
+        let advertised = split_address(config.advertised.as_deref().unwrap_or(&config.listen));
+        Ok(Broker {
+            config,
+            disk,
+            clock,
+            rng,
+            topics: RwLock::new(topics),
+            advertised: RwLock::new(advertised),
+            data_arrived: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Sets the address advertised in Metadata (the bound one, unless configured).
+    pub fn set_bound_address(&self, bound: &str) {
+        if self.config.advertised.is_none() {
+            *self.advertised.write().unwrap_or_else(|p| p.into_inner()) = split_address(bound);
+        }
+    }
+
+    pub fn advertised(&self) -> (String, i32) {
+        self.advertised
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic<D>>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn topic_by_id(&self, id: &[u8; 16]) -> Option<Arc<Topic<D>>> {
+        let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
+        topics.values().find(|t| &t.id == id).cloned()
+    }
+
+    pub fn topics(&self) -> Vec<Arc<Topic<D>>> {
+        let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
+        topics.values().cloned().collect()
+    }
+
+    fn new_topic_id(&self) -> [u8; 16] {
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&self.rng.next_u64().to_be_bytes());
+        id[8..].copy_from_slice(&self.rng.next_u64().to_be_bytes());
+        id
+    }
+
+    /// Creates a topic; `partitions` -1 means num.partitions. With `validate_only`, checks and
+    /// creates nothing.
+    ///
+    /// # Errors
+    /// `AlreadyExists`, invalid name/partitions/config, storage errors.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        overrides: TopicOverrides,
+        validate_only: bool,
+    ) -> Result<Option<Arc<Topic<D>>>, TopicError> {
+        let partitions = if partitions == -1 {
+            self.config.partitions_default
+        } else {
+            partitions
+        };
+        topics::validate_name(name)?;
+        let mut all = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        if all.contains_key(name) {
+            return Err(TopicError::AlreadyExists);
+        }
+        if validate_only {
+            config::topic_log_config(&self.config.log, &overrides)
+                .map_err(TopicError::InvalidConfig)?;
+            if !(1..=topics::PARTITIONS_MAX).contains(&partitions) {
+                return Err(TopicError::InvalidPartitions(format!(
+                    "{partitions} partitions"
+                )));
+            }
+            return Ok(None);
+        }
+        let new = topics::NewTopic {
+            name,
+            id: self.new_topic_id(),
+            partitions,
+            overrides,
+        };
+        let topic = topics::create(
+            &self.disk,
+            &self.config.data_dir,
+            new,
+            &self.config.log,
+            self.clock.now_ms(),
+        )?;
+        let topic = Arc::new(topic);
+        all.insert(name.to_owned(), topic.clone());
+        tracing::info!(topic = name, partitions, "topic created");
+        Ok(Some(topic))
+    }
+
+    /// The topic, created with default settings if it does not exist and auto-creation is on.
+    ///
+    /// # Errors
+    /// `Unknown` when absent and auto-creation is off (or not `allowed` by the request).
+    pub fn topic_or_create(&self, name: &str, allowed: bool) -> Result<Arc<Topic<D>>, TopicError> {
+        if let Some(topic) = self.topic(name) {
+            return Ok(topic);
+        }
+        if !(allowed && self.config.auto_create_topics) {
+            return Err(TopicError::Unknown);
+        }
+        match self.create_topic(name, -1, TopicOverrides::new(), false) {
+            Ok(Some(topic)) => Ok(topic),
+            Ok(None) => Err(TopicError::Unknown),
+            Err(TopicError::AlreadyExists) => self.topic(name).ok_or(TopicError::Unknown),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a topic and its data.
+    ///
+    /// # Errors
+    /// `Unknown`, storage errors.
+    pub fn delete_topic(&self, name: &str) -> Result<(), TopicError> {
+        let mut all = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        let topic = all.get(name).cloned().ok_or(TopicError::Unknown)?;
+        topics::delete(&self.disk, &self.config.data_dir, &topic)?;
+        all.remove(name);
+        tracing::info!(topic = name, "topic deleted");
+        Ok(())
+    }
+
+    /// Grows a topic to `count` partitions.
+    ///
+    /// # Errors
+    /// `Unknown`, `InvalidPartitions`, storage errors.
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let mut all = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        let topic = all.get(name).cloned().ok_or(TopicError::Unknown)?;
+        if validate_only {
+            let ok = count > topic.partitions.len() as i32 && count <= topics::PARTITIONS_MAX;
+            return if ok {
+                Ok(())
+            } else {
+                Err(TopicError::InvalidPartitions(format!("{count}")))
+            };
+        }
+        let grown = topics::add_partitions(
+            &self.disk,
+            &self.config.data_dir,
+            &topic,
+            count,
+            self.clock.now_ms(),
+        )?;
+        all.insert(name.to_owned(), Arc::new(grown));
+        Ok(())
+    }
+
+    /// Replaces a topic's overrides.
+    ///
+    /// # Errors
+    /// `Unknown`, `InvalidConfig`, storage errors.
+    pub fn set_topic_overrides(
+        &self,
+        name: &str,
+        overrides: TopicOverrides,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let mut all = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        let topic = all.get(name).cloned().ok_or(TopicError::Unknown)?;
+        if validate_only {
+            config::topic_log_config(&self.config.log, &overrides)
+                .map_err(TopicError::InvalidConfig)?;
+            return Ok(());
+        }
+        let updated = topics::set_overrides(
+            &self.disk,
+            &self.config.data_dir,
+            &topic,
+            overrides,
+            &self.config.log,
+        )?;
+        all.insert(name.to_owned(), Arc::new(updated));
+        Ok(())
+    }
+
+    /// Flushes every partition whose flush policy says a flush is due. Returns how many flushed.
+    pub fn flush_due(&self) -> usize {
+        let now_ms = self.clock.now_ms();
+        let mut flushed = 0;
+        for topic in self.topics() {
+            for partition in &topic.partitions {
+                let mut guard = partition.log();
+                let Some(log) = guard.as_mut() else { continue };
+                if !log.flush_due(now_ms) {
+                    continue;
+                }
+                match log.flush(now_ms) {
+                    Ok(()) => flushed += 1,
+                    Err(e) => {
+                        tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "flush failed")
+                    }
+                }
+                drop(guard);
+                self.data_arrived.notify_waiters();
+            }
+        }
+        flushed
+    }
+
+    /// Applies retention to every partition.
+    pub fn apply_retention(&self) {
+        let now_ms = self.clock.now_ms();
+        for topic in self.topics() {
+            for partition in &topic.partitions {
+                if let Some(log) = partition.log().as_mut() {
+                    if let Err(e) = log.apply_retention(now_ms) {
+                        tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "retention failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes every log cleanly (flush, clean-shutdown marker). Later requests find them closed.
+    pub fn close(&self) {
+        let now_ms = self.clock.now_ms();
+        for topic in self.topics() {
+            for partition in &topic.partitions {
+                let Some(log) = partition.take_log() else {
+                    continue;
+                };
+                if let Err(e) = log.close(now_ms) {
+                    tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "clean close failed; the next start recovers");
+                }
+            }
+        }
+        tracing::info!("all logs closed");
+    }
+}
+
+/// "host:port" as (host, port); port 9092 when missing or unreadable.
+fn split_address(address: &str) -> (String, i32) {
+    match address.rsplit_once(':') {
+        Some((host, port)) => (host.to_owned(), port.parse().unwrap_or(9092)),
+        None => (address.to_owned(), 9092),
+    }
+}

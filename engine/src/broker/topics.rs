@@ -1,0 +1,389 @@
+//! The topics this broker hosts: creation, deletion, auto-creation and their durable record.
+//!
+//! Each topic is described by `DATA/topics/NAME.properties` (its id, partition count and config
+//! overrides, Kafka property syntax), written to a temporary file, synced, renamed and the
+//! directory synced, so a crash leaves the old description or the new one. Partitions live in
+//! `DATA/NAME-P/`, Kafka's layout. A topic exists once its description does: creation writes the
+//! partition directories first, deletion removes the description first.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::config::{topic_log_config, TopicOverrides};
+use super::partition::Partition;
+use crate::io::{Disk, File};
+use crate::log::{Log, LogConfig};
+
+pub const TOPICS_DIR: &str = "topics";
+const DESCRIPTION_SUFFIX: &str = ".properties";
+/// Kafka's limit on topic names.
+pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+/// Partitions per topic accepted by CreateTopics and auto-creation.
+pub const PARTITIONS_MAX: i32 = 10_000;
+
+pub struct Topic<D: Disk> {
+    pub name: String,
+    pub id: [u8; 16],
+    pub overrides: TopicOverrides,
+    pub config: LogConfig,
+    pub partitions: Vec<Arc<Partition<D>>>,
+}
+
+/// Why a topic operation was refused, as Kafka error codes name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicError {
+    InvalidName(String),
+    AlreadyExists,
+    Unknown,
+    InvalidPartitions(String),
+    InvalidConfig(String),
+    Storage(String),
+}
+
+impl From<io::Error> for TopicError {
+    fn from(e: io::Error) -> TopicError {
+        TopicError::Storage(e.to_string())
+    }
+}
+
+/// Kafka's rule: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+///
+/// # Errors
+/// `InvalidName` saying why.
+pub fn validate_name(name: &str) -> Result<(), TopicError> {
+    let legal = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if name.is_empty() || name.len() > TOPIC_NAME_BYTES_MAX || !legal || name == "." || name == ".."
+    {
+        return Err(TopicError::InvalidName(format!(
+            "topic name '{name}' must be 1 to {TOPIC_NAME_BYTES_MAX} of [a-zA-Z0-9._-], not . or .."
+        )));
+    }
+    Ok(())
+}
+
+pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
+    data_dir.join(format!("{topic}-{partition}"))
+}
+
+fn description_path(data_dir: &Path, topic: &str) -> PathBuf {
+    data_dir
+        .join(TOPICS_DIR)
+        .join(format!("{topic}{DESCRIPTION_SUFFIX}"))
+}
+
+pub fn id_hex(id: &[u8; 16]) -> String {
+    id.iter().fold(String::with_capacity(32), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+fn parse_hex_id(text: &str) -> Option<[u8; 16]> {
+    if text.len() != 32 {
+        return None;
+    }
+    let mut id = [0u8; 16];
+    for (i, byte) in id.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(id)
+}
+
+fn describe(id: &[u8; 16], partitions: i32, overrides: &TopicOverrides) -> String {
+    let mut text = format!(
+        "# keel topic\ntopic.id={}\npartitions={partitions}\n",
+        id_hex(id)
+    );
+    for (name, value) in overrides {
+        let _ = writeln!(text, "{name}={value}");
+    }
+    text
+}
+
+/// What a description file says.
+struct Description {
+    id: [u8; 16],
+    partitions: i32,
+    overrides: TopicOverrides,
+}
+
+fn parse_description(text: &str) -> Option<Description> {
+    let mut id = None;
+    let mut partitions = None;
+    let mut overrides = TopicOverrides::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (name, value) = line.split_once('=')?;
+        match name {
+            "topic.id" => id = parse_hex_id(value),
+            "partitions" => partitions = value.parse().ok(),
+            _ => {
+                overrides.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+    Some(Description {
+        id: id?,
+        partitions: partitions.filter(|p| (1..=PARTITIONS_MAX).contains(p))?,
+        overrides,
+    })
+}
+
+/// Writes `text` at `path` atomically and durably.
+fn write_atomically<D: Disk>(disk: &D, path: &Path, text: &str) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("tmp");
+    if disk.exists(&tmp) {
+        disk.remove(&tmp)?;
+    }
+    let file = disk.create(&tmp)?;
+    file.write_at(text.as_bytes(), 0)?;
+    file.sync_data()?;
+    disk.rename(&tmp, path)?;
+    disk.sync_dir(dir)
+}
+
+fn read_text<D: Disk>(disk: &D, path: &Path) -> io::Result<String> {
+    let file = disk.open(path)?;
+    let mut bytes = vec![0u8; file.len()? as usize];
+    file.read_exact_at(&mut bytes, 0)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Opens (recovering) every partition of a topic.
+fn open_partitions<D: Disk>(
+    disk: &D,
+    data_dir: &Path,
+    name: &str,
+    partitions: std::ops::Range<i32>,
+    config: &LogConfig,
+    now_ms: i64,
+) -> Result<Vec<Arc<Partition<D>>>, TopicError> {
+    let mut opened = Vec::new();
+    for index in partitions {
+        let dir = partition_dir(data_dir, name, index);
+        let log = Log::open(disk.clone(), &dir, config.clone(), now_ms)
+            .map_err(|e| TopicError::Storage(format!("{}: {e}", dir.display())))?;
+        opened.push(Arc::new(Partition::new(name.to_owned(), index, log)));
+    }
+    Ok(opened)
+}
+
+/// Loads every topic described under `data_dir`.
+///
+/// # Errors
+/// IO errors, or a partition that cannot be opened.
+pub fn load_all<D: Disk>(
+    disk: &D,
+    data_dir: &Path,
+    defaults: &LogConfig,
+    now_ms: i64,
+) -> Result<BTreeMap<String, Arc<Topic<D>>>, TopicError> {
+    let dir = data_dir.join(TOPICS_DIR);
+    disk.create_dir_all(&dir)?;
+    let mut topics = BTreeMap::new();
+    for file_name in disk.list(&dir)? {
+        let Some(name) = file_name.strip_suffix(DESCRIPTION_SUFFIX) else {
+            continue;
+        };
+        let text = read_text(disk, &dir.join(&file_name))?;
+        let Some(description) = parse_description(&text) else {
+            tracing::error!(file = %dir.join(&file_name).display(), "unreadable topic description; topic skipped");
+            continue;
+        };
+        let config = topic_log_config(defaults, &description.overrides)
+            .map_err(TopicError::InvalidConfig)?;
+        let partitions = open_partitions(
+            disk,
+            data_dir,
+            name,
+            0..description.partitions,
+            &config,
+            now_ms,
+        )?;
+        let topic = Topic {
+            name: name.to_owned(),
+            id: description.id,
+            overrides: description.overrides,
+            config,
+            partitions,
+        };
+        topics.insert(name.to_owned(), Arc::new(topic));
+    }
+    Ok(topics)
+}
+
+/// What a new topic is to be.
+pub struct NewTopic<'a> {
+    pub name: &'a str,
+    pub id: [u8; 16],
+    pub partitions: i32,
+    pub overrides: TopicOverrides,
+}
+
+/// Creates a topic's partitions and then its description (the commit point).
+///
+/// # Errors
+/// Invalid name, partitions or config; storage errors.
+pub fn create<D: Disk>(
+    disk: &D,
+    data_dir: &Path,
+    new: NewTopic<'_>,
+    defaults: &LogConfig,
+    now_ms: i64,
+) -> Result<Topic<D>, TopicError> {
+    let NewTopic {
+        name,
+        id,
+        partitions,
+        overrides,
+    } = new;
+    validate_name(name)?;
+    if !(1..=PARTITIONS_MAX).contains(&partitions) {
+        return Err(TopicError::InvalidPartitions(format!(
+            "{partitions} partitions: must be 1 to {PARTITIONS_MAX}"
+        )));
+    }
+    let config = topic_log_config(defaults, &overrides).map_err(TopicError::InvalidConfig)?;
+    let opened = open_partitions(disk, data_dir, name, 0..partitions, &config, now_ms)?;
+    disk.sync_dir(data_dir)?;
+    write_atomically(
+        disk,
+        &description_path(data_dir, name),
+        &describe(&id, partitions, &overrides),
+    )?;
+    Ok(Topic {
+        name: name.to_owned(),
+        id,
+        overrides,
+        config,
+        partitions: opened,
+    })
+}
+
+/// Adds partitions to a topic (CreatePartitions): new directories, then the new description.
+///
+/// # Errors
+/// Storage errors.
+pub fn add_partitions<D: Disk>(
+    disk: &D,
+    data_dir: &Path,
+    topic: &Topic<D>,
+    count: i32,
+    now_ms: i64,
+) -> Result<Topic<D>, TopicError> {
+    let current = topic.partitions.len() as i32;
+    if count <= current || count > PARTITIONS_MAX {
+        return Err(TopicError::InvalidPartitions(format!(
+            "topic {} has {current} partitions; the new count must be above that and at most {PARTITIONS_MAX}, not {count}",
+            topic.name
+        )));
+    }
+    let added = open_partitions(
+        disk,
+        data_dir,
+        &topic.name,
+        current..count,
+        &topic.config,
+        now_ms,
+    )?;
+    disk.sync_dir(data_dir)?;
+    let text = describe(&topic.id, count, &topic.overrides);
+    write_atomically(disk, &description_path(data_dir, &topic.name), &text)?;
+    let mut partitions = topic.partitions.clone();
+    partitions.extend(added);
+    Ok(Topic {
+        name: topic.name.clone(),
+        id: topic.id,
+        overrides: topic.overrides.clone(),
+        config: topic.config.clone(),
+        partitions,
+    })
+}
+
+/// Rewrites a topic's description with new overrides (AlterConfigs).
+///
+/// # Errors
+/// Invalid config; storage errors.
+pub fn set_overrides<D: Disk>(
+    disk: &D,
+    data_dir: &Path,
+    topic: &Topic<D>,
+    overrides: TopicOverrides,
+    defaults: &LogConfig,
+) -> Result<Topic<D>, TopicError> {
+    let config = topic_log_config(defaults, &overrides).map_err(TopicError::InvalidConfig)?;
+    let text = describe(&topic.id, topic.partitions.len() as i32, &overrides);
+    write_atomically(disk, &description_path(data_dir, &topic.name), &text)?;
+    for partition in &topic.partitions {
+        if let Some(log) = partition.log().as_mut() {
+            log.set_config(config.clone())
+                .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+        }
+    }
+    Ok(Topic {
+        name: topic.name.clone(),
+        id: topic.id,
+        overrides,
+        config,
+        partitions: topic.partitions.clone(),
+    })
+}
+
+/// Deletes a topic: the description first (after which the topic no longer exists, even if a
+/// crash interrupts the rest), then each partition's files and directory.
+///
+/// # Errors
+/// Storage errors; files left behind are removed by `remove_orphans` at the next start.
+pub fn delete<D: Disk>(disk: &D, data_dir: &Path, topic: &Topic<D>) -> Result<(), TopicError> {
+    disk.remove(&description_path(data_dir, &topic.name))?;
+    disk.sync_dir(&data_dir.join(TOPICS_DIR))?;
+    for partition in &topic.partitions {
+        drop(partition.take_log());
+        remove_dir_files(disk, &partition_dir(data_dir, &topic.name, partition.index))?;
+    }
+    disk.sync_dir(data_dir)?;
+    Ok(())
+}
+
+fn remove_dir_files<D: Disk>(disk: &D, dir: &Path) -> io::Result<()> {
+    for name in disk.list(dir)? {
+        disk.remove(&dir.join(name))?;
+    }
+    disk.remove_dir(dir)
+}
+
+/// Removes partition directories that no topic describes (a deletion a crash interrupted).
+///
+/// # Errors
+/// IO errors.
+pub fn remove_orphans<D: Disk>(
+    disk: &D,
+    data_dir: &Path,
+    topics: &BTreeMap<String, Arc<Topic<D>>>,
+) -> io::Result<()> {
+    for name in disk.list(data_dir)? {
+        let Some((topic, index)) = name.rsplit_once('-') else {
+            continue;
+        };
+        let Ok(index) = index.parse::<usize>() else {
+            continue;
+        };
+        let described = topics
+            .get(topic)
+            .is_some_and(|t| index < t.partitions.len());
+        let path = data_dir.join(&name);
+        if !described && disk.list(&path).is_ok() {
+            tracing::warn!(dir = %path.display(), "removing the partition of a deleted topic");
+            remove_dir_files(disk, &path)?;
+        }
+    }
+    Ok(())
+}

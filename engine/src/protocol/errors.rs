@@ -1,0 +1,52 @@
+//! Kafka's error codes that keel answers with, and how engine errors map onto them.
+
+use crate::broker::topics::TopicError;
+use crate::log::batch::BatchError;
+use crate::log::LogError;
+
+pub const NONE: i16 = 0;
+pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+pub const CORRUPT_MESSAGE: i16 = 2;
+pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+pub const MESSAGE_TOO_LARGE: i16 = 10;
+pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+pub const INVALID_REQUIRED_ACKS: i16 = 21;
+pub const UNSUPPORTED_VERSION: i16 = 35;
+pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+pub const INVALID_PARTITIONS: i16 = 37;
+pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+pub const INVALID_CONFIG: i16 = 40;
+pub const INVALID_REQUEST: i16 = 42;
+pub const KAFKA_STORAGE_ERROR: i16 = 56;
+pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
+pub const INVALID_RECORD: i16 = 87;
+pub const UNKNOWN_TOPIC_ID: i16 = 100;
+
+/// The code and message for a topic operation's failure.
+pub fn topic_error(error: &TopicError) -> (i16, String) {
+    match error {
+        TopicError::InvalidName(why) => (INVALID_TOPIC_EXCEPTION, why.clone()),
+        TopicError::AlreadyExists => (TOPIC_ALREADY_EXISTS, "topic already exists".to_owned()),
+        TopicError::Unknown => (UNKNOWN_TOPIC_OR_PARTITION, "unknown topic".to_owned()),
+        TopicError::InvalidPartitions(why) => (INVALID_PARTITIONS, why.clone()),
+        TopicError::InvalidConfig(why) => (INVALID_CONFIG, why.clone()),
+        TopicError::Storage(why) => (KAFKA_STORAGE_ERROR, why.clone()),
+    }
+}
+
+/// The code for a log operation's failure.
+pub fn log_error(error: &LogError) -> i16 {
+    match error {
+        LogError::Io(_) => KAFKA_STORAGE_ERROR,
+        LogError::InvalidBatch(BatchError::CrcMismatch { .. }) => CORRUPT_MESSAGE,
+        LogError::InvalidBatch(BatchError::Compression(_)) => UNSUPPORTED_COMPRESSION_TYPE,
+        LogError::InvalidBatch(_) => INVALID_RECORD,
+        LogError::BatchTooLarge { .. } => MESSAGE_TOO_LARGE,
+        LogError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
+        LogError::Corrupt { .. } => CORRUPT_MESSAGE,
+        LogError::Config(_) => INVALID_CONFIG,
+    }
+}

@@ -1,0 +1,224 @@
+//! The server: accepts connections on the network seam, reads Kafka request frames, answers
+//! them in order, and runs the broker's housekeeping beside them. Runs on tokio in production and
+//! on madsim's runtime under the simulator (tokio is madsim-tokio).
+//!
+//! Limits: a frame larger than socket.request.max.bytes, a negative size, or a frame that does
+//! not decode closes its connection with a log line (as Kafka does); connections beyond
+//! max.connections are closed on accept. Each connection answers one request at a time, in
+//! order; pipelined requests wait in the socket. Shutdown (SIGTERM in the binary) stops
+//! accepting, lets every connection finish the request it is answering, then closes every log
+//! cleanly (flush, clean-shutdown marker).
+
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+use crate::io::net::{Connection, Listener, Network};
+use crate::io::{Clock, Disk, Rng};
+use crate::protocol::frame::{Chunk, Frame};
+use crate::protocol::{self, ProtocolError};
+
+/// How often the housekeeping task looks for flushes due.
+const FLUSH_CHECK_INTERVAL_MS: u64 = 10;
+/// How long shutdown waits for connections to finish their requests.
+const DRAIN_MS_MAX: u64 = 10_000;
+
+/// Serves `broker` on `listener` until `shutdown` resolves, then closes every log cleanly.
+///
+/// # Errors
+/// Errors of the listener itself (an accept that fails for a reason other than the peer).
+pub async fn serve<N, D, C, R>(
+    listener: N::Listener,
+    broker: Arc<Broker<D, C, R>>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()>
+where
+    N: Network,
+    D: Disk,
+    C: Clock,
+    R: Rng,
+{
+    broker.set_bound_address(&listener.local_address()?);
+    tracing::info!(address = %listener.local_address()?, "keel is serving");
+    let (stop_sender, stop) = watch::channel(false);
+    let open = Arc::new(AtomicUsize::new(0));
+    let housekeeping = tokio::spawn(housekeeping(broker.clone(), stop.clone()));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (connection, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                admit::<N, D, C, R>(connection, peer, &broker, &open, stop.clone());
+            }
+        }
+    }
+    tracing::info!("shutting down: no new connections; finishing requests in flight");
+    let _ = stop_sender.send(true);
+    drain(&open).await;
+    housekeeping.abort();
+    broker.close();
+    Ok(())
+}
+
+fn admit<N, D, C, R>(
+    connection: N::Connection,
+    peer: String,
+    broker: &Arc<Broker<D, C, R>>,
+    open: &Arc<AtomicUsize>,
+    stop: watch::Receiver<bool>,
+) where
+    N: Network,
+    D: Disk,
+    C: Clock,
+    R: Rng,
+{
+    if open.load(Ordering::SeqCst) >= broker.config.connections_max {
+        tracing::warn!(%peer, limit = broker.config.connections_max, "max.connections reached; connection closed");
+        return;
+    }
+    open.fetch_add(1, Ordering::SeqCst);
+    let (broker, open) = (broker.clone(), open.clone());
+    tokio::spawn(async move {
+        if let Err(e) = converse(connection, &broker, stop).await {
+            tracing::info!(%peer, error = %e, "connection closed");
+        }
+        open.fetch_sub(1, Ordering::SeqCst);
+    });
+}
+
+async fn drain(open: &AtomicUsize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(DRAIN_MS_MAX);
+    while open.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Flushes that the flush policies say are due, and retention, until told to stop.
+async fn housekeeping<D: Disk, C: Clock, R: Rng>(
+    broker: Arc<Broker<D, C, R>>,
+    stop: watch::Receiver<bool>,
+) {
+    let retention_every =
+        (broker.config.retention_check_interval_ms / FLUSH_CHECK_INTERVAL_MS).max(1);
+    let mut ticks: u64 = 0;
+    while !*stop.borrow() {
+        tokio::time::sleep(Duration::from_millis(FLUSH_CHECK_INTERVAL_MS)).await;
+        broker.flush_due();
+        ticks += 1;
+        if ticks.is_multiple_of(retention_every) {
+            broker.apply_retention();
+        }
+    }
+}
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum Ended {
+    Io(io::Error),
+    Protocol(ProtocolError),
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::Io(e) => write!(f, "{e}"),
+            Ended::Protocol(e) => write!(f, "protocol error: {e}"),
+        }
+    }
+}
+
+impl From<io::Error> for Ended {
+    fn from(e: io::Error) -> Ended {
+        Ended::Io(e)
+    }
+}
+
+/// One connection: request, answer, request, answer... until the peer leaves, a request is
+/// malformed, or the server stops.
+async fn converse<Conn, D, C, R>(
+    mut connection: Conn,
+    broker: &Broker<D, C, R>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), Ended>
+where
+    Conn: Connection,
+    D: Disk,
+    C: Clock,
+    R: Rng,
+{
+    loop {
+        let frame = tokio::select! {
+            frame = read_frame(&mut connection, broker.config.request_bytes_max) => frame?,
+            _ = stop.changed() => return Ok(()),
+        };
+        let Some(frame) = frame else {
+            return Ok(());
+        };
+        let request = protocol::parse_request(frame.freeze()).map_err(Ended::Protocol)?;
+        let answer = protocol::handle(broker, request)
+            .await
+            .map_err(Ended::Protocol)?;
+        if let Some(answer) = answer {
+            write_frame(&mut connection, answer).await?;
+        }
+        if *stop.borrow() {
+            return Ok(());
+        }
+    }
+}
+
+/// The next frame's bytes (without the size), `None` at a clean end of stream.
+async fn read_frame<Conn: Connection>(
+    connection: &mut Conn,
+    request_bytes_max: usize,
+) -> Result<Option<BytesMut>, Ended> {
+    let mut size = [0u8; 4];
+    match connection.read_exact(&mut size).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let size = i32::from_be_bytes(size);
+    let size = usize::try_from(size)
+        .ok()
+        .filter(|&s| s <= request_bytes_max)
+        .ok_or_else(|| {
+            Ended::Protocol(ProtocolError(format!(
+                "request size {size} is negative or above socket.request.max.bytes {request_bytes_max}"
+            )))
+        })?;
+    let mut frame = BytesMut::zeroed(size);
+    connection.read_exact(&mut frame).await?;
+    Ok(Some(frame))
+}
+
+async fn write_frame<Conn: Connection, F: crate::io::File>(
+    connection: &mut Conn,
+    frame: Frame<F>,
+) -> io::Result<()> {
+    for chunk in frame.chunks {
+        match chunk {
+            Chunk::Bytes(bytes) => connection.write_all(&bytes).await?,
+            Chunk::File {
+                file,
+                position,
+                len,
+            } => connection.send_file(&*file, position, len).await?,
+        }
+    }
+    connection.flush().await
+}
