@@ -1,7 +1,7 @@
 //! `cargo xtask ci`: every check a change must pass, in a fixed order, stopping at the first
 //! failure. The cheap checks come first so a formatting slip costs seconds, not a full test run.
 
-use crate::{cmd, sim, tidy, Error, Result};
+use crate::{cmd, deps, sim, tidy, Error, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,11 @@ fn steps(root: &Path) -> Vec<Step> {
             name: "tidy",
             what: "cargo xtask tidy (in-process)".into(),
             run: Box::new(|root: &Path| tidy::run(root)),
+        },
+        Step {
+            name: "deps",
+            what: "cargo xtask deps (in-process): kcat and the target/py venv for tests/".into(),
+            run: Box::new(|root: &Path| deps::run(root)),
         },
         cargo_step(root, "test", &["test", "--workspace"]),
         sim_cargo_step(root, "sim-clippy", sim::CI_CLIPPY_ARGS),

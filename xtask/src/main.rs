@@ -1,13 +1,15 @@
 //! `cargo xtask`: the repository's own tooling, in plain Rust so it needs nothing but cargo.
 //!
 //! Subcommands: `tidy` (source rules no compiler lint can express), `ci` (everything a change
-//! must pass, in order, failing fast), `sim` (the deterministic simulator), `bench` and `fuzz`.
+//! must pass, in order, failing fast), `deps` (the end-to-end tests' clients), `sim` (the
+//! deterministic simulator), `bench` and `fuzz`.
 //! Each lives in its own module; this file only parses the command line and turns errors into
 //! exit codes.
 
 mod bench;
 mod ci;
 mod cmd;
+mod deps;
 mod fuzz;
 mod sim;
 mod tidy;
@@ -21,7 +23,11 @@ usage: cargo xtask <command> [args...]
 commands:
   tidy                    check engine/src and sim/src: no OS access outside engine/src/io/os.rs,
                           and every file starts with a //! module doc
-  ci                      fmt, clippy, tidy, test, simulator, determinism check; stops at the first failure
+  ci                      fmt, clippy, tidy, deps, test, simulator, determinism check; stops at the
+                          first failure
+  deps                    install what the end-to-end tests (tests/) need when missing: kcat (apt,
+                          as root) and a Python venv at target/py with confluent-kafka and
+                          kafka-python (pip)
   sim [ARGS...]           build keel-sim (release, --cfg madsim, target/sim) and run it with ARGS
   bench [NAME [ARGS...]]  run benchmark NAME with ARGS; without NAME, list the benchmarks
   fuzz TARGET|--all [--seconds N]
@@ -74,6 +80,7 @@ fn dispatch(args: &[String]) -> Result {
     match command.as_str() {
         "tidy" => no_args("tidy", rest).and_then(|()| tidy::run(&repo_root())),
         "ci" => no_args("ci", rest).and_then(|()| ci::run(&repo_root())),
+        "deps" => no_args("deps", rest).and_then(|()| deps::run(&repo_root())),
         "sim" => sim::run(&repo_root(), rest),
         "bench" => bench::run(&repo_root(), rest),
         "fuzz" => fuzz::run(&repo_root(), rest),

@@ -177,7 +177,11 @@ pub fn describe_configs<D: Disk, C: Clock, R: Rng>(
         let topic = broker.topic(resource.resource_name.as_str());
         match (resource.resource_type, topic) {
             (RESOURCE_TOPIC, Some(topic)) => {
-                let wanted = resource.configuration_keys.as_ref();
+                // Null lists every config; so does an empty list (as Kafka's ConfigHelper does).
+                let wanted = resource
+                    .configuration_keys
+                    .as_ref()
+                    .filter(|keys| !keys.is_empty());
                 result.configs = config::describe(&topic.config)
                     .into_iter()
                     .filter(|(name, _)| {

@@ -206,3 +206,6 @@ pub fn topic_name(name: &str) -> kafka_protocol::messages::TopicName {
 pub fn str_bytes(text: &str) -> kafka_protocol::protocol::StrBytes {
     kafka_protocol::protocol::StrBytes::from_string(text.to_owned())
 }
+
+#[cfg(test)]
+mod tests;
