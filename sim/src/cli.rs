@@ -13,6 +13,7 @@ const SEEDS_DEFAULT: u64 = 100;
 const USAGE: &str = "usage: keel-sim [--seeds N] [--from S] [--ops K] [--jobs J]
        keel-sim --seed S [--trace] [--ops K]
        keel-sim --check-determinism [--seed S] [--ops K]
+       --workload log|broker|mixed picks the server (mixed: each seed chooses)
        (--lying-fsync and --bit-rot P change the disk for proof runs)";
 
 #[derive(Debug)]
@@ -43,6 +44,14 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--ops" => args.options.operations = number(&value("--ops")?)?,
             "--jobs" => args.jobs = number(&value("--jobs")?)? as usize,
             "--trace" => args.options.trace = true,
+            "--workload" => {
+                args.options.broker = match value("--workload")?.as_str() {
+                    "log" => Some(false),
+                    "broker" => Some(true),
+                    "mixed" => None,
+                    other => return Err(format!("--workload log|broker|mixed, not {other}")),
+                }
+            }
             "--check-determinism" => args.determinism = true,
             "--lying-fsync" => args.options.lying_fsync = true,
             "--bit-rot" => {
@@ -94,12 +103,20 @@ fn replay_command(seed: u64, options: &RunOptions) -> String {
     if let Some(rate) = options.constant_bit_rot {
         command.push_str(&format!(" --bit-rot {rate}"));
     }
+    match options.broker {
+        Some(true) => command.push_str(" --workload broker"),
+        Some(false) => command.push_str(" --workload log"),
+        None => {}
+    }
     command + " --trace"
 }
 
 fn report_failure(outcome: &SeedOutcome, options: &RunOptions) {
     let violation = outcome.violation.as_ref().expect("a failed seed");
-    println!("FAILED seed {} (flush {})", outcome.seed, outcome.flush);
+    println!(
+        "FAILED seed {} ({}, flush {})",
+        outcome.seed, outcome.target, outcome.flush
+    );
     println!("  invariant: {}", violation.checker);
     println!("  {}", violation.message);
     println!("  replay: {}", replay_command(outcome.seed, options));
@@ -108,8 +125,13 @@ fn report_failure(outcome: &SeedOutcome, options: &RunOptions) {
 fn replay(seed: u64, options: &RunOptions) -> ExitCode {
     let outcome = run_seed(seed, options);
     println!(
-        "seed {seed}: flush {}, {} operations, {} ms simulated, faults: {}, trace hash {:016x}",
-        outcome.flush, outcome.operations, outcome.simulated_ms, outcome.faults, outcome.trace_hash
+        "seed {seed}: {}, flush {}, {} operations, {} ms simulated, faults: {}, trace hash {:016x}",
+        outcome.target,
+        outcome.flush,
+        outcome.operations,
+        outcome.simulated_ms,
+        outcome.faults,
+        outcome.trace_hash
     );
     if outcome.violation.is_some() {
         report_failure(&outcome, options);

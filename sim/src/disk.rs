@@ -42,8 +42,10 @@
 //! - torn write: `write_at` writes a random strict prefix of the buffer to the page cache and
 //!   fails with EIO (the error-returning kind; silent tearing is what power loss models). The
 //!   engine must treat the file past its last good position as garbage.
-//! - bit rot: `read_at` returns the right bytes but one flipped bit; the stored bytes are intact,
-//!   so a retry may succeed (transient corruption, caught by checksums). `SimDisk::rot` flips a bit
+//! - bit rot: a `read_at` that brings a block from the platter into the page cache (the first
+//!   read since the last power loss of a block not written since) returns one flipped bit in it;
+//!   the stored bytes are intact and the block is then cached, so a retry reads it right
+//!   (transient corruption, caught by checksums). Reads served from the page cache never rot. `SimDisk::rot` flips a bit
 //!   in both the durable and cached bytes for good.
 //! - slow fsync: `sync_data` and `sync_dir` succeed but count a `slow_fsyncs`; the harness turns
 //!   the count into simulated delay (the disk has no clock).
@@ -158,6 +160,10 @@ struct Inode {
     cached: Vec<u8>,
     /// Blocks whose cached contents may differ from the durable ones (since the last sync).
     dirty: BTreeSet<usize>,
+    /// Blocks in the page cache since the last power loss (written or read): bit rot strikes
+    /// only reads that bring a block from the platter, and a block once read is served from
+    /// memory, as a real page cache serves it.
+    warm: BTreeSet<usize>,
 }
 
 impl Inode {
@@ -174,6 +180,18 @@ impl Inode {
         }
         self.cached[pos..end].copy_from_slice(data);
         self.mark_dirty(pos, end);
+        self.warm_up(pos, end);
+    }
+
+    fn warm_up(&mut self, start: usize, end: usize) {
+        if start < end {
+            self.warm.extend(start / BLOCK..end.div_ceil(BLOCK));
+        }
+    }
+
+    /// The first block of [start, end) that is not in the page cache.
+    fn first_cold(&self, start: usize, end: usize) -> Option<usize> {
+        (start / BLOCK..end.div_ceil(BLOCK)).find(|b| !self.warm.contains(b))
     }
 
     fn set_len(&mut self, len: usize) {
@@ -192,6 +210,7 @@ impl Inode {
 
     /// Replaces both views with what the platter holds after a power loss (see the module doc).
     fn power_loss(&mut self, rng: &mut SimRng) {
+        self.warm.clear();
         let len = if self.cached.len() == self.durable.len() || rng.chance(NEW_LENGTH_SURVIVAL) {
             self.cached.len()
         } else {
@@ -669,12 +688,24 @@ impl File for SimFile {
 
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
         let mut state = self.disk.lock();
-        let cached = &state.inode(self.generation, self.inode)?.cached;
-        let start = usize::try_from(pos).unwrap_or(usize::MAX).min(cached.len());
-        let n = buf.len().min(cached.len() - start);
-        buf[..n].copy_from_slice(&cached[start..start + n]);
-        if n > 0 && state.fault(Fault::BitRot) {
-            let bit = state.rng.below(n as u64 * 8) as usize;
+        let inode = state.inode(self.generation, self.inode)?;
+        let start = usize::try_from(pos)
+            .unwrap_or(usize::MAX)
+            .min(inode.cached.len());
+        let n = buf.len().min(inode.cached.len() - start);
+        buf[..n].copy_from_slice(&inode.cached[start..start + n]);
+        let cold = inode.first_cold(start, start + n);
+        if n > 0 {
+            state
+                .inode(self.generation, self.inode)?
+                .warm_up(start, start + n);
+        }
+        if let Some(block) = cold.filter(|_| state.fault(Fault::BitRot)) {
+            // The flip lands in the cold block, as the device returned it; the page cache keeps
+            // the block's true contents (the device re-reads it right, say after a retry).
+            let from = (block * BLOCK).max(start) - start;
+            let to = ((block + 1) * BLOCK).min(start + n) - start;
+            let bit = from * 8 + state.rng.below((to - from) as u64 * 8) as usize;
             buf[bit / 8] ^= 1 << (bit % 8);
         }
         Ok(n)

@@ -9,11 +9,15 @@ pub mod disk;
 pub mod rng;
 
 #[cfg(madsim)]
+pub mod broker_node;
+#[cfg(madsim)]
 pub mod checkers;
 #[cfg(madsim)]
 pub mod clock;
 #[cfg(madsim)]
 pub mod history;
+#[cfg(madsim)]
+pub mod kafka;
 #[cfg(madsim)]
 pub mod node;
 #[cfg(madsim)]

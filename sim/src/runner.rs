@@ -13,11 +13,12 @@ use keel::log::{FlushPolicy, LogConfig};
 use madsim::rand::Rng;
 use madsim::runtime::Runtime;
 
+use crate::broker_node;
 use crate::checkers::{self, Violation};
 use crate::disk::{FaultConfig, FaultCounts, SimDisk};
 use crate::history::History;
 use crate::node::{self, Mailbox, NodeConfig};
-use crate::workload::{self, Cluster, WorkloadConfig};
+use crate::workload::{self, Cluster, Target, WorkloadConfig};
 
 /// What the caller chooses; everything else comes from the seed.
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub struct RunOptions {
     pub lying_fsync: bool,
     /// Override the bit-rot probability of disk-fault bursts, and keep it on all run long.
     pub constant_bit_rot: Option<f64>,
+    /// Which server the clients talk to; `None` lets the seed choose.
+    pub broker: Option<bool>,
 }
 
 impl Default for RunOptions {
@@ -37,6 +40,7 @@ impl Default for RunOptions {
             trace: false,
             lying_fsync: false,
             constant_bit_rot: None,
+            broker: None,
         }
     }
 }
@@ -45,6 +49,8 @@ impl Default for RunOptions {
 #[derive(Debug, Clone)]
 pub struct SeedOutcome {
     pub seed: u64,
+    /// "log" (the storage node) or "broker" (Kafka protocol to the real broker).
+    pub target: &'static str,
     pub flush: String,
     pub operations: u64,
     pub faults: FaultCounts,
@@ -55,6 +61,7 @@ pub struct SeedOutcome {
 
 /// The run's shape, drawn from the seed's randomness.
 struct Shape {
+    broker: bool,
     node: NodeConfig,
     workload: WorkloadConfig,
     disk_seed: u64,
@@ -120,6 +127,7 @@ fn draw_shape(options: &RunOptions) -> Shape {
         codecs,
     };
     Shape {
+        broker: options.broker.unwrap_or_else(|| rng.gen_bool(0.5)),
         node,
         workload,
         disk_seed: rng.gen(),
@@ -130,6 +138,7 @@ fn draw_shape(options: &RunOptions) -> Shape {
 pub fn run_seed(seed: u64, options: &RunOptions) -> SeedOutcome {
     let mut outcome = SeedOutcome {
         seed,
+        target: "",
         flush: String::new(),
         operations: 0,
         faults: FaultCounts::default(),
@@ -161,6 +170,7 @@ fn simulate(seed: u64, options: &RunOptions, outcome: &mut SeedOutcome) {
     let history = History::new(options.trace);
     let verdict = runtime.block_on(run_cluster(options.clone(), history.clone()));
     let events = history.events();
+    outcome.target = verdict.target;
     outcome.flush = verdict.flush;
     outcome.operations = verdict.operations;
     outcome.faults = verdict.faults;
@@ -176,6 +186,7 @@ fn simulate(seed: u64, options: &RunOptions, outcome: &mut SeedOutcome) {
 }
 
 struct Verdict {
+    target: &'static str,
     flush: String,
     operations: u64,
     faults: FaultCounts,
@@ -197,7 +208,16 @@ async fn run_cluster(options: RunOptions, history: Arc<History>) -> Verdict {
         disk.set_faults(workload_config.disk_faults);
     }
     let mailbox = Mailbox::default();
-    let node = {
+    let node = if shape.broker {
+        let (disk, history) = (disk.clone(), history.clone());
+        let config = broker_node::config(&shape.node.log);
+        handle
+            .create_node()
+            .name("keel-0")
+            .ip(broker_node::BROKER_IP.parse().expect("ip"))
+            .init(move || broker_node::run(disk.clone(), config.clone(), history.clone()))
+            .build()
+    } else {
         let (disk, mailbox, history, config) = (
             disk.clone(),
             mailbox.clone(),
@@ -217,24 +237,39 @@ async fn run_cluster(options: RunOptions, history: Arc<History>) -> Verdict {
             })
             .build()
     };
+    let target = if shape.broker {
+        Target::Broker {
+            flush_always: shape.node.log.flush == FlushPolicy::Always,
+        }
+    } else {
+        Target::Log
+    };
     let cluster = Cluster {
         handle: handle.clone(),
         node_id: node.id(),
         disk: disk.clone(),
         mailbox,
+        target,
         history: history.clone(),
         operations: Arc::new(AtomicU64::new(0)),
     };
-    let client = handle.create_node().name("clients").build();
+    let client = handle
+        .create_node()
+        .name("clients")
+        .ip(broker_node::CLIENT_IP.parse().expect("ip"))
+        .build();
+    let configs = topic_configs(&shape.node.log);
     let final_log = client
         .spawn(drive(
             cluster.clone(),
             workload_config,
             shape.disk_seed ^ 0x5eed,
+            configs,
         ))
         .await
         .expect("the client node is never killed");
     Verdict {
+        target: if shape.broker { "broker" } else { "log" },
         flush: shape.node.log.flush.to_string(),
         operations: cluster.operations.load(std::sync::atomic::Ordering::SeqCst),
         faults: disk.fault_counts(),
@@ -243,12 +278,35 @@ async fn run_cluster(options: RunOptions, history: Arc<History>) -> Verdict {
     }
 }
 
+/// The run's log settings as topic configs, with Kafka's names.
+fn topic_configs(log: &LogConfig) -> Vec<(&'static str, String)> {
+    let (flush_messages, flush_ms) = keel::broker::config::flush_settings(log.flush);
+    let mut configs = vec![
+        ("segment.bytes", log.segment_bytes.to_string()),
+        ("segment.index.bytes", log.segment_index_bytes.to_string()),
+        ("index.interval.bytes", log.index_interval_bytes.to_string()),
+        ("retention.bytes", log.retention_bytes.to_string()),
+        ("retention.ms", log.retention_ms.to_string()),
+    ];
+    if flush_messages != i64::MAX {
+        configs.push(("flush.messages", flush_messages.to_string()));
+    }
+    if flush_ms != i64::MAX {
+        configs.push(("flush.ms", flush_ms.to_string()));
+    }
+    configs
+}
+
 /// The client side: workload tasks and fault schedule, then heal and the final read.
 async fn drive(
     cluster: Cluster,
     config: WorkloadConfig,
     fault_seed: u64,
+    topic_configs: Vec<(&'static str, String)>,
 ) -> Result<checkers::FinalLog, String> {
+    if cluster.target != Target::Log {
+        workload::create_topic(&cluster, &topic_configs).await;
+    }
     let mut tasks = Vec::new();
     for producer in 0..config.producers {
         tasks.push(madsim::task::spawn(workload::producer(

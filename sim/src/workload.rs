@@ -15,10 +15,14 @@ use keel::log::batch::{BatchBuilder, NewRecord};
 use madsim::rand::Rng;
 use madsim::runtime::Handle;
 
+use bytes::Bytes;
+
+use crate::broker_node::{BROKER_ADDRESS, TOPIC};
 use crate::checkers::served::{self, value_for};
 use crate::checkers::FinalLog;
 use crate::disk::{FaultConfig, SimDisk};
 use crate::history::{Event, History, RecordId};
+use crate::kafka::Client;
 use crate::node::{FetchError, Fetched, Mailbox, Request};
 use crate::rng::SimRng;
 
@@ -45,6 +49,17 @@ pub struct WorkloadConfig {
     pub codecs: Vec<Codec>,
 }
 
+/// What the clients talk to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The storage node (`crate::node`) through its in-memory mailbox.
+    Log,
+    /// The real broker (`crate::broker_node`) through the Kafka protocol over simulated TCP.
+    /// Under `flush = always` its high watermark is its recovery point, so whatever it
+    /// acknowledges or serves is durable: the workload records that as flushed.
+    Broker { flush_always: bool },
+}
+
 /// Everything the workload's tasks share.
 #[derive(Clone)]
 pub struct Cluster {
@@ -52,6 +67,7 @@ pub struct Cluster {
     pub node_id: madsim::task::NodeId,
     pub disk: SimDisk,
     pub mailbox: Mailbox,
+    pub target: Target,
     pub history: Arc<History>,
     pub operations: Arc<AtomicU64>,
 }
@@ -64,6 +80,98 @@ impl Cluster {
     fn operations_done(&self) -> u64 {
         self.operations.load(Ordering::SeqCst)
     }
+
+    /// Produces one batch; `None` when no answer came.
+    async fn produce(&self, batch: Vec<u8>) -> Option<Result<u64, String>> {
+        match self.target {
+            Target::Log => call(&self.mailbox, |reply| Request::Produce { batch, reply }).await,
+            Target::Broker { .. } => {
+                let mut client = Client::connect(BROKER_ADDRESS).await.ok()?;
+                match client.produce(TOPIC, 0, Bytes::from(batch)).await.ok()? {
+                    Ok(base) => Some(Ok(base)),
+                    Err(code) => Some(Err(format!("Kafka error code {code}"))),
+                }
+            }
+        }
+    }
+
+    /// Fetches from `offset`; `None` when no answer came.
+    async fn fetch(&self, offset: u64) -> Option<Result<Fetched, FetchError>> {
+        match self.target {
+            Target::Log => fetch(&self.mailbox, offset).await,
+            Target::Broker { .. } => {
+                let mut client = Client::connect(BROKER_ADDRESS).await.ok()?;
+                let answer = client
+                    .fetch(TOPIC, 0, offset, FETCH_BYTES_MAX as i32)
+                    .await
+                    .ok()?;
+                Some(match answer {
+                    Err(code) => Err(FetchError::Other(format!("Kafka error code {code}"))),
+                    Ok(f) if f.error_code == 0 => Ok(Fetched {
+                        bytes: f.records.to_vec(),
+                        log_start: f.log_start,
+                        next_offset: f.high_watermark,
+                    }),
+                    Ok(f) if f.error_code == OFFSET_OUT_OF_RANGE => Err(FetchError::OutOfRange {
+                        log_start: f.log_start,
+                        next_offset: f.high_watermark,
+                    }),
+                    Ok(f) => Err(FetchError::Other(format!(
+                        "Kafka error code {}",
+                        f.error_code
+                    ))),
+                })
+            }
+        }
+    }
+
+    /// Asks the node to shut down cleanly; whether it did.
+    async fn shutdown(&self) -> bool {
+        match self.target {
+            Target::Log => matches!(
+                call(&self.mailbox, |reply| Request::Shutdown { reply }).await,
+                Some(Ok(()))
+            ),
+            Target::Broker { .. } => {
+                self.handle.send_ctrl_c(self.node_id);
+                for _ in 0..SHUTDOWN_POLLS_MAX {
+                    if self.handle.is_exit(self.node_id) {
+                        return true;
+                    }
+                    sleep_ms(10).await;
+                }
+                false
+            }
+        }
+    }
+
+    /// Under the broker with `flush = always`, what it acknowledged or served is durable.
+    fn note_durable(&self, upto: u64, epoch: u64) {
+        if self.target == (Target::Broker { flush_always: true }) {
+            self.history.record(Event::Flushed { upto, epoch });
+        }
+    }
+}
+
+/// How many 10 ms polls a clean shutdown may take.
+const SHUTDOWN_POLLS_MAX: u32 = 1_000;
+/// Kafka's OFFSET_OUT_OF_RANGE.
+const OFFSET_OUT_OF_RANGE: i16 = 1;
+
+/// Creates the broker's topic with the run's log settings (retrying while the broker starts).
+pub async fn create_topic(cluster: &Cluster, configs: &[(&str, String)]) {
+    for _ in 0..100 {
+        if let Ok(mut client) = Client::connect(BROKER_ADDRESS).await {
+            if let Ok(Ok(())) = client.create_topic(TOPIC, 1, configs).await {
+                return;
+            }
+        }
+        sleep_ms(50).await;
+    }
+    cluster.history.record(Event::Violation {
+        checker: "liveness",
+        message: "the broker never accepted the topic".to_owned(),
+    });
 }
 
 async fn call<T>(mailbox: &Mailbox, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Option<T> {
@@ -115,14 +223,15 @@ async fn produce_one(cluster: &Cluster, config: &WorkloadConfig, producer: u32, 
         ..BatchBuilder::default()
     };
     let batch = builder.build(&records).expect("compress in memory");
-    let outcome = call(&cluster.mailbox, |reply| Request::Produce { batch, reply }).await;
+    // An answer belongs to the power epoch in which it was asked for: a reply can still be on
+    // the wire when the node that sent it loses power, and what it acknowledged went with it.
+    let epoch = cluster.history.epoch();
+    let outcome = cluster.produce(batch).await;
     match outcome {
         Some(Ok(base)) => {
-            cluster.history.record(Event::Acked {
-                base,
-                ids,
-                epoch: cluster.history.epoch(),
-            });
+            let upto = base + ids.len() as u64;
+            cluster.history.record(Event::Acked { base, ids, epoch });
+            cluster.note_durable(upto, epoch);
             true
         }
         other => {
@@ -145,9 +254,10 @@ async fn produce_one(cluster: &Cluster, config: &WorkloadConfig, producer: u32, 
 pub async fn reader(cluster: Cluster, config: WorkloadConfig, reader: u32) {
     let mut cursor = 0;
     while cluster.take_operation(config.operations) {
-        let answer = fetch(&cluster.mailbox, cursor).await;
+        let epoch = cluster.history.epoch();
+        let answer = cluster.fetch(cursor).await;
         cursor = match answer {
-            Some(Ok(fetched)) => follow(&cluster, reader, cursor, &fetched),
+            Some(Ok(fetched)) => follow(&cluster, reader, cursor, &fetched, epoch),
             Some(Err(FetchError::OutOfRange {
                 log_start,
                 next_offset,
@@ -168,7 +278,7 @@ async fn fetch(mailbox: &Mailbox, offset: u64) -> Option<Result<Fetched, FetchEr
 }
 
 /// Records what a fetch served and returns the next offset to read.
-fn follow(cluster: &Cluster, reader: u32, cursor: u64, fetched: &Fetched) -> u64 {
+fn follow(cluster: &Cluster, reader: u32, cursor: u64, fetched: &Fetched, epoch: u64) -> u64 {
     let records = match served::check_fetch(cursor, &fetched.bytes) {
         Ok(records) => records,
         Err(violation) => {
@@ -179,7 +289,6 @@ fn follow(cluster: &Cluster, reader: u32, cursor: u64, fetched: &Fetched) -> u64
             return cursor;
         }
     };
-    let epoch = cluster.history.epoch();
     let mut next = cursor;
     for (offset, id) in records {
         cluster.history.record(Event::Read {
@@ -189,6 +298,9 @@ fn follow(cluster: &Cluster, reader: u32, cursor: u64, fetched: &Fetched) -> u64
             epoch,
         });
         next = offset + 1;
+    }
+    if next > cursor {
+        cluster.note_durable(next, epoch);
     }
     next
 }
@@ -226,8 +338,7 @@ async fn power_loss(cluster: &Cluster, disk_rng: &mut SimRng) {
 }
 
 async fn clean_restart(cluster: &Cluster) {
-    let outcome = call(&cluster.mailbox, |reply| Request::Shutdown { reply }).await;
-    let ok = matches!(outcome, Some(Ok(())));
+    let ok = cluster.shutdown().await;
     cluster.handle.kill(cluster.node_id);
     cluster.mailbox.clear();
     cluster.disk.crash();
@@ -277,7 +388,7 @@ pub async fn read_final(cluster: &Cluster) -> Result<FinalLog, String> {
     let mut final_log = FinalLog::default();
     let mut cursor = 0;
     for _ in 0..FINAL_FETCHES_MAX {
-        match fetch(&cluster.mailbox, cursor).await {
+        match cluster.fetch(cursor).await {
             Some(Ok(fetched)) => {
                 final_log.log_start = fetched.log_start;
                 final_log.next_offset = fetched.next_offset;

@@ -32,20 +32,24 @@ fn a_lying_fsync_fails_the_durability_checker_within_a_few_dozen_seeds() {
 
 #[test]
 fn a_disk_that_flips_bits_on_read_never_gets_a_corrupt_record_served() {
-    let options = RunOptions {
-        operations: OPERATIONS,
-        constant_bit_rot: Some(0.05),
-        ..RunOptions::default()
-    };
     let mut bit_rots = 0;
     for seed in 0..40 {
+        // Both servers: the storage node's copying reads and the broker's zero-copy fetches.
+        let options = RunOptions {
+            operations: OPERATIONS,
+            constant_bit_rot: Some(0.2),
+            broker: Some(seed % 2 == 1),
+            ..RunOptions::default()
+        };
         let outcome = run_seed(seed, &options);
         bit_rots += outcome.faults.bit_rots;
         if let Some(violation) = outcome.violation {
             panic!("seed {seed}: {violation}");
         }
     }
-    assert!(bit_rots > 1_000, "only {bit_rots} reads were corrupted");
+    // Rot strikes reads that bring blocks from the platter (after power losses): recovery scans,
+    // and fetches of data the restarted process has not read yet.
+    assert!(bit_rots >= 20, "only {bit_rots} reads were corrupted");
 }
 
 #[test]

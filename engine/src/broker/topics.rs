@@ -94,6 +94,8 @@ fn parse_hex_id(text: &str) -> Option<[u8; 16]> {
     Some(id)
 }
 
+/// The description's text, sealed by a last line with the CRC-32C of everything before it:
+/// like every persistent byte keel reads, a description is verified before it is trusted.
 fn describe(id: &[u8; 16], partitions: i32, overrides: &TopicOverrides) -> String {
     let mut text = format!(
         "# keel topic\ntopic.id={}\npartitions={partitions}\n",
@@ -102,7 +104,20 @@ fn describe(id: &[u8; 16], partitions: i32, overrides: &TopicOverrides) -> Strin
     for (name, value) in overrides {
         let _ = writeln!(text, "{name}={value}");
     }
+    let crc = crc32c::crc32c(text.as_bytes());
+    let _ = writeln!(text, "{CRC_KEY}={crc:08x}");
     text
+}
+
+const CRC_KEY: &str = "crc32c";
+
+/// The text before the CRC line, if the CRC matches.
+fn unseal(text: &str) -> Option<&str> {
+    let body_end = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
+    let (body, seal) = text.split_at(body_end);
+    let crc = seal.trim().strip_prefix(CRC_KEY)?.strip_prefix('=')?;
+    let crc = u32::from_str_radix(crc, 16).ok()?;
+    (crc32c::crc32c(body.as_bytes()) == crc).then_some(body)
 }
 
 /// What a description file says.
@@ -150,11 +165,19 @@ fn write_atomically<D: Disk>(disk: &D, path: &Path, text: &str) -> io::Result<()
     disk.sync_dir(dir)
 }
 
-fn read_text<D: Disk>(disk: &D, path: &Path) -> io::Result<String> {
+/// A description's verified text, read again if it fails its CRC (a transient read error);
+/// `None` when it fails every time.
+fn read_description<D: Disk>(disk: &D, path: &Path) -> io::Result<Option<String>> {
     let file = disk.open(path)?;
     let mut bytes = vec![0u8; file.len()? as usize];
-    file.read_exact_at(&mut bytes, 0)?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    for _ in 0..crate::log::scan::READ_ATTEMPTS_MAX {
+        file.read_exact_at(&mut bytes, 0)?;
+        let text = String::from_utf8_lossy(&bytes);
+        if let Some(body) = unseal(&text) {
+            return Ok(Some(body.to_owned()));
+        }
+    }
+    Ok(None)
 }
 
 /// Opens (recovering) every partition of a topic.
@@ -193,10 +216,13 @@ pub fn load_all<D: Disk>(
         let Some(name) = file_name.strip_suffix(DESCRIPTION_SUFFIX) else {
             continue;
         };
-        let text = read_text(disk, &dir.join(&file_name))?;
-        let Some(description) = parse_description(&text) else {
-            tracing::error!(file = %dir.join(&file_name).display(), "unreadable topic description; topic skipped");
-            continue;
+        let path = dir.join(&file_name);
+        let description = read_description(disk, &path)?.and_then(|text| parse_description(&text));
+        let Some(description) = description else {
+            return Err(TopicError::Storage(format!(
+                "{}: the topic description is damaged (CRC or syntax); restore it or remove the topic's files",
+                path.display()
+            )));
         };
         let config = topic_log_config(defaults, &description.overrides)
             .map_err(TopicError::InvalidConfig)?;
@@ -386,4 +412,21 @@ pub fn remove_orphans<D: Disk>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_are_sealed_and_a_damaged_one_is_refused() {
+        let overrides = TopicOverrides::from([("retention.ms".to_owned(), "1000".to_owned())]);
+        let text = describe(&[7; 16], 3, &overrides);
+        let body = unseal(&text).expect("sealed");
+        let parsed = parse_description(body).unwrap();
+        assert_eq!((parsed.id, parsed.partitions), ([7; 16], 3));
+        assert_eq!(parsed.overrides, overrides);
+        let damaged = text.replace("retention", "retendion");
+        assert_eq!(unseal(&damaged), None);
+    }
 }

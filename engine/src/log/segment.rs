@@ -66,6 +66,10 @@ pub struct Segment<F: File> {
     offset_of_max_timestamp: u64,
     /// The max timestamp of the first batch, which starts the segment's roll.ms clock.
     first_batch_timestamp: Option<i64>,
+    /// Byte ranges (sorted, disjoint) whose batches this process has verified: written by it
+    /// (validated before the write), scanned by recovery, or checked by a read. Zero-copy reads
+    /// send only verified ranges; others are verified first.
+    verified: Vec<(u64, u64)>,
 }
 
 /// What recovering a segment's tail found.
@@ -102,6 +106,7 @@ impl<F: File> Segment<F> {
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
             first_batch_timestamp: None,
+            verified: Vec::new(),
         })
     }
 
@@ -132,6 +137,7 @@ impl<F: File> Segment<F> {
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
             first_batch_timestamp: None,
+            verified: Vec::new(),
         };
         segment.load_max_timestamp();
         Ok(segment)
@@ -434,6 +440,7 @@ impl<F: File> Segment<F> {
             }
         };
         self.bytes = scanner.position();
+        self.mark_verified(position, self.bytes);
         let truncated = match stop {
             Some(stop) => {
                 self.log.set_len(self.bytes)?;
@@ -550,6 +557,7 @@ impl<F: File> Segment<F> {
             .count();
         self.time_index.truncate_entries(time_entries);
         self.bytes = end;
+        self.clip_verified(end);
         self.recompute_after_truncate()?;
         Ok(Some(batch.header.base_offset as u64))
     }
@@ -650,18 +658,24 @@ impl<F: File> Segment<F> {
         (self.index.len(), self.time_index.len())
     }
 
-    /// The first batch whose max timestamp is at least `timestamp`, found through the time index.
+    /// The first batch that ends at or after `from_offset` and whose max timestamp is at least
+    /// `timestamp`, found through the time index.
     ///
     /// # Errors
     /// IO errors or unparsable bytes.
-    pub fn find_by_timestamp(&mut self, timestamp: i64) -> io::Result<Option<ScannedBatch>> {
+    pub fn find_by_timestamp(
+        &mut self,
+        timestamp: i64,
+        from_offset: u64,
+    ) -> io::Result<Option<ScannedBatch>> {
         self.check_indexes()?;
         // Records up to an entry whose timestamp is below `timestamp` are all older, so the scan
         // may start there. No timestamp is below i64::MIN: then the scan starts at the base.
         let start_offset = timestamp
             .checked_sub(1)
             .and_then(|below| self.time_index.floor(below))
-            .map_or(self.base_offset, |e| self.base_offset + u64::from(e.value));
+            .map_or(self.base_offset, |e| self.base_offset + u64::from(e.value))
+            .max(from_offset);
         let (start, first) = self.index_hint(start_offset)?;
         let mut scanner =
             Scanner::new(&*self.log, start, self.bytes, Verify::Header).expecting(first);
@@ -669,7 +683,8 @@ impl<F: File> Segment<F> {
             .next_batch()
             .map_err(|e| e.into_io(&self.path(LOG_SUFFIX)))?
         {
-            if batch.header.max_timestamp >= timestamp {
+            let ends_after = batch.header.last_offset() as u64 >= from_offset;
+            if ends_after && batch.header.max_timestamp >= timestamp {
                 return Ok(Some(batch));
             }
         }
@@ -757,5 +772,37 @@ impl<F: File> Segment<F> {
         let header = self.header_at(position).ok()??;
         (header.last_offset() as u64 == self.base_offset + entry.key as u64)
             .then_some((position, header.base_offset as u64))
+    }
+}
+
+impl<F: File> Segment<F> {
+    /// Records that the batches in [start, end) were verified.
+    pub fn mark_verified(&mut self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        let (mut start, mut end) = (start, end);
+        self.verified.retain(|&(s, e)| {
+            let overlaps = s <= end && start <= e;
+            if overlaps {
+                start = start.min(s);
+                end = end.max(e);
+            }
+            !overlaps
+        });
+        let at = self.verified.partition_point(|&(s, _)| s < start);
+        self.verified.insert(at, (start, end));
+    }
+
+    fn clip_verified(&mut self, end: u64) {
+        self.verified.retain(|&(s, _)| s < end);
+        if let Some(last) = self.verified.last_mut() {
+            last.1 = last.1.min(end);
+        }
+    }
+
+    pub fn is_verified(&self, start: u64, end: u64) -> bool {
+        let at = self.verified.partition_point(|&(s, _)| s <= start);
+        at > 0 && self.verified[at - 1].1 >= end
     }
 }

@@ -42,14 +42,15 @@ pub async fn handle<D: Disk, C: Clock, R: Rng>(
             request.correlation_id,
         ));
     }
-    let wait = Duration::from_millis(body.max_wait_ms.clamp(0, WAIT_MS_MAX) as u64);
-    let deadline = tokio::time::Instant::now() + wait;
+    let wait_ns = body.max_wait_ms.clamp(0, WAIT_MS_MAX) as u64 * 1_000_000;
+    let deadline_ns = broker.clock.monotonic_ns() + wait_ns;
     loop {
         let arrived = broker.data_arrived.notified();
         tokio::pin!(arrived);
         arrived.as_mut().enable();
         let (response, bytes) = collect(broker, &body, request.version);
-        let waited_enough = tokio::time::Instant::now() >= deadline;
+        let now_ns = broker.clock.monotonic_ns();
+        let waited_enough = now_ns >= deadline_ns;
         if bytes >= body.min_bytes.max(0) as u64 || waited_enough || has_error(&response) {
             return Ok(fetch_frame::encode(
                 response,
@@ -58,7 +59,8 @@ pub async fn handle<D: Disk, C: Clock, R: Rng>(
             ));
         }
         // A timeout here just means "answer with what there is".
-        let _ = tokio::time::timeout_at(deadline, arrived).await;
+        let remaining = Duration::from_nanos(deadline_ns - now_ns);
+        let _ = tokio::time::timeout(remaining, arrived).await;
     }
 }
 

@@ -76,7 +76,13 @@ fn lookup<D: Disk>(partition: &Partition<D>, timestamp: i64) -> ListOffsetsParti
         MAX_TIMESTAMP => max_timestamp(log),
         t if t >= 0 => match log.offset_for_timestamp(t) {
             Ok(Some((offset, ts))) if offset < high_watermark => found(offset, ts),
-            Ok(_) => found(high_watermark, -1),
+            // Every record is older (or not yet readable): Kafka answers offset and timestamp
+            // -1 with no error, which clients read as "no such offset".
+            Ok(_) => {
+                let mut none = found(0, -1);
+                none.offset = -1;
+                none
+            }
             Err(e) => failed(errors::log_error(&e)),
         },
         _ => failed(errors::INVALID_REQUEST),

@@ -68,7 +68,7 @@ where
     }
     tracing::info!("shutting down: no new connections; finishing requests in flight");
     let _ = stop_sender.send(true);
-    drain(&open).await;
+    drain(&open, &broker.clock).await;
     housekeeping.abort();
     broker.close();
     Ok(())
@@ -100,9 +100,9 @@ fn admit<N, D, C, R>(
     });
 }
 
-async fn drain(open: &AtomicUsize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(DRAIN_MS_MAX);
-    while open.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+async fn drain<C: Clock>(open: &AtomicUsize, clock: &C) {
+    let deadline_ns = clock.monotonic_ns() + DRAIN_MS_MAX * 1_000_000;
+    while open.load(Ordering::SeqCst) > 0 && clock.monotonic_ns() < deadline_ns {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
