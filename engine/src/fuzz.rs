@@ -13,9 +13,21 @@ use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+use crate::broker::config::BrokerConfig;
+use crate::broker::Broker;
 use crate::compression::{self, Codec};
 use crate::io::mem::MemDisk;
+use crate::io::mem::MemFile;
 use crate::io::Disk;
+use crate::io::{Clock, File, Rng};
 use crate::log::batch::{
     self, BatchBuilder, BatchHeader, BatchInfo, DecodedRecord, NewRecord, RecordReader,
 };
@@ -23,6 +35,10 @@ use crate::log::checkpoint::{Checkpoint, CheckpointFile, CHECKPOINT_FILE, CLEAN_
 use crate::log::dump::{self, Problem};
 use crate::log::segment::{segment_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::log::{Log, LogConfig, LogError};
+use crate::protocol::{
+    self,
+    frame::{Chunk, Frame},
+};
 
 /// Every codec Kafka defines.
 const CODECS: [Codec; 5] = [
@@ -896,6 +912,610 @@ fn read_all(log: &mut Log<MemDisk>) -> Vec<(u64, Vec<u8>)> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Requests
+
+/// The broker's clock in the request bodies: fixed, as in `protocol/tests.rs`.
+#[derive(Clone, Copy)]
+struct FixedClock;
+
+impl Clock for FixedClock {
+    fn now_ms(&self) -> i64 {
+        1_700_000_000_000
+    }
+    fn monotonic_ns(&self) -> u64 {
+        0
+    }
+}
+
+/// A deterministic random source (splitmix64), so that a broker's topic ids do not vary from
+/// one run of an input to the next.
+#[derive(Clone, Default)]
+struct SeqRng(Arc<AtomicU64>);
+
+impl Rng for SeqRng {
+    fn next_u64(&self) -> u64 {
+        let mut z = self
+            .0
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+type FuzzBroker = Broker<MemDisk, FixedClock, SeqRng>;
+
+/// The topic every fresh broker has, with records in partition 0: what the seeds and the
+/// structured requests name.
+const TOPIC: &str = "fuzz";
+
+/// How many inputs one broker answers before a fresh one replaces it.
+const BROKER_INPUTS: u32 = 256;
+
+/// How long one request may take: Fetch waits up to its max_wait_ms for data.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A runtime and a broker, kept across inputs so that executions stay fast.
+struct Harness {
+    runtime: tokio::runtime::Runtime,
+    broker: FuzzBroker,
+    inputs: u32,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a current-thread runtime");
+        let config = BrokerConfig {
+            data_dir: "/data".into(),
+            log: small_config(),
+            ..BrokerConfig::default()
+        };
+        let broker = Broker::open(MemDisk::new(), FixedClock, SeqRng::default(), config)
+            .unwrap_or_else(|e| panic!("broker open failed on MemDisk: {e:?}"));
+        broker
+            .create_topic(TOPIC, 2, Default::default(), false)
+            .unwrap_or_else(|e| panic!("creating {TOPIC}: {e:?}"));
+        let mut harness = Harness {
+            runtime,
+            broker,
+            inputs: 0,
+        };
+        let produce = produce_request(TOPIC, 0, 1, Some(build(Codec::None, &seed_records(3))));
+        let frame = request_frame(ApiKey::Produce, 9, &produce).expect("encodable");
+        let request = protocol::parse_request(Bytes::from(frame)).expect("parses");
+        harness
+            .answer(request)
+            .expect("in time")
+            .expect("a valid Produce")
+            .expect("acks=1 answers");
+        harness
+    }
+
+    /// Answers `request`; `None` when it took longer than `REQUEST_TIMEOUT`.
+    fn answer(
+        &mut self,
+        request: protocol::Request,
+    ) -> Option<Result<Option<Vec<u8>>, protocol::ProtocolError>> {
+        let broker = &self.broker;
+        self.runtime.block_on(async {
+            let answer = tokio::time::timeout(REQUEST_TIMEOUT, protocol::handle(broker, request));
+            answer
+                .await
+                .ok()
+                .map(|result| result.map(|frame| frame.map(frame_bytes)))
+        })
+    }
+}
+
+thread_local! {
+    static HARNESS: RefCell<Option<Harness>> = const { RefCell::new(None) };
+}
+
+/// Runs `request` on the thread's broker, replaced every `BROKER_INPUTS` inputs and after
+/// requests that create partitions (which would otherwise pile up in memory).
+fn with_broker(
+    request: protocol::Request,
+) -> Option<Result<Option<Vec<u8>>, protocol::ProtocolError>> {
+    let grows = matches!(
+        request.api_key,
+        ApiKey::CreateTopics | ApiKey::CreatePartitions
+    );
+    HARNESS.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let harness = slot.get_or_insert_with(Harness::new);
+        harness.inputs += 1;
+        let answer = harness.answer(request);
+        if grows || harness.inputs >= BROKER_INPUTS {
+            *slot = None;
+        }
+        answer
+    })
+}
+
+/// A response frame as the bytes that go to the socket.
+fn frame_bytes(frame: Frame<MemFile>) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(frame.len() as usize);
+    for chunk in frame.chunks {
+        match chunk {
+            Chunk::Bytes(b) => bytes.extend_from_slice(&b),
+            Chunk::File {
+                file,
+                position,
+                len,
+            } => {
+                let mut data = vec![0u8; len as usize];
+                File::read_exact_at(&*file, &mut data, position)
+                    .expect("a file chunk lies within its segment");
+                bytes.extend_from_slice(&data);
+            }
+        }
+    }
+    bytes
+}
+
+/// Checks a response's size prefix and returns what follows it.
+fn response_body(frame: &[u8]) -> &[u8] {
+    assert!(frame.len() >= 4, "response of {} bytes", frame.len());
+    let size = i32::from_be_bytes(frame[..4].try_into().expect("4 bytes"));
+    assert_eq!(
+        usize::try_from(size).ok(),
+        Some(frame.len() - 4),
+        "declared size of a response"
+    );
+    &frame[4..]
+}
+
+/// Reads `data` as a request frame without its size prefix, as a connection hands it over, and
+/// answers it on an in-memory broker. Whatever the bytes, the outcome is a `ProtocolError` (the
+/// connection closes), no answer (acks=0, or a Fetch still waiting after `REQUEST_TIMEOUT`), or a
+/// response whose size prefix is its length.
+pub fn request_decode(data: &[u8]) {
+    let Ok(request) = protocol::parse_request(Bytes::copy_from_slice(data)) else {
+        return;
+    };
+    let correlation_id = request.correlation_id;
+    if let Some(Ok(Some(frame))) = with_broker(request) {
+        let body = response_body(&frame);
+        assert!(body.len() >= 4, "a response without a header");
+        assert_eq!(
+            i32::from_be_bytes(body[..4].try_into().expect("4 bytes")),
+            correlation_id,
+            "the response answers the request's correlation id"
+        );
+    }
+}
+
+/// Encodes `body` as a request frame (without the size prefix), as a client would.
+fn request_frame<T: Encodable>(key: ApiKey, version: i16, body: &T) -> Option<Vec<u8>> {
+    let mut header = RequestHeader::default();
+    header.request_api_key = key as i16;
+    header.request_api_version = version;
+    header.correlation_id = 7;
+    header.client_id = Some(StrBytes::from_static_str("fuzz"));
+    let mut frame = BytesMut::new();
+    header
+        .encode(&mut frame, key.request_header_version(version))
+        .ok()?;
+    body.encode(&mut frame, version).ok()?;
+    Some(frame.to_vec())
+}
+
+fn produce_request(
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    records: Option<Vec<u8>>,
+) -> ProduceRequest {
+    let mut data = produce_request::PartitionProduceData::default();
+    data.index = partition;
+    data.records = records.map(Bytes::from);
+    let mut topic_data = produce_request::TopicProduceData::default();
+    topic_data.name = protocol::topic_name(topic);
+    topic_data.partition_data = vec![data];
+    let mut body = ProduceRequest::default();
+    body.acks = acks;
+    body.timeout_ms = 1000;
+    body.topic_data = vec![topic_data];
+    body
+}
+
+/// Config names keel knows, and one it does not.
+const CONFIG_NAMES: [&str; 6] = [
+    "retention.ms",
+    "retention.bytes",
+    "segment.bytes",
+    "segment.ms",
+    "cleanup.policy",
+    "no.such.config",
+];
+
+/// Field values for the structured requests: mostly ones keel has a branch for, sometimes
+/// anything.
+struct Fields<'a, 'b>(&'b mut Unstructured<'a>);
+
+impl Fields<'_, '_> {
+    fn pick<T: Copy>(&mut self, usual: &[T]) -> arbitrary::Result<T> {
+        Ok(*self.0.choose(usual)?)
+    }
+
+    fn or_any<T: Copy + for<'x> Arbitrary<'x>>(&mut self, usual: &[T]) -> arbitrary::Result<T> {
+        if self.0.ratio(1, 4)? {
+            self.0.arbitrary()
+        } else {
+            self.pick(usual)
+        }
+    }
+
+    fn text(&mut self, usual: &[&str]) -> arbitrary::Result<String> {
+        if self.0.ratio(1, 4)? {
+            let len = self.0.int_in_range(0..=20)?;
+            let bytes = self.0.bytes(len)?;
+            Ok(String::from_utf8_lossy(bytes).into_owned())
+        } else {
+            Ok(self.pick(usual)?.to_owned())
+        }
+    }
+
+    fn topic(&mut self) -> arbitrary::Result<String> {
+        self.text(&[TOPIC, TOPIC, "other", ""])
+    }
+
+    fn str_bytes(&mut self, usual: &[&str]) -> arbitrary::Result<StrBytes> {
+        Ok(StrBytes::from_string(self.text(usual)?))
+    }
+
+    fn partition(&mut self) -> arbitrary::Result<i32> {
+        self.or_any(&[0, 1, 2, -1])
+    }
+
+    fn offset(&mut self) -> arbitrary::Result<i64> {
+        self.or_any(&[0, 1, 2, 3, -1, -2])
+    }
+
+    fn count(&mut self) -> arbitrary::Result<usize> {
+        self.0.int_in_range(0..=3)
+    }
+
+    /// Record bytes: a real batch, or anything.
+    fn records(&mut self) -> arbitrary::Result<Option<Bytes>> {
+        Ok(match self.0.int_in_range(0..=3)? {
+            0 => None,
+            1 => Some(Bytes::from(self.0.arbitrary::<Vec<u8>>()?)),
+            _ => {
+                let codec = self.pick(&CODECS)?;
+                let records = seed_records(self.0.int_in_range(0..=4)?);
+                Some(Bytes::from(build(codec, &records)))
+            }
+        })
+    }
+
+    fn config_name(&mut self) -> arbitrary::Result<StrBytes> {
+        self.str_bytes(&CONFIG_NAMES)
+    }
+
+    fn config_value(&mut self) -> arbitrary::Result<Option<StrBytes>> {
+        Ok(if self.0.ratio(1, 8)? {
+            None
+        } else {
+            Some(self.str_bytes(&["60000", "1", "-1", "4096", "delete", "compact", "x"])?)
+        })
+    }
+
+    fn partitions_count(&mut self) -> arbitrary::Result<i32> {
+        if self.0.ratio(1, 8)? {
+            // Out of range either way; within it, real partitions would be created.
+            let n: i32 = self.0.arbitrary()?;
+            Ok(if n >= 0 { n.saturating_add(10_001) } else { n })
+        } else {
+            self.0.int_in_range(-1..=4)
+        }
+    }
+}
+
+/// Builds a request of `key` at `version`, encodes it, answers it, and checks the response
+/// decodes at that version. `None` when the request could not be encoded at this version (a
+/// field set that the version lacks).
+fn structured(u: &mut Unstructured, key: ApiKey, version: i16) -> arbitrary::Result<()> {
+    let mut f = Fields(u);
+    let frame = match key {
+        ApiKey::Produce => {
+            let mut body = ProduceRequest::default();
+            body.acks = f.or_any(&[-1, 0, 1, 2])?;
+            body.timeout_ms = 100;
+            for _ in 0..f.count()? {
+                let mut topic = produce_request::TopicProduceData::default();
+                topic.name = protocol::topic_name(&f.topic()?);
+                for _ in 0..f.count()? {
+                    let mut partition = produce_request::PartitionProduceData::default();
+                    partition.index = f.partition()?;
+                    partition.records = f.records()?;
+                    topic.partition_data.push(partition);
+                }
+                body.topic_data.push(topic);
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::Fetch => {
+            let mut body = FetchRequest::default();
+            body.max_wait_ms = f.0.int_in_range(0..=5)?;
+            body.min_bytes = f.or_any(&[0, 1, 1 << 20])?;
+            body.max_bytes = f.or_any(&[0, 1, 100, 1 << 20])?;
+            body.isolation_level = f.or_any(&[0, 1])?;
+            for _ in 0..f.count()? {
+                let mut topic = fetch_request::FetchTopic::default();
+                let name = f.topic()?;
+                if version >= 13 {
+                    let id = HARNESS.with(|cell| {
+                        let mut slot = cell.borrow_mut();
+                        let harness = slot.get_or_insert_with(Harness::new);
+                        harness.broker.topic(&name).map(|t| t.id)
+                    });
+                    topic.topic_id = match id {
+                        Some(id) => uuid::Uuid::from_bytes(id),
+                        None => uuid::Uuid::from_bytes(f.0.arbitrary()?),
+                    };
+                } else {
+                    topic.topic = protocol::topic_name(&name);
+                }
+                for _ in 0..f.count()? {
+                    let mut partition = fetch_request::FetchPartition::default();
+                    partition.partition = f.partition()?;
+                    partition.fetch_offset = f.offset()?;
+                    partition.partition_max_bytes = f.or_any(&[0, 1, 100, 1 << 20])?;
+                    if version >= 5 {
+                        partition.log_start_offset = f.offset()?;
+                    }
+                    if version >= 9 {
+                        partition.current_leader_epoch = f.or_any(&[-1, 0, 1])?;
+                    }
+                    topic.partitions.push(partition);
+                }
+                body.topics.push(topic);
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::ListOffsets => {
+            let mut body = ListOffsetsRequest::default();
+            body.replica_id = BrokerId(f.or_any(&[-1, 0])?);
+            if version >= 2 {
+                body.isolation_level = f.or_any(&[0, 1])?;
+            }
+            for _ in 0..f.count()? {
+                let mut topic = list_offsets_request::ListOffsetsTopic::default();
+                topic.name = protocol::topic_name(&f.topic()?);
+                for _ in 0..f.count()? {
+                    let mut partition = list_offsets_request::ListOffsetsPartition::default();
+                    partition.partition_index = f.partition()?;
+                    partition.timestamp =
+                        f.or_any(&[-1, -2, -3, 0, 1_700_000_000_000, 1_700_000_000_001])?;
+                    if version >= 4 {
+                        partition.current_leader_epoch = f.or_any(&[-1, 0])?;
+                    }
+                    topic.partitions.push(partition);
+                }
+                body.topics.push(topic);
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::Metadata => {
+            let mut body = MetadataRequest::default();
+            if version == 0 || f.0.arbitrary()? {
+                let mut topics = Vec::new();
+                for _ in 0..f.count()? {
+                    let mut topic = metadata_request::MetadataRequestTopic::default();
+                    topic.name = Some(protocol::topic_name(&f.topic()?));
+                    topics.push(topic);
+                }
+                body.topics = Some(topics);
+            } else {
+                body.topics = None;
+            }
+            if version >= 4 {
+                body.allow_auto_topic_creation = f.0.arbitrary()?;
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::ApiVersions => {
+            let mut body = ApiVersionsRequest::default();
+            if version >= 3 {
+                body.client_software_name = f.str_bytes(&["fuzz", ""])?;
+                body.client_software_version = f.str_bytes(&["1.0", ""])?;
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::CreateTopics => {
+            let mut body = CreateTopicsRequest::default();
+            body.timeout_ms = 100;
+            if version >= 1 {
+                body.validate_only = f.0.arbitrary()?;
+            }
+            for _ in 0..f.count()? {
+                let mut topic = create_topics_request::CreatableTopic::default();
+                topic.name = protocol::topic_name(&f.text(&["new", TOPIC, "a.b", "a_b"])?);
+                topic.num_partitions = f.partitions_count()?;
+                topic.replication_factor = f.or_any(&[-1, 1, 3])?;
+                for _ in 0..f.count()? {
+                    let mut config = create_topics_request::CreatableTopicConfig::default();
+                    config.name = f.config_name()?;
+                    config.value = f.config_value()?;
+                    topic.configs.push(config);
+                }
+                body.topics.push(topic);
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::DeleteTopics => {
+            let mut body = DeleteTopicsRequest::default();
+            body.timeout_ms = 100;
+            for _ in 0..f.count()? {
+                let name = protocol::topic_name(&f.topic()?);
+                if version >= 6 {
+                    let mut state = delete_topics_request::DeleteTopicState::default();
+                    state.name = Some(name);
+                    body.topics.push(state);
+                } else {
+                    body.topic_names.push(name);
+                }
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::CreatePartitions => {
+            let mut body = CreatePartitionsRequest::default();
+            body.timeout_ms = 100;
+            body.validate_only = f.0.arbitrary()?;
+            for _ in 0..f.count()? {
+                let mut topic = create_partitions_request::CreatePartitionsTopic::default();
+                topic.name = protocol::topic_name(&f.topic()?);
+                topic.count = f.partitions_count()?;
+                body.topics.push(topic);
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::DescribeConfigs => {
+            let mut body = DescribeConfigsRequest::default();
+            body.include_synonyms = f.0.arbitrary()?;
+            if version >= 3 {
+                body.include_documentation = f.0.arbitrary()?;
+            }
+            for _ in 0..f.count()? {
+                let mut resource = describe_configs_request::DescribeConfigsResource::default();
+                resource.resource_type = f.or_any(&[2, 4])?;
+                resource.resource_name = f.str_bytes(&[TOPIC, "0", "other", ""])?;
+                if f.0.arbitrary()? {
+                    let mut keys = Vec::new();
+                    for _ in 0..f.count()? {
+                        keys.push(f.config_name()?);
+                    }
+                    resource.configuration_keys = Some(keys);
+                }
+                body.resources.push(resource);
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::AlterConfigs => {
+            let mut body = AlterConfigsRequest::default();
+            body.validate_only = f.0.arbitrary()?;
+            for _ in 0..f.count()? {
+                let mut resource = alter_configs_request::AlterConfigsResource::default();
+                resource.resource_type = f.or_any(&[2, 4])?;
+                resource.resource_name = f.str_bytes(&[TOPIC, "0", "other", ""])?;
+                for _ in 0..f.count()? {
+                    let mut config = alter_configs_request::AlterableConfig::default();
+                    config.name = f.config_name()?;
+                    config.value = f.config_value()?;
+                    resource.configs.push(config);
+                }
+                body.resources.push(resource);
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let mut body = IncrementalAlterConfigsRequest::default();
+            body.validate_only = f.0.arbitrary()?;
+            for _ in 0..f.count()? {
+                let mut resource =
+                    incremental_alter_configs_request::AlterConfigsResource::default();
+                resource.resource_type = f.or_any(&[2, 4])?;
+                resource.resource_name = f.str_bytes(&[TOPIC, "0", "other", ""])?;
+                for _ in 0..f.count()? {
+                    let mut config = incremental_alter_configs_request::AlterableConfig::default();
+                    config.name = f.config_name()?;
+                    config.config_operation = f.or_any(&[0, 1, 2, 3])?;
+                    config.value = f.config_value()?;
+                    resource.configs.push(config);
+                }
+                body.resources.push(resource);
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::DeleteRecords => {
+            let mut body = DeleteRecordsRequest::default();
+            body.timeout_ms = 100;
+            for _ in 0..f.count()? {
+                let mut topic = delete_records_request::DeleteRecordsTopic::default();
+                topic.name = protocol::topic_name(&f.topic()?);
+                for _ in 0..f.count()? {
+                    let mut partition = delete_records_request::DeleteRecordsPartition::default();
+                    partition.partition_index = f.partition()?;
+                    partition.offset = f.offset()?;
+                    topic.partitions.push(partition);
+                }
+                body.topics.push(topic);
+            }
+            request_frame(key, version, &body)
+        }
+        other => unreachable!("{other:?} is not in SUPPORTED"),
+    };
+    let Some(frame) = frame else {
+        return Ok(());
+    };
+    let request = protocol::parse_request(Bytes::from(frame))
+        .unwrap_or_else(|e| panic!("{key:?} v{version}: a client's header: {e}"));
+    let answer = match with_broker(request) {
+        None => return Ok(()),
+        Some(answer) => answer,
+    };
+    let Some(frame) = answer.unwrap_or_else(|e| panic!("{key:?} v{version}: {e}")) else {
+        return Ok(());
+    };
+    let mut rest = Bytes::copy_from_slice(response_body(&frame));
+    let header = ResponseHeader::decode(&mut rest, key.response_header_version(version))
+        .unwrap_or_else(|e| panic!("{key:?} v{version}: response header: {e}"));
+    assert_eq!(
+        header.correlation_id, 7,
+        "{key:?} v{version}: correlation id"
+    );
+    fn decodes<T: Decodable>(mut rest: Bytes, key: ApiKey, version: i16) {
+        if let Err(e) = T::decode(&mut rest, version) {
+            panic!("{key:?} v{version}: response does not decode: {e}");
+        }
+        assert!(
+            rest.is_empty(),
+            "{key:?} v{version}: {} bytes after the response",
+            rest.len()
+        );
+    }
+    match key {
+        ApiKey::Produce => decodes::<ProduceResponse>(rest, key, version),
+        ApiKey::Fetch => decodes::<FetchResponse>(rest, key, version),
+        ApiKey::ListOffsets => decodes::<ListOffsetsResponse>(rest, key, version),
+        ApiKey::Metadata => decodes::<MetadataResponse>(rest, key, version),
+        ApiKey::ApiVersions => decodes::<ApiVersionsResponse>(rest, key, version),
+        ApiKey::CreateTopics => decodes::<CreateTopicsResponse>(rest, key, version),
+        ApiKey::DeleteTopics => decodes::<DeleteTopicsResponse>(rest, key, version),
+        ApiKey::CreatePartitions => decodes::<CreatePartitionsResponse>(rest, key, version),
+        ApiKey::DescribeConfigs => decodes::<DescribeConfigsResponse>(rest, key, version),
+        ApiKey::AlterConfigs => decodes::<AlterConfigsResponse>(rest, key, version),
+        ApiKey::IncrementalAlterConfigs => {
+            decodes::<IncrementalAlterConfigsResponse>(rest, key, version)
+        }
+        ApiKey::DeleteRecords => decodes::<DeleteRecordsResponse>(rest, key, version),
+        _ => unreachable!(),
+    }
+    Ok(())
+}
+
+/// Builds a valid request of an API and version keel advertises from `data` (fields mostly ones
+/// keel has a branch for), encoded by kafka-protocol as a client would. keel must answer it
+/// without a `ProtocolError` (or not at all: acks=0, a Fetch past `REQUEST_TIMEOUT`), and the
+/// answer must decode with kafka-protocol at the request's version.
+pub fn request_structured(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(&(key, min, max)) = u.choose(protocol::SUPPORTED) else {
+        return;
+    };
+    let Ok(version) = u.int_in_range(min..=max) else {
+        return;
+    };
+    // Running out of bytes midway only ends the request early.
+    let _ = structured(&mut u, key, version);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Seeds
 
 /// One seed input: which body it is for, a file name, and its bytes.
@@ -913,6 +1533,7 @@ pub fn seeds() -> Vec<Seed> {
     seeds.extend(recover_seeds());
     seeds.extend(lookup_seeds());
     seeds.extend(ops_seeds());
+    seeds.extend(request_seeds());
     seeds
 }
 
@@ -1070,9 +1691,72 @@ fn ops_seeds() -> Vec<Seed> {
         .collect()
 }
 
+/// Real request frames, as a client sends them after the size prefix.
+fn request_seeds() -> Vec<Seed> {
+    let mut api_versions = ApiVersionsRequest::default();
+    api_versions.client_software_name = StrBytes::from_static_str("keel-fuzz");
+    api_versions.client_software_version = StrBytes::from_static_str("1.0");
+    let mut topic = metadata_request::MetadataRequestTopic::default();
+    topic.name = Some(protocol::topic_name(TOPIC));
+    let mut metadata = MetadataRequest::default();
+    metadata.topics = Some(vec![topic]);
+    metadata.allow_auto_topic_creation = true;
+    let produce = produce_request(TOPIC, 1, -1, Some(build(Codec::None, &seed_records(3))));
+    let mut partition = fetch_request::FetchPartition::default();
+    partition.fetch_offset = 1;
+    partition.partition_max_bytes = 1 << 20;
+    let mut fetch_topic = fetch_request::FetchTopic::default();
+    fetch_topic.topic = protocol::topic_name(TOPIC);
+    fetch_topic.partitions = vec![partition];
+    let mut fetch = FetchRequest::default();
+    fetch.max_wait_ms = 0;
+    fetch.max_bytes = 1 << 20;
+    fetch.topics = vec![fetch_topic];
+    let frames = [
+        (
+            "api-versions-v3",
+            request_frame(ApiKey::ApiVersions, 3, &api_versions),
+        ),
+        (
+            "metadata-v12",
+            request_frame(ApiKey::Metadata, 12, &metadata),
+        ),
+        ("produce-v9", request_frame(ApiKey::Produce, 9, &produce)),
+        ("fetch-v12", request_frame(ApiKey::Fetch, 12, &fetch)),
+    ];
+    let mut seeds: Vec<Seed> = frames
+        .into_iter()
+        .map(|(name, frame)| seed("request_decode", name, frame.expect("encodable")))
+        .collect();
+    seeds.extend(ops_seeds().into_iter().map(|s| Seed {
+        target: "request_structured",
+        ..s
+    }));
+    seeds
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A frame whose array claims 2^31 - 1 (or, compact, 2^32 - 2) elements in a few bytes
+    /// must be an error, not an allocation of hundreds of GiB (which aborts the process).
+    #[test]
+    fn huge_array_counts_are_errors_not_aborts() {
+        // Metadata v1: header v1 (key, version, correlation id, client id ""), then the topics
+        // array's i32 count.
+        let classic = [0, 3, 0, 1, 0, 0, 0, 7, 0, 0, 0x7f, 0xff, 0xff, 0xff];
+        // Metadata v12: header v2 (client id "", no tagged fields), then the compact topics
+        // array's varint count u32::MAX.
+        let compact = [
+            0, 3, 0, 12, 0, 0, 0, 7, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f,
+        ];
+        for frame in [&classic[..], &compact[..]] {
+            let request = protocol::parse_request(Bytes::copy_from_slice(frame)).expect("header");
+            assert!(protocol::decode::<MetadataRequest>(&request).is_err());
+            request_decode(frame);
+        }
+    }
 
     #[test]
     fn inputs_decode_as_they_were_encoded() {

@@ -75,6 +75,22 @@ fn log_ops_inputs_pass() {
     assert!(replay("log_ops", fuzz::log_ops) > 0, "no seeds");
 }
 
+#[test]
+fn request_decode_inputs_pass() {
+    assert!(
+        replay("request_decode", fuzz::request_decode) > 0,
+        "no seeds"
+    );
+}
+
+#[test]
+fn request_structured_inputs_pass() {
+    assert!(
+        replay("request_structured", fuzz::request_structured) > 0,
+        "no seeds"
+    );
+}
+
 /// Run by hand after an input format changes:
 /// `cargo test -p keel --test fuzz_corpus -- --ignored regenerate_seeds`. Seeds are the
 /// `seed-*` files; whatever else libFuzzer added to a corpus directory is left alone.

@@ -8,7 +8,14 @@ use std::path::Path;
 use std::process::Stdio;
 
 /// The targets in `fuzz/Cargo.toml`, each a thin wrapper around a body in `keel::fuzz`.
-pub const TARGETS: &[&str] = &["batch_decode", "segment_recover", "index_lookup", "log_ops"];
+pub const TARGETS: &[&str] = &[
+    "batch_decode",
+    "segment_recover",
+    "index_lookup",
+    "log_ops",
+    "request_decode",
+    "request_structured",
+];
 
 /// How long a target runs when `--seconds` is not given.
 const SECONDS_DEFAULT: u64 = 60;
