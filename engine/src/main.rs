@@ -141,7 +141,12 @@ fn serve(args: ServeArgs) -> std::io::Result<ExitCode> {
         let broker = Broker::open(OsDisk, OsClock, OsRng::default(), config)
             .map_err(|e| std::io::Error::other(format!("opening the data directory: {e:?}")))?;
         let listener = TcpNetwork.bind(&listen).await?;
-        server::serve::<TcpNetwork, _, _, _>(listener, Arc::new(broker), terminated()).await?;
+        let metrics = match broker.config.metrics_listen.clone() {
+            Some(address) => Some(TcpNetwork.bind(&address).await?),
+            None => None,
+        };
+        server::serve::<TcpNetwork, _, _, _>(listener, metrics, Arc::new(broker), terminated())
+            .await?;
         Ok(ExitCode::SUCCESS)
     })
 }

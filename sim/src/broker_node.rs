@@ -62,7 +62,9 @@ pub async fn run(disk: SimDisk, config: BrokerConfig, history: Arc<History>) {
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    if let Err(e) = server::serve::<TcpNetwork, _, _, _>(listener, Arc::new(broker), stop).await {
+    if let Err(e) =
+        server::serve::<TcpNetwork, _, _, _>(listener, None, Arc::new(broker), stop).await
+    {
         history.record(Event::OpenFailed {
             error: format!("serve: {e}"),
         });

@@ -471,6 +471,15 @@ impl Broker {
             .arg(self.address())
             .arg("--data-dir")
             .arg(self.data_dir());
+        // Tests run in parallel: the metrics endpoint takes a port the OS picks (its address
+        // is in the log) unless a test chooses one.
+        if !self
+            .settings
+            .iter()
+            .any(|s| s.starts_with("metrics.listen="))
+        {
+            command.arg("--set").arg("metrics.listen=127.0.0.1:0");
+        }
         for setting in &self.settings {
             command.arg("--set").arg(setting);
         }

@@ -41,6 +41,8 @@ pub struct BrokerConfig {
     /// log.retention.check.interval.ms
     pub retention_check_interval_ms: u64,
     pub cluster_id: String,
+    /// metrics.listen: where `GET /metrics` answers (Prometheus text); `None` turns it off.
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for BrokerConfig {
@@ -58,6 +60,7 @@ impl Default for BrokerConfig {
             inflight_requests_max: INFLIGHT_REQUESTS_MAX_DEFAULT,
             retention_check_interval_ms: 300_000,
             cluster_id: "keel-cluster".to_owned(),
+            metrics_listen: Some("127.0.0.1:9644".to_owned()),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! (`crate::server`) sit on top of it.
 
 pub mod config;
+pub mod metrics;
 pub mod partition;
 pub mod settings;
 pub mod topics;
@@ -27,6 +28,7 @@ pub struct Broker<D: Disk, C: Clock, R: Rng> {
     /// Signalled when data becomes readable (an append, or a flush that moved a high
     /// watermark): wakes fetches waiting for min_bytes.
     pub data_arrived: tokio::sync::Notify,
+    pub metrics: metrics::Metrics,
 }
 
 impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
@@ -52,6 +54,7 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
             topics: RwLock::new(topics),
             advertised: RwLock::new(advertised),
             data_arrived: tokio::sync::Notify::new(),
+            metrics: metrics::Metrics::default(),
         })
     }
 
@@ -247,8 +250,13 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
                 if !log.flush_due(now_ms) {
                     continue;
                 }
+                let started_ns = self.clock.monotonic_ns();
                 match log.flush(now_ms) {
-                    Ok(()) => flushed += 1,
+                    Ok(()) => {
+                        self.metrics
+                            .fsync(self.clock.monotonic_ns().saturating_sub(started_ns));
+                        flushed += 1;
+                    }
                     Err(e) => {
                         tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "flush failed")
                     }

@@ -112,6 +112,9 @@ pub fn apply(config: &mut BrokerConfig, name: &str, value: &str) -> Result<(), S
                 _ => return Err(format!("{name}: CreateTime or LogAppendTime")),
             }
         }
+        "metrics.listen" => {
+            config.metrics_listen = (!value.is_empty()).then(|| strip_scheme(value));
+        }
         _ => return Err(format!("unknown setting '{name}' (see keel serve --help)")),
     }
     config.log.flush = flush_policy(flush_messages, flush_ms);

@@ -52,6 +52,12 @@ pub async fn handle<D: Disk, C: Clock, R: Rng>(
         let now_ns = broker.clock.monotonic_ns();
         let waited_enough = now_ns >= deadline_ns;
         if bytes >= body.min_bytes.max(0) as u64 || waited_enough || has_error(&response) {
+            broker.metrics.bytes_out(bytes);
+            if has_error(&response) {
+                broker
+                    .metrics
+                    .error(Some(kafka_protocol::messages::ApiKey::Fetch));
+            }
             return Ok(fetch_frame::encode(
                 response,
                 request.version,

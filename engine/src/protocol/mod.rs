@@ -167,6 +167,7 @@ pub async fn handle<D: Disk, C: Clock, R: Rng>(
     broker: &Broker<D, C, R>,
     request: Request,
 ) -> Result<Option<Frame<D::File>>, ProtocolError> {
+    broker.metrics.request(request.api_key);
     if request.api_key == ApiKey::ApiVersions {
         return api_versions::handle(&request).map(Some);
     }

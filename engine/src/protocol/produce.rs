@@ -4,7 +4,7 @@
 //! no answer at all. A refused batch leaves the log untouched.
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
 use super::frame::Frame;
 use super::{decode, encode, errors, str_bytes, ProtocolError, Request};
@@ -50,6 +50,9 @@ pub async fn handle<D: Disk, C: Clock, R: Rng>(
                     body.transactional_id.is_some(),
                 ),
             };
+            if outcome.error_code != errors::NONE {
+                broker.metrics.error(Some(ApiKey::Produce));
+            }
             let outcome = fit_version(outcome, request.version);
             answer.partition_responses.push(outcome);
         }
@@ -111,6 +114,7 @@ fn append<D: Disk, C: Clock, R: Rng>(
         Err((code, message)) => return refused(index, code, &message),
     };
     let mut batch = records.to_vec();
+    let batch_bytes = batch.len() as u64;
     let now_ms = broker.clock.now_ms();
     let mut guard = partition.log();
     let Some(log) = guard.as_mut() else {
@@ -122,7 +126,11 @@ fn append<D: Disk, C: Clock, R: Rng>(
     };
     let appended = log.append(&mut batch, now_ms).and_then(|info| {
         if log.config().flush == FlushPolicy::Always {
+            let started_ns = broker.clock.monotonic_ns();
             log.flush(now_ms)?;
+            broker
+                .metrics
+                .fsync(broker.clock.monotonic_ns().saturating_sub(started_ns));
         }
         Ok(info)
     });
@@ -130,6 +138,7 @@ fn append<D: Disk, C: Clock, R: Rng>(
     drop(guard);
     match appended {
         Ok(info) => {
+            broker.metrics.bytes_in(batch_bytes);
             broker.data_arrived.notify_waiters();
             let mut answer = PartitionProduceResponse::default();
             answer.index = index;

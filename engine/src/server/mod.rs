@@ -36,6 +36,7 @@ const DRAIN_MS_MAX: u64 = 10_000;
 /// Errors of the listener itself (an accept that fails for a reason other than the peer).
 pub async fn serve<N, D, C, R>(
     listener: N::Listener,
+    metrics: Option<N::Listener>,
     broker: Arc<Broker<D, C, R>>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()>
@@ -50,6 +51,8 @@ where
     let (stop_sender, stop) = watch::channel(false);
     let open = Arc::new(AtomicUsize::new(0));
     let housekeeping = tokio::spawn(housekeeping(broker.clone(), stop.clone()));
+    let metrics =
+        metrics.map(|listener| tokio::spawn(serve_metrics::<N, D, C, R>(listener, broker.clone())));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -70,6 +73,9 @@ where
     let _ = stop_sender.send(true);
     drain(&open, &broker.clock).await;
     housekeeping.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     broker.close();
     Ok(())
 }
@@ -221,4 +227,57 @@ async fn write_frame<Conn: Connection, F: crate::io::File>(
         }
     }
     connection.flush().await
+}
+
+/// The largest HTTP request head the metrics endpoint reads.
+const HTTP_REQUEST_BYTES_MAX: usize = 8 * 1024;
+
+/// `GET /metrics` in Prometheus' text format; anything else is a 404. One request per
+/// connection.
+async fn serve_metrics<N, D, C, R>(listener: N::Listener, broker: Arc<Broker<D, C, R>>)
+where
+    N: Network,
+    D: Disk,
+    C: Clock,
+    R: Rng,
+{
+    if let Ok(address) = listener.local_address() {
+        tracing::info!(%address, "metrics at GET /metrics");
+    }
+    loop {
+        let Ok((mut connection, _)) = listener.accept().await else {
+            continue;
+        };
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            let _ = answer_metrics(&mut connection, &broker).await;
+        });
+    }
+}
+
+async fn answer_metrics<Conn: Connection, D: Disk, C: Clock, R: Rng>(
+    connection: &mut Conn,
+    broker: &Broker<D, C, R>,
+) -> io::Result<()> {
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < HTTP_REQUEST_BYTES_MAX {
+        let n = connection.read(&mut buffer).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buffer[..n]);
+    }
+    let (status, body) = if head.starts_with(b"GET /metrics ") || head.starts_with(b"GET /metrics?")
+    {
+        ("200 OK", crate::broker::metrics::render(broker))
+    } else {
+        ("404 Not Found", "not found: try GET /metrics\n".to_owned())
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    connection.write_all(response.as_bytes()).await?;
+    connection.shutdown().await
 }

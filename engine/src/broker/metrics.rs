@@ -1,0 +1,196 @@
+//! The broker's metrics, served in Prometheus' text format at `GET /metrics` on `metrics.listen`:
+//! requests and errors by API, record bytes in and out, each partition's log end offset and high
+//! watermark, and fsync latency (count and total seconds, and the slowest since start).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kafka_protocol::messages::ApiKey;
+
+use super::partition::high_watermark;
+use super::Broker;
+use crate::io::{Clock, Disk, Rng};
+
+/// API keys are small integers; counters are indexed by them.
+const API_KEYS_MAX: usize = 128;
+
+pub struct Metrics {
+    requests: [AtomicU64; API_KEYS_MAX],
+    errors: [AtomicU64; API_KEYS_MAX],
+    /// Frames that could not be parsed far enough to know their API.
+    malformed: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    fsyncs: AtomicU64,
+    fsync_ns_total: AtomicU64,
+    fsync_ns_max: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            requests: std::array::from_fn(|_| AtomicU64::new(0)),
+            errors: std::array::from_fn(|_| AtomicU64::new(0)),
+            malformed: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
+            fsync_ns_total: AtomicU64::new(0),
+            fsync_ns_max: AtomicU64::new(0),
+        }
+    }
+}
+
+fn slot(api: ApiKey) -> usize {
+    (api as i16).clamp(0, API_KEYS_MAX as i16 - 1) as usize
+}
+
+impl Metrics {
+    pub fn request(&self, api: ApiKey) {
+        self.requests[slot(api)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request (or one partition of it) answered with an error, or a request that closed its
+    /// connection.
+    pub fn error(&self, api: Option<ApiKey>) {
+        match api {
+            Some(api) => self.errors[slot(api)].fetch_add(1, Ordering::Relaxed),
+            None => self.malformed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
+    pub fn bytes_in(&self, bytes: u64) {
+        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn bytes_out(&self, bytes: u64) {
+        self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn fsync(&self, elapsed_ns: u64) {
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.fsync_ns_total.fetch_add(elapsed_ns, Ordering::Relaxed);
+        self.fsync_ns_max.fetch_max(elapsed_ns, Ordering::Relaxed);
+    }
+}
+
+fn counter(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+}
+
+fn gauge(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+}
+
+/// The metrics page.
+pub fn render<D: Disk, C: Clock, R: Rng>(broker: &Broker<D, C, R>) -> String {
+    let m = &broker.metrics;
+    let mut out = String::new();
+    counter(
+        &mut out,
+        "keel_requests_total",
+        "Requests answered, by API.",
+    );
+    per_api(&mut out, "keel_requests_total", &m.requests);
+    counter(
+        &mut out,
+        "keel_request_errors_total",
+        "Requests or partitions answered with an error, by API.",
+    );
+    per_api(&mut out, "keel_request_errors_total", &m.errors);
+    counter(
+        &mut out,
+        "keel_malformed_requests_total",
+        "Frames that closed their connection before naming an API.",
+    );
+    let _ = writeln!(
+        out,
+        "keel_malformed_requests_total {}",
+        m.malformed.load(Ordering::Relaxed)
+    );
+    counter(
+        &mut out,
+        "keel_bytes_in_total",
+        "Record bytes appended by Produce.",
+    );
+    let _ = writeln!(
+        out,
+        "keel_bytes_in_total {}",
+        m.bytes_in.load(Ordering::Relaxed)
+    );
+    counter(
+        &mut out,
+        "keel_bytes_out_total",
+        "Record bytes served by Fetch.",
+    );
+    let _ = writeln!(
+        out,
+        "keel_bytes_out_total {}",
+        m.bytes_out.load(Ordering::Relaxed)
+    );
+    fsyncs(&mut out, m);
+    partitions(&mut out, broker);
+    out
+}
+
+fn per_api(out: &mut String, name: &str, counts: &[AtomicU64; API_KEYS_MAX]) {
+    for (key, _, _) in crate::protocol::SUPPORTED {
+        let count = counts[slot(*key)].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}{{api=\"{key:?}\"}} {count}");
+    }
+}
+
+fn fsyncs(out: &mut String, m: &Metrics) {
+    counter(
+        out,
+        "keel_fsync_total",
+        "Log flushes (fsync of segments and indexes, then the checkpoint).",
+    );
+    let _ = writeln!(out, "keel_fsync_total {}", m.fsyncs.load(Ordering::Relaxed));
+    counter(
+        out,
+        "keel_fsync_seconds_total",
+        "Time spent in log flushes.",
+    );
+    let total = m.fsync_ns_total.load(Ordering::Relaxed) as f64 / 1e9;
+    let _ = writeln!(out, "keel_fsync_seconds_total {total:.9}");
+    gauge(
+        out,
+        "keel_fsync_seconds_max",
+        "The slowest log flush since the broker started.",
+    );
+    let max = m.fsync_ns_max.load(Ordering::Relaxed) as f64 / 1e9;
+    let _ = writeln!(out, "keel_fsync_seconds_max {max:.9}");
+}
+
+fn partitions<D: Disk, C: Clock, R: Rng>(out: &mut String, broker: &Broker<D, C, R>) {
+    gauge(
+        out,
+        "keel_partition_log_end_offset",
+        "The offset the next record will get.",
+    );
+    let mut watermarks = String::new();
+    for topic in broker.topics() {
+        for partition in &topic.partitions {
+            let guard = partition.log();
+            let Some(log) = guard.as_ref() else { continue };
+            let labels = format!("topic=\"{}\",partition=\"{}\"", topic.name, partition.index);
+            let _ = writeln!(
+                out,
+                "keel_partition_log_end_offset{{{labels}}} {}",
+                log.next_offset()
+            );
+            let _ = writeln!(
+                watermarks,
+                "keel_partition_high_watermark{{{labels}}} {}",
+                high_watermark(log)
+            );
+        }
+    }
+    gauge(
+        out,
+        "keel_partition_high_watermark",
+        "The offset below which consumers may read.",
+    );
+    out.push_str(&watermarks);
+}
