@@ -417,31 +417,7 @@ impl<'a> RecordReader<'a> {
     /// # Errors
     /// `BadRecords` when a record's framing is broken.
     pub fn next_record(&mut self) -> Result<Option<Record<'a>>, BatchError> {
-        if self.records_left <= 0 {
-            return Ok(None);
-        }
-        self.records_left -= 1;
-        let length = self.varint()?;
-        let length = usize::try_from(length)
-            .map_err(|_| BatchError::BadRecords(format!("negative record length {length}")))?;
-        let end = self
-            .pos
-            .checked_add(length)
-            .filter(|&end| end <= self.bytes.len())
-            .ok_or_else(|| BatchError::BadRecords("record runs past the batch".to_owned()))?;
-        let mut body = RecordReader {
-            bytes: &self.bytes[..end],
-            pos: self.pos,
-            records_left: 0,
-        };
-        let record = body.record_body()?;
-        if body.pos != end {
-            return Err(BatchError::BadRecords(format!(
-                "record length {length} disagrees with its fields"
-            )));
-        }
-        self.pos = end;
-        Ok(Some(record))
+        self.next_with(RecordReader::record_body)
     }
 
     /// Checks the framing of the next record like `next_record`, but returns only its timestamp
@@ -451,6 +427,15 @@ impl<'a> RecordReader<'a> {
     /// # Errors
     /// `BadRecords` when a record's framing is broken.
     pub fn next_deltas(&mut self) -> Result<Option<(i64, i64)>, BatchError> {
+        self.next_with(RecordReader::record_deltas)
+    }
+
+    /// Reads the next record's length, lets `read` parse the body within it, and checks the body
+    /// used exactly that length.
+    fn next_with<T>(
+        &mut self,
+        read: impl FnOnce(&mut RecordReader<'a>) -> Result<T, BatchError>,
+    ) -> Result<Option<T>, BatchError> {
         if self.records_left <= 0 {
             return Ok(None);
         }
@@ -468,30 +453,36 @@ impl<'a> RecordReader<'a> {
             pos: self.pos,
             records_left: 0,
         };
-        body.take(1)?;
-        let timestamp_delta = body.varint()?;
-        let offset_delta = body.varint()?;
-        body.nullable_bytes()?;
-        body.nullable_bytes()?;
-        let header_count = body.varint()?;
-        if !(0..=RECORD_HEADERS_MAX).contains(&header_count) {
-            return Err(BatchError::BadRecords(format!(
-                "header count {header_count}"
-            )));
-        }
-        for _ in 0..header_count {
-            if body.nullable_bytes()?.is_none() {
-                return Err(BatchError::BadRecords("null header key".to_owned()));
-            }
-            body.nullable_bytes()?;
-        }
+        let parsed = read(&mut body)?;
         if body.pos != end {
             return Err(BatchError::BadRecords(format!(
                 "record length {length} disagrees with its fields"
             )));
         }
         self.pos = end;
-        Ok(Some((timestamp_delta, offset_delta)))
+        Ok(Some(parsed))
+    }
+
+    /// A record body's timestamp and offset deltas, every other field checked and skipped.
+    fn record_deltas(&mut self) -> Result<(i64, i64), BatchError> {
+        self.take(1)?;
+        let timestamp_delta = self.varint()?;
+        let offset_delta = self.varint()?;
+        self.nullable_bytes()?;
+        self.nullable_bytes()?;
+        let header_count = self.varint()?;
+        if !(0..=RECORD_HEADERS_MAX).contains(&header_count) {
+            return Err(BatchError::BadRecords(format!(
+                "header count {header_count}"
+            )));
+        }
+        for _ in 0..header_count {
+            if self.nullable_bytes()?.is_none() {
+                return Err(BatchError::BadRecords("null header key".to_owned()));
+            }
+            self.nullable_bytes()?;
+        }
+        Ok((timestamp_delta, offset_delta))
     }
 
     fn record_body(&mut self) -> Result<Record<'a>, BatchError> {
