@@ -424,6 +424,23 @@ impl<D: Disk> Log<D> {
         bytes_max: u64,
         offset_limit: u64,
     ) -> Result<Option<LogSlice<D::File>>, LogError> {
+        // A lookup misled by a header that read wrong (its offsets are outside the CRC) is
+        // caught by the verification of the slice, and the lookup is made again.
+        let mut attempt = 1;
+        loop {
+            match self.read_once(offset, bytes_max, offset_limit) {
+                Err(LogError::Corrupt { .. }) if attempt < scan::READ_ATTEMPTS_MAX => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    fn read_once(
+        &mut self,
+        offset: u64,
+        bytes_max: u64,
+        offset_limit: u64,
+    ) -> Result<Option<LogSlice<D::File>>, LogError> {
         self.check_range(offset)?;
         let offset_limit = offset_limit.min(self.next_offset);
         let from = self.segment_floor(offset);
@@ -440,7 +457,7 @@ impl<D: Disk> Log<D> {
                 return Ok(None);
             }
             let slice = segment.slice_from(first, bytes_max, offset_limit)?;
-            return verify_slice(segment, slice).map(Some);
+            return verify_slice(segment, slice, offset).map(Some);
         }
         Ok(None)
     }
@@ -466,7 +483,7 @@ impl<D: Disk> Log<D> {
             };
             let mut bytes = vec![0u8; slice.bytes as usize];
             slice.file.read_exact_at(&mut bytes, slice.position)?;
-            let verified = verified_prefix(&bytes, slice.first_offset);
+            let verified = verified_prefix_holding(&bytes, slice.first_offset, offset);
             if verified == bytes.len() {
                 return Ok(bytes);
             }
@@ -633,6 +650,7 @@ impl<D: Disk> Log<D> {
 fn verify_slice<F: File>(
     segment: &mut Segment<F>,
     mut slice: LogSlice<F>,
+    offset: u64,
 ) -> Result<LogSlice<F>, LogError> {
     let end = slice.position + slice.bytes;
     if segment.is_verified(slice.position, end) {
@@ -642,7 +660,7 @@ fn verify_slice<F: File>(
     let mut verified = 0;
     for _ in 0..scan::READ_ATTEMPTS_MAX {
         slice.file.read_exact_at(&mut bytes, slice.position)?;
-        verified = verified_prefix(&bytes, slice.first_offset);
+        verified = verified_prefix_holding(&bytes, slice.first_offset, offset);
         if verified == bytes.len() {
             break;
         }
@@ -659,6 +677,17 @@ fn verify_slice<F: File>(
         slice.bytes = verified as u64;
     }
     Ok(slice)
+}
+
+/// `verified_prefix`, and 0 unless the first batch holds `offset`: a lookup misled by a header
+/// that read wrong can land on a sound batch that is not the one asked for.
+fn verified_prefix_holding(bytes: &[u8], first_offset: u64, offset: u64) -> usize {
+    let holds = BatchHeader::parse(bytes).is_ok_and(|h| h.last_offset() as u64 >= offset);
+    if holds {
+        verified_prefix(bytes, first_offset)
+    } else {
+        0
+    }
 }
 
 /// The offset after the last batch of `bytes` (whole, verified batches).
