@@ -103,6 +103,18 @@ pub async fn run(disk: SimDisk, config: NodeConfig, mailbox: Mailbox, history: A
             return;
         }
     };
+    // The marker's contract: it is removed, durably, before the log takes appends, so it can
+    // never vouch for data written after it.
+    let marker = config.dir.join(keel::log::checkpoint::CLEAN_SHUTDOWN_FILE);
+    if disk.durable_list_all().contains(&marker) {
+        history.record(Event::Violation {
+            checker: "recovery",
+            message: format!(
+                "{} is still durable after open: it could vouch for data appended later",
+                marker.display()
+            ),
+        });
+    }
     let report = log.recovery_report().clone();
     let epoch = history.epoch();
     history.record(Event::Opened {

@@ -181,13 +181,17 @@ fn simulate(seed: u64, options: &RunOptions, outcome: &mut SeedOutcome) {
             checker: "served",
             message,
         }),
-        Ok(final_log) => checkers::check_all(&events, &final_log, history.epoch()),
+        Ok(final_log) => {
+            checkers::check_all(&events, &final_log, history.epoch(), verdict.acks_durable)
+        }
     };
 }
 
 struct Verdict {
     target: &'static str,
     flush: String,
+    /// `flush = always`: every acknowledgement promises durability.
+    acks_durable: bool,
     operations: u64,
     faults: FaultCounts,
     simulated_ms: u64,
@@ -271,6 +275,7 @@ async fn run_cluster(options: RunOptions, history: Arc<History>) -> Verdict {
     Verdict {
         target: if shape.broker { "broker" } else { "log" },
         flush: shape.node.log.flush.to_string(),
+        acks_durable: shape.node.log.flush == FlushPolicy::Always,
         operations: cluster.operations.load(std::sync::atomic::Ordering::SeqCst),
         faults: disk.fault_counts(),
         simulated_ms: crate::clock::elapsed_ms(),

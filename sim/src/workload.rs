@@ -255,13 +255,41 @@ pub async fn reader(cluster: Cluster, config: WorkloadConfig, reader: u32) {
     let mut cursor = 0;
     while cluster.take_operation(config.operations) {
         let epoch = cluster.history.epoch();
+        let rots_before = cluster.disk.fault_counts().bit_rots;
         let answer = cluster.fetch(cursor).await;
         cursor = match answer {
             Some(Ok(fetched)) => follow(&cluster, reader, cursor, &fetched, epoch),
             Some(Err(FetchError::OutOfRange {
                 log_start,
                 next_offset,
-            })) => cursor.clamp(log_start, next_offset),
+            })) if log_start <= next_offset => cursor.clamp(log_start, next_offset),
+            Some(Err(FetchError::OutOfRange {
+                log_start,
+                next_offset,
+            })) => {
+                let message = format!(
+                    "fetch at {cursor}: the log starts at {log_start}, past its end {next_offset}"
+                );
+                cluster.history.record(Event::Violation {
+                    checker: "served",
+                    message,
+                });
+                cursor
+            }
+            Some(Err(FetchError::Corrupt(reason))) => {
+                // No read fault fired during this fetch, so the corruption is stored: the log
+                // kept a batch that recovery (or an append) should never have kept.
+                if cluster.disk.fault_counts().bit_rots == rots_before {
+                    let message = format!(
+                        "reader {reader}: fetch at {cursor} found stored corruption with no read fault to blame: {reason}"
+                    );
+                    cluster.history.record(Event::Violation {
+                        checker: "served",
+                        message,
+                    });
+                }
+                cursor
+            }
             _ => cursor,
         };
         sleep_ms(madsim::rand::thread_rng().gen_range(1..10)).await;
@@ -316,7 +344,16 @@ pub async fn faults(cluster: Cluster, config: WorkloadConfig, seed_rng: u64) {
             0..=29 => crash(&cluster).await,
             30..=54 => power_loss(&cluster, &mut disk_rng).await,
             55..=69 => clean_restart(&cluster).await,
-            _ => disk_fault_burst(&cluster, &config).await,
+            _ => {
+                disk_fault_burst(&cluster, &config).await;
+                // End one burst in three with a power loss and one in three with a crash, at
+                // once: the node gets no fault-free moment to sync what failed fsyncs left dirty.
+                match madsim::rand::thread_rng().gen_range(0..3) {
+                    0 => power_loss(&cluster, &mut disk_rng).await,
+                    1 => crash(&cluster).await,
+                    _ => {}
+                }
+            }
         }
     }
 }

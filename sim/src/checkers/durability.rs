@@ -7,7 +7,15 @@
 use super::{durable_upto_by_epoch, protected, FinalLog, Violation};
 use crate::history::{Event, TimedEvent};
 
-pub fn check(events: &[TimedEvent], final_log: &FinalLog, final_epoch: u64) -> Option<Violation> {
+/// `acks_durable` is the run's `flush = always`: then every acknowledgement promises durability
+/// by itself, whatever the node reported flushing, so a node that acks before its fsync is
+/// caught. The checker takes it from the run's settings, not from the node.
+pub fn check(
+    events: &[TimedEvent],
+    final_log: &FinalLog,
+    final_epoch: u64,
+    acks_durable: bool,
+) -> Option<Violation> {
     let durable = durable_upto_by_epoch(events);
     for e in events {
         let Event::Acked { base, ids, epoch } = &e.event else {
@@ -15,7 +23,8 @@ pub fn check(events: &[TimedEvent], final_log: &FinalLog, final_epoch: u64) -> O
         };
         for (i, id) in ids.iter().enumerate() {
             let offset = base + i as u64;
-            if offset < final_log.log_start || !protected(offset, *epoch, final_epoch, &durable) {
+            let promised = acks_durable || protected(offset, *epoch, final_epoch, &durable);
+            if offset < final_log.log_start || !promised {
                 continue;
             }
             let found = final_log.records.get(&offset);

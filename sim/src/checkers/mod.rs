@@ -67,10 +67,11 @@ pub fn check_all(
     events: &[TimedEvent],
     final_log: &FinalLog,
     final_epoch: u64,
+    acks_durable: bool,
 ) -> Option<Violation> {
     recovery::check(events)
         .or_else(|| served::check_history(events))
-        .or_else(|| durability::check(events, final_log, final_epoch))
+        .or_else(|| durability::check(events, final_log, final_epoch, acks_durable))
         .or_else(|| monotonic_reads::check(events, final_log, final_epoch))
         .or_else(|| liveness::check(events))
 }
