@@ -1,10 +1,10 @@
-//! The seams between keel's logic and the world: disk, clock and randomness.
+//! The seams between keel's logic and the world: disk, network, clock and randomness.
 //!
 //! Everything in the engine that would touch the operating system goes through these traits, so
-//! that the same storage code runs on real files (`os.rs`, the only module that names `std::fs`,
-//! `memmap2` or `nix`) and on the simulator's disk, which loses unsynced page cache on power loss,
-//! tears writes and rots bits. A call that bypasses these traits is invisible to the simulator and
-//! voids its guarantees; `cargo xtask tidy` refuses such calls.
+//! that the same storage code runs on real files (`os.rs`, the only module that uses the
+//! standard file system, memory maps or nix) and on the simulator's disk, which loses unsynced
+//! page cache on power loss, tears writes and rots bits. A call that bypasses these traits is
+//! invisible to the simulator and voids its guarantees; `cargo xtask tidy` refuses such calls.
 //!
 //! The durability model every implementation must honour (the simulator checks the engine against
 //! exactly this, so the real implementation must be at least this strong):
