@@ -18,6 +18,7 @@
 //! 23 last_offset_delta i32    61 records...
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::compression::{self, Codec, CompressionError};
@@ -291,22 +292,27 @@ pub fn validate(batch: &[u8], dense: bool) -> Result<BatchInfo, BatchError> {
     }
     let codec = header.codec()?;
     validate_counts(&header, dense)?;
-    let payload = &batch[HEADER_BYTES..];
-    let decompressed;
-    let records = match codec {
-        Codec::None => payload,
-        _ => {
-            decompressed = compression::decompress(codec, payload, DECOMPRESSED_BYTES_MAX)?;
-            &decompressed[..]
-        }
-    };
+    let records = records_section(codec, &batch[HEADER_BYTES..])?;
     let (max_record_timestamp, offset_delta_of_max_timestamp) =
-        validate_records(&header, records, dense)?;
+        validate_records(&header, &records, dense)?;
     Ok(BatchInfo {
         header,
         codec,
         max_record_timestamp,
         offset_delta_of_max_timestamp,
+    })
+}
+
+/// A batch's records section as plain bytes: borrowed when uncompressed, decompressed (within
+/// `DECOMPRESSED_BYTES_MAX`) otherwise.
+fn records_section(codec: Codec, payload: &[u8]) -> Result<Cow<'_, [u8]>, BatchError> {
+    Ok(match codec {
+        Codec::None => Cow::Borrowed(payload),
+        _ => Cow::Owned(compression::decompress(
+            codec,
+            payload,
+            DECOMPRESSED_BYTES_MAX,
+        )?),
     })
 }
 
@@ -722,17 +728,8 @@ pub fn decode_records(batch: &[u8]) -> Result<Vec<DecodedRecord>, BatchError> {
             batch_length: header.batch_length,
             bytes: batch.len(),
         })?;
-    let payload = &batch[HEADER_BYTES..end];
-    let codec = header.codec()?;
-    let decompressed;
-    let records = match codec {
-        Codec::None => payload,
-        _ => {
-            decompressed = compression::decompress(codec, payload, DECOMPRESSED_BYTES_MAX)?;
-            &decompressed[..]
-        }
-    };
-    let mut reader = RecordReader::new(records, header.records_count);
+    let records = records_section(header.codec()?, &batch[HEADER_BYTES..end])?;
+    let mut reader = RecordReader::new(&records, header.records_count);
     let mut out = Vec::new();
     while let Some(record) = reader.next_record()? {
         let timestamp = if header.is_log_append_time() {
