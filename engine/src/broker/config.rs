@@ -41,6 +41,10 @@ pub struct BrokerConfig {
     /// log.retention.check.interval.ms
     pub retention_check_interval_ms: u64,
     pub cluster_id: String,
+    /// producer.id.expiration.ms: idempotent producers idle this long are forgotten.
+    pub producer_id_expiration_ms: i64,
+    /// Consumer groups and the offsets topic.
+    pub groups: GroupConfig,
     /// metrics.listen: where `GET /metrics` answers (Prometheus text); `None` turns it off.
     pub metrics_listen: Option<String>,
 }
@@ -60,7 +64,43 @@ impl Default for BrokerConfig {
             inflight_requests_max: INFLIGHT_REQUESTS_MAX_DEFAULT,
             retention_check_interval_ms: 300_000,
             cluster_id: "keel-cluster".to_owned(),
+            producer_id_expiration_ms: 86_400_000,
+            groups: GroupConfig::default(),
             metrics_listen: Some("127.0.0.1:9644".to_owned()),
+        }
+    }
+}
+
+/// The group coordinator's settings, with Kafka's names.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// group.initial.rebalance.delay.ms: how long the first rebalance of an empty group waits
+    /// for more members.
+    pub initial_rebalance_delay_ms: i64,
+    /// group.min.session.timeout.ms
+    pub session_timeout_min_ms: i32,
+    /// group.max.session.timeout.ms
+    pub session_timeout_max_ms: i32,
+    /// group.max.size
+    pub members_max: usize,
+    /// offsets.topic.num.partitions
+    pub offsets_partitions: i32,
+    /// offsets.topic.segment.bytes
+    pub offsets_segment_bytes: u64,
+    /// offset.metadata.max.bytes
+    pub offset_metadata_bytes_max: usize,
+}
+
+impl Default for GroupConfig {
+    fn default() -> GroupConfig {
+        GroupConfig {
+            initial_rebalance_delay_ms: 3_000,
+            session_timeout_min_ms: 6_000,
+            session_timeout_max_ms: 1_800_000,
+            members_max: i32::MAX as usize,
+            offsets_partitions: 50,
+            offsets_segment_bytes: 100 * 1024 * 1024,
+            offset_metadata_bytes_max: 4096,
         }
     }
 }

@@ -5,8 +5,12 @@
 //! (`crate::server`) sit on top of it.
 
 pub mod config;
+pub mod groups;
 pub mod metrics;
+pub mod offsets;
 pub mod partition;
+pub mod producer_ids;
+pub mod producers;
 pub mod settings;
 pub mod topics;
 
@@ -29,6 +33,8 @@ pub struct Broker<D: Disk, C: Clock, R: Rng> {
     /// watermark): wakes fetches waiting for min_bytes.
     pub data_arrived: tokio::sync::Notify,
     pub metrics: metrics::Metrics,
+    pub producer_ids: producer_ids::ProducerIds,
+    pub groups: groups::Coordinator,
 }
 
 impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
@@ -40,11 +46,18 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
         disk.create_dir_all(&config.data_dir)?;
         let topics = topics::load_all(&disk, &config.data_dir, &config.log, clock.now_ms())?;
         topics::remove_orphans(&disk, &config.data_dir, &topics)?;
+        let producer_ids = producer_ids::ProducerIds::open(&disk, &config.data_dir)?;
         tracing::info!(
             data_dir = %config.data_dir.display(),
             topics = topics.len(),
             "data directory opened"
         );
+        let coordinator = groups::Coordinator::new(config.groups.clone());
+        if let Some(topic) = topics.get(offsets::OFFSETS_TOPIC) {
+            let committed = offsets::load(topic)
+                .map_err(|e| TopicError::Storage(format!("{}: {e}", offsets::OFFSETS_TOPIC)))?;
+            coordinator.load(committed);
+        }
         let advertised = split_address(config.advertised.as_deref().unwrap_or(&config.listen));
         Ok(Broker {
             config,
@@ -55,6 +68,8 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
             advertised: RwLock::new(advertised),
             data_arrived: tokio::sync::Notify::new(),
             metrics: metrics::Metrics::default(),
+            producer_ids,
+            groups: coordinator,
         })
     }
 
@@ -70,6 +85,11 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The broker's source of randomness (ids).
+    pub fn rng(&self) -> &R {
+        &self.rng
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic<D>>> {
@@ -239,6 +259,69 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
         Ok(())
     }
 
+    /// The internal topic of committed offsets, created on first use with
+    /// offsets.topic.num.partitions partitions, unlimited retention and
+    /// offsets.topic.segment.bytes.
+    ///
+    /// # Errors
+    /// Storage errors creating it.
+    pub fn offsets_topic(&self) -> Result<Arc<Topic<D>>, TopicError> {
+        if let Some(topic) = self.topic(offsets::OFFSETS_TOPIC) {
+            return Ok(topic);
+        }
+        let overrides = TopicOverrides::from([
+            ("retention.ms".to_owned(), "-1".to_owned()),
+            ("retention.bytes".to_owned(), "-1".to_owned()),
+            (
+                "segment.bytes".to_owned(),
+                self.config.groups.offsets_segment_bytes.to_string(),
+            ),
+        ]);
+        let partitions = self.config.groups.offsets_partitions;
+        match self.create_topic(offsets::OFFSETS_TOPIC, partitions, overrides, false) {
+            Ok(Some(topic)) => Ok(topic),
+            Ok(None) => Err(TopicError::Unknown),
+            Err(TopicError::AlreadyExists) => {
+                self.topic(offsets::OFFSETS_TOPIC).ok_or(TopicError::Unknown)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Appends offset records (tombstones where `None`) of `group` to its partition of
+    /// `__consumer_offsets`, flushed first under flush=always. Returns a Kafka error code on
+    /// failure; nothing is then committed.
+    pub fn write_offsets(
+        &self,
+        group: &str,
+        entries: &[(offsets::OffsetKey, Option<offsets::Committed>)],
+    ) -> Result<(), i16> {
+        const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+        const STORAGE_ERROR: i16 = 56;
+        let topic = self.offsets_topic().map_err(|e| {
+            tracing::error!(error = ?e, "the offsets topic cannot be created");
+            COORDINATOR_NOT_AVAILABLE
+        })?;
+        let index = offsets::partition_for(group, topic.partitions.len() as i32);
+        let partition = &topic.partitions[index as usize];
+        let now_ms = self.clock.now_ms();
+        let mut batch = offsets::batch(entries, now_ms);
+        let mut guard = partition.log();
+        let log = guard.as_mut().ok_or(COORDINATOR_NOT_AVAILABLE)?;
+        let written = log.append(&mut batch, now_ms).and_then(|_| {
+            if log.config().flush == crate::log::FlushPolicy::Always {
+                log.flush(now_ms)?;
+            }
+            Ok(())
+        });
+        drop(guard);
+        self.data_arrived.notify_waiters();
+        written.map_err(|e| {
+            tracing::error!(group, error = %e, "committed offsets not written");
+            STORAGE_ERROR
+        })
+    }
+
     /// Flushes every partition whose flush policy says a flush is due. Returns how many flushed.
     pub fn flush_due(&self) -> usize {
         let now_ms = self.clock.now_ms();
@@ -268,7 +351,8 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
         flushed
     }
 
-    /// Applies retention to every partition.
+    /// Applies retention to every partition, forgets idle producers, and snapshots the
+    /// producer state of partitions whose log is wholly durable.
     pub fn apply_retention(&self) {
         let now_ms = self.clock.now_ms();
         for topic in self.topics() {
@@ -277,6 +361,10 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
                     if let Err(e) = log.apply_retention(now_ms) {
                         tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "retention failed");
                     }
+                    partition
+                        .producers()
+                        .expire(now_ms, self.config.producer_id_expiration_ms);
+                    partition.snapshot_producers_if_durable(&self.disk, log);
                 }
             }
         }
@@ -284,12 +372,16 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
 
     /// Closes every log cleanly (flush, clean-shutdown marker). Later requests find them closed.
     pub fn close(&self) {
+        self.groups.shutdown();
         let now_ms = self.clock.now_ms();
         for topic in self.topics() {
             for partition in &topic.partitions {
-                let Some(log) = partition.take_log() else {
+                let Some(mut log) = partition.take_log() else {
                     continue;
                 };
+                if log.flush(now_ms).is_ok() {
+                    partition.snapshot_producers_if_durable(&self.disk, &log);
+                }
                 if let Err(e) = log.close(now_ms) {
                     tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "clean close failed; the next start recovers");
                 }

@@ -1,4 +1,5 @@
-//! One partition on this broker: its log, behind a lock held only for synchronous work.
+//! One partition on this broker: its log and its idempotent producers, each behind a lock held
+//! only for synchronous work. Lock order: the log, then the producers.
 //!
 //! With one replica, the high watermark is what a consumer may read: the log end under flush
 //! policies `none` and `interval` (what Kafka shows with one replica), and the recovery point
@@ -7,23 +8,31 @@
 
 use std::sync::{Mutex, MutexGuard};
 
+use super::producers::ProducerState;
 use crate::io::Disk;
-use crate::log::{FlushPolicy, Log};
+use crate::log::{FlushPolicy, Log, LogError};
 
 pub struct Partition<D: Disk> {
     pub topic: String,
     pub index: i32,
     /// `None` once the partition was closed (shutdown or topic deletion).
     log: Mutex<Option<Log<D>>>,
+    producers: Mutex<ProducerState>,
 }
 
 impl<D: Disk> Partition<D> {
-    pub fn new(topic: String, index: i32, log: Log<D>) -> Partition<D> {
-        Partition {
+    /// A partition over an opened log, with its producer state rebuilt from the log.
+    ///
+    /// # Errors
+    /// IO errors reading the producer snapshot or the log.
+    pub fn open(topic: String, index: i32, disk: &D, mut log: Log<D>) -> Result<Self, LogError> {
+        let producers = ProducerState::rebuild(disk, &mut log)?;
+        Ok(Partition {
             topic,
             index,
             log: Mutex::new(Some(log)),
-        }
+            producers: Mutex::new(producers),
+        })
     }
 
     /// The log, locked; `None` when closed. Hold it only for synchronous work.
@@ -33,9 +42,33 @@ impl<D: Disk> Partition<D> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The idempotent producers' state, locked. Take it while holding the log's lock when the
+    /// two must agree (a produce).
+    pub fn producers(&self) -> MutexGuard<'_, ProducerState> {
+        self.producers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Takes the log out (to close it); later calls see the partition closed.
     pub fn take_log(&self) -> Option<Log<D>> {
         self.log().take()
+    }
+
+    /// Writes the producer snapshot if every byte of `log` is durable (the snapshot must never
+    /// describe batches a power loss could take back). Call with the log's lock held.
+    pub fn snapshot_producers_if_durable(&self, disk: &D, log: &Log<D>) {
+        let end = log.next_offset();
+        if log.recovery_point() < end {
+            return;
+        }
+        let producers = self.producers();
+        if producers.is_empty() {
+            return;
+        }
+        if let Err(e) = producers.write_snapshot(disk, log.dir(), end) {
+            tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "producer snapshot not written; the next start replays more of the log");
+        }
     }
 }
 

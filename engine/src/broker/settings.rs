@@ -67,6 +67,35 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "log.message.timestamp.type",
         "CreateTime or LogAppendTime (CreateTime)",
     ),
+    (
+        "producer.id.expiration.ms",
+        "idle time after which an idempotent producer's sequences are forgotten (86400000)",
+    ),
+    (
+        "group.initial.rebalance.delay.ms",
+        "how long an empty group's first rebalance waits for more members (3000)",
+    ),
+    (
+        "group.min.session.timeout.ms",
+        "smallest session timeout a group member may ask for (6000)",
+    ),
+    (
+        "group.max.session.timeout.ms",
+        "largest session timeout a group member may ask for (1800000)",
+    ),
+    ("group.max.size", "members per group (2147483647)"),
+    (
+        "offsets.topic.num.partitions",
+        "partitions of __consumer_offsets, fixed once it exists (50)",
+    ),
+    (
+        "offsets.topic.segment.bytes",
+        "segment size of __consumer_offsets (104857600)",
+    ),
+    (
+        "offset.metadata.max.bytes",
+        "largest metadata string of a committed offset (4096)",
+    ),
 ];
 
 /// Applies one setting.
@@ -111,6 +140,26 @@ pub fn apply(config: &mut BrokerConfig, name: &str, value: &str) -> Result<(), S
                 "LogAppendTime" => TimestampType::LogAppendTime,
                 _ => return Err(format!("{name}: CreateTime or LogAppendTime")),
             }
+        }
+        "producer.id.expiration.ms" => config.producer_id_expiration_ms = int()?.max(1),
+        "group.initial.rebalance.delay.ms" => {
+            config.groups.initial_rebalance_delay_ms = int()?.max(0)
+        }
+        "group.min.session.timeout.ms" => {
+            config.groups.session_timeout_min_ms = int()?.clamp(1, i64::from(i32::MAX)) as i32
+        }
+        "group.max.session.timeout.ms" => {
+            config.groups.session_timeout_max_ms = int()?.clamp(1, i64::from(i32::MAX)) as i32
+        }
+        "group.max.size" => config.groups.members_max = int()?.max(1) as usize,
+        "offsets.topic.num.partitions" => {
+            config.groups.offsets_partitions = int()?.clamp(1, 10_000) as i32
+        }
+        "offsets.topic.segment.bytes" => {
+            config.groups.offsets_segment_bytes = int()?.max(1024) as u64
+        }
+        "offset.metadata.max.bytes" => {
+            config.groups.offset_metadata_bytes_max = int()?.max(0) as usize
         }
         "metrics.listen" => {
             config.metrics_listen = (!value.is_empty()).then(|| strip_scheme(value));

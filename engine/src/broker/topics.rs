@@ -192,9 +192,10 @@ fn open_partitions<D: Disk>(
     let mut opened = Vec::new();
     for index in partitions {
         let dir = partition_dir(data_dir, name, index);
-        let log = Log::open(disk.clone(), &dir, config.clone(), now_ms)
+        let partition = Log::open(disk.clone(), &dir, config.clone(), now_ms)
+            .and_then(|log| Partition::open(name.to_owned(), index, disk, log))
             .map_err(|e| TopicError::Storage(format!("{}: {e}", dir.display())))?;
-        opened.push(Arc::new(Partition::new(name.to_owned(), index, log)));
+        opened.push(Arc::new(partition));
     }
     Ok(opened)
 }

@@ -102,6 +102,9 @@ fn describe<D: Disk>(topic: &Topic<D>, node: BrokerId, version: i16) -> Metadata
         described.topic_id = Uuid::from_bytes(topic.id);
     }
     described.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    if version >= 1 {
+        described.is_internal = topic.name == crate::broker::offsets::OFFSETS_TOPIC;
+    }
     described.partitions = topic
         .partitions
         .iter()

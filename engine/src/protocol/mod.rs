@@ -11,6 +11,8 @@ mod admin;
 mod api_versions;
 pub mod errors;
 mod fetch;
+mod groups;
+mod init_producer_id;
 pub mod fetch_frame;
 pub mod frame;
 mod list_offsets;
@@ -39,6 +41,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::DeleteGroups, 0, 2),
 ];
 
 /// Why a request could not be answered; the connection is closed.
@@ -57,6 +70,8 @@ pub struct Request {
     pub version: i16,
     pub correlation_id: i32,
     pub client_id: Option<String>,
+    /// The client's address as the server saw it ("/host" as Kafka shows it), or empty.
+    pub client_host: String,
     pub body: Bytes,
 }
 
@@ -86,6 +101,7 @@ pub fn parse_request(mut frame: Bytes) -> Result<Request, ProtocolError> {
         version,
         correlation_id: header.correlation_id,
         client_id: header.client_id.map(|c| c.to_string()),
+        client_host: String::new(),
         body: frame,
     })
 }
@@ -193,6 +209,17 @@ pub async fn handle<D: Disk, C: Clock, R: Rng>(
             admin::incremental_alter_configs(broker, &request).map(Some)
         }
         ApiKey::DeleteRecords => admin::delete_records(broker, &request).map(Some),
+        ApiKey::InitProducerId => init_producer_id::handle(broker, &request).map(Some),
+        ApiKey::FindCoordinator => groups::find_coordinator(broker, &request).map(Some),
+        ApiKey::JoinGroup => groups::join_group(broker, &request).await.map(Some),
+        ApiKey::SyncGroup => groups::sync_group(broker, &request).await.map(Some),
+        ApiKey::Heartbeat => groups::heartbeat(broker, &request).map(Some),
+        ApiKey::LeaveGroup => groups::leave_group(broker, &request).map(Some),
+        ApiKey::OffsetCommit => groups::offset_commit(broker, &request).map(Some),
+        ApiKey::OffsetFetch => groups::offset_fetch(broker, &request).map(Some),
+        ApiKey::ListGroups => groups::list_groups(broker, &request).map(Some),
+        ApiKey::DescribeGroups => groups::describe_groups(broker, &request).map(Some),
+        ApiKey::DeleteGroups => groups::delete_groups(broker, &request).map(Some),
         other => Err(ProtocolError(format!("{other:?} is not implemented"))),
     }
 }
@@ -210,3 +237,5 @@ pub fn str_bytes(text: &str) -> kafka_protocol::protocol::StrBytes {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod group_tests;

@@ -2,6 +2,11 @@
 //! are validated and appended; under `flush = always` the partition is flushed before the answer,
 //! so an acknowledged batch survives power loss (acks 1 and -1 alike: one replica). acks=0 gets
 //! no answer at all. A refused batch leaves the log untouched.
+//!
+//! A batch from an idempotent producer (producer id set) is judged by the partition's producer
+//! state first (`broker::producers`): a retry of a batch already written is acknowledged with its
+//! first offsets and not written again; a gap in sequences or a fenced epoch is refused.
+//! Transactional batches are refused: keel has no transaction coordinator.
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
@@ -9,6 +14,7 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use super::frame::Frame;
 use super::{decode, encode, errors, str_bytes, ProtocolError, Request};
 use crate::broker::partition::Partition;
+use crate::broker::producers::{self, Verdict};
 use crate::broker::Broker;
 use crate::io::{Clock, Disk, Rng};
 use crate::log::batch::BatchHeader;
@@ -31,7 +37,13 @@ pub async fn handle<D: Disk, C: Clock, R: Rng>(
                 .as_ref()
                 .ok()
                 .and_then(|t| t.partitions.get(usize::try_from(data.index).ok()?));
+            let internal = name == crate::broker::offsets::OFFSETS_TOPIC;
             let outcome = match (acks_valid, partition) {
+                (_, Some(_)) if internal => refused(
+                    data.index,
+                    errors::INVALID_TOPIC_EXCEPTION,
+                    "__consumer_offsets is written by the group coordinator only",
+                ),
                 (false, _) => refused(
                     data.index,
                     errors::INVALID_REQUIRED_ACKS,
@@ -95,8 +107,8 @@ fn check_records(records: Option<&[u8]>, transactional: bool) -> Result<&[u8], (
         let message = "a produce request must carry exactly one record batch per partition";
         return Err((errors::INVALID_RECORD, message.to_owned()));
     }
-    if transactional || header.is_transactional() || header.producer_id >= 0 {
-        let message = "idempotent and transactional producers are not supported yet";
+    if transactional || header.is_transactional() {
+        let message = "transactional producers are not supported by keel";
         return Err((errors::INVALID_RECORD, message.to_owned()));
     }
     Ok(records)
@@ -124,7 +136,44 @@ fn append<D: Disk, C: Clock, R: Rng>(
             "partition closed",
         );
     };
+    let header = BatchHeader::parse(&batch).expect("checked above");
+    let idempotent = producers::is_idempotent(&header);
+    if idempotent {
+        match partition.producers().check(&header) {
+            Verdict::Append => {}
+            Verdict::Duplicate(meta) => {
+                // Under flush=always the first attempt may have been written but not flushed
+                // (its flush failed): the retry's acknowledgement must still be a durable one.
+                if log.config().flush == FlushPolicy::Always
+                    && log.recovery_point() <= meta.last_offset
+                {
+                    if let Err(e) = log.flush(now_ms) {
+                        drop(guard);
+                        return refused(index, errors::log_error(&e), &e.to_string());
+                    }
+                }
+                let log_start_offset = log.log_start_offset() as i64;
+                drop(guard);
+                tracing::debug!(topic = %partition.topic, partition = index, producer = header.producer_id, sequence = header.base_sequence, "duplicate batch acknowledged at its first offset");
+                let mut answer = PartitionProduceResponse::default();
+                answer.index = index;
+                answer.base_offset = meta.base_offset as i64;
+                answer.log_append_time_ms = -1;
+                answer.log_start_offset = log_start_offset;
+                return answer;
+            }
+            Verdict::Refuse(code, message) => {
+                drop(guard);
+                return refused(index, code, &message);
+            }
+        }
+    }
     let appended = log.append(&mut batch, now_ms).and_then(|info| {
+        if idempotent {
+            let mut stored = header;
+            stored.base_offset = info.base_offset as i64;
+            partition.producers().record(&stored);
+        }
         if log.config().flush == FlushPolicy::Always {
             let started_ns = broker.clock.monotonic_ns();
             log.flush(now_ms)?;

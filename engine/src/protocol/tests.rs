@@ -19,7 +19,7 @@ use crate::io::{Clock, File};
 use crate::log::batch::{BatchBuilder, NewRecord};
 
 #[derive(Clone, Copy)]
-struct FixedClock;
+pub(super) struct FixedClock;
 
 impl Clock for FixedClock {
     fn now_ms(&self) -> i64 {
@@ -30,9 +30,9 @@ impl Clock for FixedClock {
     }
 }
 
-type TestBroker = Broker<MemDisk, FixedClock, OsRng>;
+pub(super) type TestBroker = Broker<MemDisk, FixedClock, OsRng>;
 
-fn broker() -> Arc<TestBroker> {
+pub(super) fn broker() -> Arc<TestBroker> {
     let config = BrokerConfig {
         data_dir: "/data".into(),
         ..BrokerConfig::default()
@@ -40,7 +40,7 @@ fn broker() -> Arc<TestBroker> {
     Arc::new(Broker::open(MemDisk::new(), FixedClock, OsRng::default(), config).unwrap())
 }
 
-fn run<T>(future: impl std::future::Future<Output = T>) -> T {
+pub(super) fn run<T>(future: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -50,7 +50,7 @@ fn run<T>(future: impl std::future::Future<Output = T>) -> T {
 
 /// Encodes `body` as a request frame (without the size prefix), answers it, and returns the
 /// response body bytes after the header.
-fn exchange<T: Encodable>(
+pub(super) fn exchange<T: Encodable>(
     broker: &TestBroker,
     key: ApiKey,
     version: i16,
@@ -93,7 +93,7 @@ fn exchange<T: Encodable>(
     Some(rest)
 }
 
-fn decode_all<T: Decodable>(mut bytes: Bytes, version: i16, what: &str) -> T {
+pub(super) fn decode_all<T: Decodable>(mut bytes: Bytes, version: i16, what: &str) -> T {
     let decoded =
         T::decode(&mut bytes, version).unwrap_or_else(|e| panic!("{what} v{version}: {e}"));
     assert!(
@@ -104,18 +104,18 @@ fn decode_all<T: Decodable>(mut bytes: Bytes, version: i16, what: &str) -> T {
     decoded
 }
 
-fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {
+pub(super) fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {
     let &(_, min, max) = SUPPORTED.iter().find(|(k, _, _)| *k == key).unwrap();
     min..=max
 }
 
-fn create_topic(broker: &TestBroker, name: &str, partitions: i32) {
+pub(super) fn create_topic(broker: &TestBroker, name: &str, partitions: i32) {
     broker
         .create_topic(name, partitions, Default::default(), false)
         .unwrap();
 }
 
-fn batch(count: usize) -> Bytes {
+pub(super) fn batch(count: usize) -> Bytes {
     let records: Vec<NewRecord> = (0..count)
         .map(|i| NewRecord {
             // Near the broker's clock: older first timestamps would roll a segment per batch

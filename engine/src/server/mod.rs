@@ -99,7 +99,7 @@ fn admit<N, D, C, R>(
     open.fetch_add(1, Ordering::SeqCst);
     let (broker, open) = (broker.clone(), open.clone());
     tokio::spawn(async move {
-        if let Err(e) = converse(connection, &broker, stop).await {
+        if let Err(e) = converse(connection, &peer, &broker, stop).await {
             tracing::info!(%peer, error = %e, "connection closed");
         }
         open.fetch_sub(1, Ordering::SeqCst);
@@ -124,6 +124,9 @@ async fn housekeeping<D: Disk, C: Clock, R: Rng>(
     while !*stop.borrow() {
         tokio::time::sleep(Duration::from_millis(FLUSH_CHECK_INTERVAL_MS)).await;
         broker.flush_due();
+        broker
+            .groups
+            .tick((broker.clock.monotonic_ns() / 1_000_000) as i64);
         ticks += 1;
         if ticks.is_multiple_of(retention_every) {
             broker.apply_retention();
@@ -157,6 +160,7 @@ impl From<io::Error> for Ended {
 /// malformed, or the server stops.
 async fn converse<Conn, D, C, R>(
     mut connection: Conn,
+    peer: &str,
     broker: &Broker<D, C, R>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), Ended>
@@ -174,7 +178,8 @@ where
         let Some(frame) = frame else {
             return Ok(());
         };
-        let request = protocol::parse_request(frame.freeze()).map_err(Ended::Protocol)?;
+        let mut request = protocol::parse_request(frame.freeze()).map_err(Ended::Protocol)?;
+        request.client_host = client_host(peer);
         let answer = protocol::handle(broker, request)
             .await
             .map_err(Ended::Protocol)?;
@@ -185,6 +190,12 @@ where
             return Ok(());
         }
     }
+}
+
+/// A peer address as Kafka shows client hosts: "/host".
+fn client_host(peer: &str) -> String {
+    let host = peer.rsplit_once(':').map_or(peer, |(host, _)| host);
+    format!("/{}", host.trim_start_matches('[').trim_end_matches(']'))
 }
 
 /// The next frame's bytes (without the size), `None` at a clean end of stream.

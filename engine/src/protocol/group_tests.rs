@@ -1,0 +1,404 @@
+//! The group and idempotent-producer APIs at every version keel advertises (as in `tests`), and
+//! committed offsets and producer state across a restart of the broker on the same disk.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use super::tests::{batch, create_topic, decode_all, exchange, versions, FixedClock, TestBroker};
+use crate::broker::config::BrokerConfig;
+use crate::broker::groups;
+use crate::broker::Broker;
+use crate::io::mem::MemDisk;
+use crate::io::os::OsRng;
+use crate::log::batch::{BatchBuilder, NewRecord};
+
+fn group_broker(disk: MemDisk) -> Arc<TestBroker> {
+    let mut config = BrokerConfig {
+        data_dir: "/data".into(),
+        ..BrokerConfig::default()
+    };
+    config.groups.initial_rebalance_delay_ms = 0;
+    config.groups.offsets_partitions = 3;
+    Arc::new(Broker::open(disk, FixedClock, OsRng::default(), config).unwrap())
+}
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_owned())
+}
+
+fn join_body(group: &str, member: &str, version: i16) -> JoinGroupRequest {
+    let mut protocol = join_group_request::JoinGroupRequestProtocol::default();
+    protocol.name = s("range");
+    protocol.metadata = Bytes::from_static(b"subscription");
+    let mut body = JoinGroupRequest::default();
+    body.group_id = GroupId(s(group));
+    body.session_timeout_ms = 10_000;
+    if version >= 1 {
+        body.rebalance_timeout_ms = 10_000;
+    }
+    body.member_id = s(member);
+    body.protocol_type = s("consumer");
+    body.protocols = vec![protocol];
+    body
+}
+
+/// Joins `group` alone at `version` (twice from v4: the first answer gives the member id).
+/// Returns (member id, generation).
+fn join(broker: &TestBroker, group: &str, version: i16) -> (String, i32) {
+    let bytes = exchange(broker, ApiKey::JoinGroup, version, &join_body(group, "", version)).unwrap();
+    let mut response: JoinGroupResponse = decode_all(bytes, version, "JoinGroup");
+    if version >= 4 {
+        assert_eq!(response.error_code, groups::MEMBER_ID_REQUIRED, "v{version}");
+        let id = response.member_id.to_string();
+        assert!(id.starts_with("matrix-"), "{id}");
+        let bytes =
+            exchange(broker, ApiKey::JoinGroup, version, &join_body(group, &id, version)).unwrap();
+        response = decode_all(bytes, version, "JoinGroup");
+    }
+    assert_eq!(response.error_code, 0, "JoinGroup v{version}");
+    assert_eq!(response.generation_id, 1, "v{version}");
+    assert_eq!(response.leader, response.member_id, "v{version}");
+    assert_eq!(response.protocol_name.as_deref(), Some("range"));
+    assert_eq!(response.members.len(), 1);
+    assert_eq!(&response.members[0].metadata[..], b"subscription");
+    (response.member_id.to_string(), response.generation_id)
+}
+
+fn sync(broker: &TestBroker, group: &str, member: &str, generation: i32, version: i16) -> i16 {
+    let mut assignment = sync_group_request::SyncGroupRequestAssignment::default();
+    assignment.member_id = s(member);
+    assignment.assignment = Bytes::from_static(b"partitions");
+    let mut body = SyncGroupRequest::default();
+    body.group_id = GroupId(s(group));
+    body.generation_id = generation;
+    body.member_id = s(member);
+    if version >= 5 {
+        body.protocol_type = Some(s("consumer"));
+        body.protocol_name = Some(s("range"));
+    }
+    body.assignments = vec![assignment];
+    let bytes = exchange(broker, ApiKey::SyncGroup, version, &body).unwrap();
+    let response: SyncGroupResponse = decode_all(bytes, version, "SyncGroup");
+    if response.error_code == 0 {
+        assert_eq!(&response.assignment[..], b"partitions");
+    }
+    response.error_code
+}
+
+fn heartbeat(broker: &TestBroker, group: &str, member: &str, generation: i32, version: i16) -> i16 {
+    let mut body = HeartbeatRequest::default();
+    body.group_id = GroupId(s(group));
+    body.generation_id = generation;
+    body.member_id = s(member);
+    let bytes = exchange(broker, ApiKey::Heartbeat, version, &body).unwrap();
+    decode_all::<HeartbeatResponse>(bytes, version, "Heartbeat").error_code
+}
+
+fn commit(
+    broker: &TestBroker,
+    group: &str,
+    member: &str,
+    generation: i32,
+    offset: i64,
+    version: i16,
+) -> i16 {
+    let mut partition = offset_commit_request::OffsetCommitRequestPartition::default();
+    partition.partition_index = 0;
+    partition.committed_offset = offset;
+    partition.committed_metadata = Some(s("meta"));
+    let mut topic = offset_commit_request::OffsetCommitRequestTopic::default();
+    topic.name = super::topic_name("data");
+    topic.partitions = vec![partition];
+    let mut body = OffsetCommitRequest::default();
+    body.group_id = GroupId(s(group));
+    body.generation_id_or_member_epoch = generation;
+    body.member_id = s(member);
+    if (2..=4).contains(&version) {
+        body.retention_time_ms = -1;
+    }
+    body.topics = vec![topic];
+    let bytes = exchange(broker, ApiKey::OffsetCommit, version, &body).unwrap();
+    let response: OffsetCommitResponse = decode_all(bytes, version, "OffsetCommit");
+    response.topics[0].partitions[0].error_code
+}
+
+fn fetch_committed(broker: &TestBroker, group: &str, version: i16) -> i64 {
+    let mut body = OffsetFetchRequest::default();
+    if version >= 8 {
+        let mut topic = offset_fetch_request::OffsetFetchRequestTopics::default();
+        topic.name = super::topic_name("data");
+        topic.partition_indexes = vec![0];
+        let mut asked = offset_fetch_request::OffsetFetchRequestGroup::default();
+        asked.group_id = GroupId(s(group));
+        asked.topics = Some(vec![topic]);
+        if version >= 9 {
+            asked.member_epoch = -1;
+        }
+        body.groups = vec![asked];
+    } else {
+        let mut topic = offset_fetch_request::OffsetFetchRequestTopic::default();
+        topic.name = super::topic_name("data");
+        topic.partition_indexes = vec![0];
+        body.group_id = GroupId(s(group));
+        body.topics = Some(vec![topic]);
+    }
+    let bytes = exchange(broker, ApiKey::OffsetFetch, version, &body).unwrap();
+    let response: OffsetFetchResponse = decode_all(bytes, version, "OffsetFetch");
+    if version >= 8 {
+        let partition = &response.groups[0].topics[0].partitions[0];
+        assert_eq!(partition.error_code, 0);
+        partition.committed_offset
+    } else {
+        let partition = &response.topics[0].partitions[0];
+        assert_eq!(partition.error_code, 0);
+        partition.committed_offset
+    }
+}
+
+#[test]
+fn find_coordinator_names_this_broker_at_every_version() {
+    let broker = group_broker(MemDisk::new());
+    for version in versions(ApiKey::FindCoordinator) {
+        let mut body = FindCoordinatorRequest::default();
+        if version >= 4 {
+            body.coordinator_keys = vec![s("g1"), s("g2")];
+        } else {
+            body.key = s("g1");
+        }
+        let bytes = exchange(&broker, ApiKey::FindCoordinator, version, &body).unwrap();
+        let response: FindCoordinatorResponse = decode_all(bytes, version, "FindCoordinator");
+        if version >= 4 {
+            assert_eq!(response.coordinators.len(), 2);
+            assert!(response.coordinators.iter().all(|c| c.error_code == 0 && c.node_id.0 == 0));
+        } else {
+            assert_eq!((response.error_code, response.node_id.0), (0, 0), "v{version}");
+            assert_eq!(response.port, 9092);
+        }
+    }
+    // The coordinator's topic now exists, internal, with the configured partitions.
+    assert_eq!(broker.topic("__consumer_offsets").unwrap().partitions.len(), 3);
+}
+
+#[test]
+fn a_group_joins_syncs_heartbeats_commits_and_leaves_at_every_version() {
+    let broker = group_broker(MemDisk::new());
+    create_topic(&broker, "data", 1);
+    for version in versions(ApiKey::JoinGroup) {
+        join(&broker, &format!("join-{version}"), version);
+    }
+    for version in versions(ApiKey::SyncGroup) {
+        let group = format!("sync-{version}");
+        let (member, generation) = join(&broker, &group, 5);
+        assert_eq!(sync(&broker, &group, &member, generation + 1, version), groups::ILLEGAL_GENERATION);
+        assert_eq!(sync(&broker, &group, &member, generation, version), 0, "v{version}");
+        // Stable: a repeated sync gets the same assignment.
+        assert_eq!(sync(&broker, &group, &member, generation, version), 0, "v{version}");
+    }
+    let (member, generation) = join(&broker, "main", 9);
+    assert_eq!(sync(&broker, "main", &member, generation, 5), 0);
+    for version in versions(ApiKey::Heartbeat) {
+        assert_eq!(heartbeat(&broker, "main", &member, generation, version), 0, "v{version}");
+        assert_eq!(
+            heartbeat(&broker, "main", &member, generation - 1, version),
+            groups::ILLEGAL_GENERATION
+        );
+        assert_eq!(
+            heartbeat(&broker, "main", "stranger", generation, version),
+            groups::UNKNOWN_MEMBER_ID
+        );
+    }
+    for version in versions(ApiKey::OffsetCommit) {
+        let offset = i64::from(version) * 10;
+        assert_eq!(commit(&broker, "main", &member, generation, offset, version), 0, "v{version}");
+        assert_eq!(
+            commit(&broker, "main", &member, generation + 1, 1, version),
+            groups::ILLEGAL_GENERATION
+        );
+        for fetch_version in versions(ApiKey::OffsetFetch) {
+            assert_eq!(fetch_committed(&broker, "main", fetch_version), offset);
+        }
+    }
+    for version in versions(ApiKey::ListGroups) {
+        let bytes = exchange(&broker, ApiKey::ListGroups, version, &ListGroupsRequest::default())
+            .unwrap();
+        let response: ListGroupsResponse = decode_all(bytes, version, "ListGroups");
+        assert!(response.groups.iter().any(|g| g.group_id.0.as_str() == "main"));
+    }
+    for version in versions(ApiKey::DescribeGroups) {
+        let mut body = DescribeGroupsRequest::default();
+        body.groups = vec![GroupId(s("main")), GroupId(s("nobody"))];
+        let bytes = exchange(&broker, ApiKey::DescribeGroups, version, &body).unwrap();
+        let response: DescribeGroupsResponse = decode_all(bytes, version, "DescribeGroups");
+        let main = &response.groups[0];
+        assert_eq!(main.group_state.as_str(), "Stable", "v{version}");
+        assert_eq!(main.protocol_data.as_str(), "range");
+        assert_eq!(main.members.len(), 1);
+        assert_eq!(&main.members[0].member_assignment[..], b"partitions");
+        assert_eq!(response.groups[1].group_state.as_str(), "Dead");
+    }
+    // A non-empty group cannot be deleted; after the member leaves it can, once.
+    let mut delete = DeleteGroupsRequest::default();
+    delete.groups_names = vec![GroupId(s("main"))];
+    let bytes = exchange(&broker, ApiKey::DeleteGroups, 2, &delete).unwrap();
+    let response: DeleteGroupsResponse = decode_all(bytes, 2, "DeleteGroups");
+    assert_eq!(response.results[0].error_code, groups::NON_EMPTY_GROUP);
+    for version in versions(ApiKey::LeaveGroup) {
+        let group = format!("leave-{version}");
+        let (member, _) = join(&broker, &group, 5);
+        let mut body = LeaveGroupRequest::default();
+        body.group_id = GroupId(s(&group));
+        if version >= 3 {
+            let mut identity = leave_group_request::MemberIdentity::default();
+            identity.member_id = s(&member);
+            body.members = vec![identity];
+        } else {
+            body.member_id = s(&member);
+        }
+        let bytes = exchange(&broker, ApiKey::LeaveGroup, version, &body).unwrap();
+        let response: LeaveGroupResponse = decode_all(bytes, version, "LeaveGroup");
+        assert_eq!(response.error_code, 0, "v{version}");
+        if version >= 3 {
+            assert_eq!(response.members[0].error_code, 0);
+        }
+        let described = broker.groups.describe(&group).unwrap();
+        assert_eq!(described.state, groups::GroupState::Empty);
+    }
+    for version in versions(ApiKey::DeleteGroups) {
+        let mut body = DeleteGroupsRequest::default();
+        body.groups_names = vec![GroupId(s(&format!("leave-{version}")))];
+        let bytes = exchange(&broker, ApiKey::DeleteGroups, version, &body).unwrap();
+        let response: DeleteGroupsResponse = decode_all(bytes, version, "DeleteGroups");
+        assert_eq!(response.results[0].error_code, 0, "v{version}");
+        let bytes = exchange(&broker, ApiKey::DeleteGroups, version, &body).unwrap();
+        let response: DeleteGroupsResponse = decode_all(bytes, version, "DeleteGroups");
+        assert_eq!(response.results[0].error_code, groups::GROUP_ID_NOT_FOUND);
+    }
+}
+
+#[test]
+fn committed_offsets_survive_a_restart_and_deleted_groups_stay_deleted() {
+    let disk = MemDisk::new();
+    let broker = group_broker(disk.clone());
+    create_topic(&broker, "data", 1);
+    // A standalone consumer's commit (no member, generation -1), then a group's.
+    assert_eq!(commit(&broker, "standalone", "", -1, 11, 7), 0);
+    let (member, generation) = join(&broker, "group", 7);
+    assert_eq!(sync(&broker, "group", &member, generation, 3), 0);
+    assert_eq!(commit(&broker, "group", &member, generation, 5, 8), 0);
+    assert_eq!(commit(&broker, "group", &member, generation, 7, 8), 0);
+    assert_eq!(commit(&broker, "gone", "", -1, 3, 8), 0);
+    let mut delete = DeleteGroupsRequest::default();
+    delete.groups_names = vec![GroupId(s("gone"))];
+    exchange(&broker, ApiKey::DeleteGroups, 2, &delete).unwrap();
+    broker.close();
+    drop(broker);
+    let broker = group_broker(disk);
+    assert_eq!(fetch_committed(&broker, "standalone", 7), 11);
+    assert_eq!(fetch_committed(&broker, "group", 9), 7);
+    assert_eq!(fetch_committed(&broker, "gone", 9), -1);
+    // The old member is unknown to the restarted coordinator and must rejoin.
+    assert_eq!(heartbeat(&broker, "group", &member, generation, 4), groups::UNKNOWN_MEMBER_ID);
+}
+
+fn idempotent_batch(producer_id: i64, sequence: i32, count: usize) -> Bytes {
+    let records: Vec<NewRecord> = (0..count)
+        .map(|i| NewRecord {
+            timestamp: 1_699_999_999_000 + i as i64,
+            key: None,
+            value: Some(format!("v{sequence}-{i}").into_bytes()),
+            headers: vec![],
+        })
+        .collect();
+    let builder = BatchBuilder {
+        producer_id,
+        producer_epoch: 0,
+        base_sequence: sequence,
+        ..BatchBuilder::default()
+    };
+    Bytes::from(builder.build(&records).unwrap())
+}
+
+fn produce(broker: &TestBroker, records: Bytes, version: i16) -> (i16, i64) {
+    let mut partition = produce_request::PartitionProduceData::default();
+    partition.index = 0;
+    partition.records = Some(records);
+    let mut topic = produce_request::TopicProduceData::default();
+    topic.name = super::topic_name("idem");
+    topic.partition_data = vec![partition];
+    let mut body = ProduceRequest::default();
+    body.acks = -1;
+    body.timeout_ms = 1000;
+    body.topic_data = vec![topic];
+    let bytes = exchange(broker, ApiKey::Produce, version, &body).unwrap();
+    let response: ProduceResponse = decode_all(bytes, version, "Produce");
+    let answer = &response.responses[0].partition_responses[0];
+    (answer.error_code, answer.base_offset)
+}
+
+#[test]
+fn idempotent_producers_get_ids_and_retries_are_not_written_twice() {
+    let disk = MemDisk::new();
+    let broker = group_broker(disk.clone());
+    create_topic(&broker, "idem", 1);
+    let mut ids = Vec::new();
+    for version in versions(ApiKey::InitProducerId) {
+        let mut body = InitProducerIdRequest::default();
+        body.transactional_id = None;
+        body.transaction_timeout_ms = 60_000;
+        body.producer_id = ProducerId(-1);
+        body.producer_epoch = -1;
+        let bytes = exchange(&broker, ApiKey::InitProducerId, version, &body).unwrap();
+        let response: InitProducerIdResponse = decode_all(bytes, version, "InitProducerId");
+        assert_eq!((response.error_code, response.producer_epoch), (0, 0), "v{version}");
+        ids.push(response.producer_id.0);
+    }
+    let mut distinct = ids.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), ids.len(), "{ids:?}");
+    let pid = ids[0];
+    assert_eq!(produce(&broker, idempotent_batch(pid, 0, 3), 9), (0, 0));
+    assert_eq!(produce(&broker, idempotent_batch(pid, 3, 2), 9), (0, 3));
+    // A retry of either batch is acknowledged at its first offset and not written again.
+    assert_eq!(produce(&broker, idempotent_batch(pid, 0, 3), 9), (0, 0));
+    assert_eq!(produce(&broker, idempotent_batch(pid, 3, 2), 3), (0, 3));
+    // A gap is refused.
+    assert_eq!(produce(&broker, idempotent_batch(pid, 9, 1), 9).0, 45);
+    let end = |b: &TestBroker| {
+        b.topic("idem").unwrap().partitions[0]
+            .log()
+            .as_ref()
+            .unwrap()
+            .next_offset()
+    };
+    assert_eq!(end(&broker), 5);
+    // After a restart the state is rebuilt: a retry is still a duplicate.
+    broker.close();
+    drop(broker);
+    let broker = group_broker(disk);
+    assert_eq!(produce(&broker, idempotent_batch(pid, 3, 2), 9), (0, 3));
+    assert_eq!(produce(&broker, idempotent_batch(pid, 5, 1), 9), (0, 5));
+    assert_eq!(end(&broker), 6);
+    // New ids after the restart never repeat the old ones.
+    let mut body = InitProducerIdRequest::default();
+    body.transactional_id = None;
+    let bytes = exchange(&broker, ApiKey::InitProducerId, 4, &body).unwrap();
+    let response: InitProducerIdResponse = decode_all(bytes, 4, "InitProducerId");
+    assert!(!ids.contains(&response.producer_id.0));
+}
+
+#[test]
+fn producer_state_is_rebuilt_from_the_log_without_a_snapshot() {
+    let disk = MemDisk::new();
+    let broker = group_broker(disk.clone());
+    create_topic(&broker, "idem", 1);
+    assert_eq!(produce(&broker, idempotent_batch(77, 0, 4), 9), (0, 0));
+    assert_eq!(produce(&broker, batch(2), 9), (0, 4));
+    // No clean close: the broker is dropped as a kill would leave it (the page cache survives).
+    drop(broker);
+    let broker = group_broker(disk);
+    assert_eq!(produce(&broker, idempotent_batch(77, 0, 4), 9), (0, 0));
+    assert_eq!(produce(&broker, idempotent_batch(77, 4, 1), 9), (0, 6));
+}
