@@ -1,6 +1,6 @@
-"""kafka-python 3 against keel: create a topic with KafkaAdminClient, produce (idempotence off,
-since keel has no InitProducerId yet), consume every partition from the beginning (no group:
-group_id=None and manual assignment) and check everything.
+"""kafka-python 3 against keel: create a topic with KafkaAdminClient, produce (with acks=all
+idempotence is on, kafka-python's default; it needs acks=all), consume every partition from the
+beginning (no group: group_id=None and manual assignment) and check everything.
 
 Message i goes to partition i % partitions, at offset i // partitions, with the key, value,
 headers and CreateTime timestamp of common.message(i). Checks: every send's metadata names that
@@ -45,7 +45,7 @@ def produce(args):
         bootstrap_servers=args.bootstrap,
         acks=acks,
         compression_type=None if args.compression == "none" else args.compression,
-        enable_idempotence=False,
+        enable_idempotence=acks == "all",
         linger_ms=10,
         request_timeout_ms=30000,
     )

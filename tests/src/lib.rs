@@ -47,7 +47,7 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long keel may take to exit after SIGTERM.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long one Python client run may take before it is killed and the test fails.
-pub const PYTHON_TIMEOUT: Duration = Duration::from_secs(120);
+pub const PYTHON_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long one kcat run may take before it is killed and the test fails.
 pub const KCAT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the harness waits for `cargo build -p keel --bin keel`.
@@ -278,6 +278,17 @@ pub fn python(script: &str, args: &[&str]) -> String {
         run.status
     );
     stdout
+}
+
+/// [`python`] in a thread, so a test can crash and restart the broker while the script runs.
+/// Join the handle to get its stdout; a failure of the script is a panic there.
+pub fn python_background(script: &str, args: &[&str]) -> thread::JoinHandle<String> {
+    let script = script.to_owned();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        python(&script, &args)
+    })
 }
 
 /// kcat, checked once to run.

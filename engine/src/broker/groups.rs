@@ -15,8 +15,9 @@
 //!
 //! Assignment is the client's (range, roundrobin, cooperative-sticky are client-side assignors):
 //! the coordinator passes subscriptions and assignments through as bytes. A stale generation
-//! gets ILLEGAL_GENERATION, an unknown member UNKNOWN_MEMBER_ID, and heartbeats and commits
-//! during a rebalance REBALANCE_IN_PROGRESS.
+//! gets ILLEGAL_GENERATION, an unknown member UNKNOWN_MEMBER_ID, heartbeats during a rebalance
+//! REBALANCE_IN_PROGRESS, and commits too once the join phase has ended and the assignment is
+//! not yet known (a member of the current generation may commit while the join phase runs).
 //!
 //! Waits (a JoinGroup until the join phase ends, a SyncGroup until the leader's assignment) are
 //! oneshot channels held by the member; `tick` (driven by the server's housekeeping) ends join
@@ -759,12 +760,13 @@ impl Coordinator {
             }
             Some(group) => {
                 group.check_member(member_id, generation)?;
+                // As in Kafka since cooperative rebalancing: a member of the current generation
+                // may commit while the group prepares a rebalance (it still owns what it is
+                // committing), but not between the join and the assignment.
                 match group.state {
-                    GroupState::Stable => {}
+                    GroupState::Stable | GroupState::PreparingRebalance => {}
                     GroupState::Empty => return Err(UNKNOWN_MEMBER_ID),
-                    GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
-                        return Err(REBALANCE_IN_PROGRESS)
-                    }
+                    GroupState::CompletingRebalance => return Err(REBALANCE_IN_PROGRESS),
                 }
                 if let Some(member) = group.members.get_mut(member_id) {
                     member.last_heard_ms = now_ms;

@@ -1,0 +1,73 @@
+//! Consumer groups with real clients, through tests/py/confluent_group.py and
+//! tests/py/kafka_python_group.py.
+//!
+//! confluent-kafka: three members share a six-partition topic; one is killed with SIGKILL (keel
+//! must notice its session expire) and a fourth joins; every message is consumed at least once
+//! and the commits end at the end offsets. keel is then restarted, more messages are produced, and
+//! a new member of the group starts exactly at the committed offsets. Run with the range and the
+//! cooperative-sticky assignors. kafka-python: a group consumer with manual commits resumes from
+//! its commit.
+
+use keel_tests::{python, unique_name, Broker};
+
+/// Fast first rebalances: the default 3 s wait for more members only slows the test.
+const SETTINGS: &[&str] = &["group.initial.rebalance.delay.ms=200"];
+
+fn confluent_group(strategy: &str) {
+    let mut broker = Broker::start(SETTINGS);
+    let topic = unique_name(&format!("group-{strategy}"));
+    let group = unique_name(&format!("members-{strategy}"));
+    let stop_file = broker.scratch_file("stop");
+    let stop_file = stop_file.to_str().expect("utf-8 path");
+    let address = broker.address();
+    let common = [
+        "--bootstrap",
+        &address,
+        "--topic",
+        &topic,
+        "--group",
+        &group,
+        "--strategy",
+        strategy,
+        "--stop-file",
+        stop_file,
+    ];
+    let mut args = vec!["--mode", "group", "--count", "3000"];
+    args.extend_from_slice(&common);
+    python("confluent_group.py", &args);
+    broker.restart();
+    let address = broker.address();
+    let mut args = vec![
+        "--mode", "resume", "--first", "3000", "--count", "3600", "--bootstrap", &address,
+    ];
+    args.extend_from_slice(&common[2..]);
+    python("confluent_group.py", &args);
+}
+
+#[test]
+fn confluent_group_range_survives_a_killed_member_and_resumes_after_restart() {
+    confluent_group("range");
+}
+
+#[test]
+fn confluent_group_cooperative_sticky_survives_a_killed_member_and_resumes_after_restart() {
+    confluent_group("cooperative-sticky");
+}
+
+/// kafka-python: one member consumes about half and commits, the next member of the group gets
+/// exactly the rest. Its producer runs with kafka-python's default idempotence.
+#[test]
+fn kafka_python_group_with_manual_commits_resumes_from_its_commit() {
+    let broker = Broker::start(SETTINGS);
+    python(
+        "kafka_python_group.py",
+        &[
+            "--bootstrap",
+            &broker.address(),
+            "--topic",
+            &unique_name("kp-group"),
+            "--group",
+            &unique_name("kp-members"),
+        ],
+    );
+}
