@@ -24,15 +24,20 @@ pub const CLIENT_IP: &str = "10.0.0.2";
 pub const TOPIC: &str = "sim";
 
 /// The broker's settings for a run: defaults, with the run's log settings as broker defaults.
+/// The offsets topic (`__consumer_offsets`, with the run's log settings) gets few partitions:
+/// each is a log to recover at every restart.
 pub fn config(log: &LogConfig) -> BrokerConfig {
-    BrokerConfig {
+    let mut config = BrokerConfig {
         listen: "0.0.0.0:9092".to_owned(),
         advertised: Some(BROKER_ADDRESS.to_owned()),
         data_dir: PathBuf::from("/keel-data"),
         log: log.clone(),
         retention_check_interval_ms: 100,
         ..BrokerConfig::default()
-    }
+    };
+    config.groups.initial_rebalance_delay_ms = 100;
+    config.groups.offsets_partitions = 2;
+    config
 }
 
 /// The node's main task: open the data directory (recovering every log), then serve until

@@ -87,6 +87,19 @@ pub enum Event {
         message: String,
     },
     Healed,
+    /// A group member's commit of `offset` (for its own partition) was acknowledged.
+    Committed {
+        member: u32,
+        offset: i64,
+        epoch: u64,
+    },
+    /// The broker reported this committed offset for a member's partition, asked and answered
+    /// within power epoch `epoch` (`None`: it could not be read after the heal).
+    CommittedRead {
+        member: u32,
+        offset: Option<i64>,
+        epoch: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -1,6 +1,7 @@
-//! A small Kafka client for the simulator: enough of the protocol (Produce, Fetch, CreateTopics)
-//! to drive a simulated keel broker over madsim's TCP, with kafka-protocol's codecs, as real
-//! clients do. Every call has a deadline: madsim's TCP never times out by itself.
+//! A small Kafka client for the simulator: enough of the protocol (Produce, Fetch, CreateTopics,
+//! InitProducerId, and the group APIs) to drive a simulated keel broker over madsim's TCP, with
+//! kafka-protocol's codecs, as real clients do. Every call has a deadline: madsim's TCP never
+//! times out by itself.
 
 use std::io;
 use std::time::Duration;
@@ -20,6 +21,15 @@ const RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
 const PRODUCE_VERSION: i16 = 9;
 const FETCH_VERSION: i16 = 12;
 const CREATE_TOPICS_VERSION: i16 = 5;
+const INIT_PRODUCER_ID_VERSION: i16 = 4;
+const JOIN_GROUP_VERSION: i16 = 7;
+const SYNC_GROUP_VERSION: i16 = 5;
+const HEARTBEAT_VERSION: i16 = 4;
+const OFFSET_COMMIT_VERSION: i16 = 8;
+const OFFSET_FETCH_VERSION: i16 = 8;
+/// The consumer protocol the simulated group members name.
+const PROTOCOL_TYPE: &str = "consumer";
+const PROTOCOL_NAME: &str = "range";
 
 pub struct Client {
     stream: TcpStream,
@@ -40,6 +50,14 @@ pub struct Fetched {
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
 }
+
+fn text(value: &str) -> StrBytes {
+    StrBytes::from_string(value.to_owned())
+}
+
+/// A JoinGroup's outcome: (member id, generation, leader) or the error code with the member id
+/// the broker gave (MEMBER_ID_REQUIRED carries one).
+pub type Joined = Result<(String, i32, String), (i16, String)>;
 
 impl Client {
     /// Connects within the call timeout.
@@ -219,5 +237,186 @@ impl Client {
             high_watermark: answer.high_watermark.max(0) as u64,
             log_start: answer.log_start_offset.max(0) as u64,
         }))
+    }
+
+    /// A new idempotent producer id (epoch 0).
+    ///
+    /// # Errors
+    /// Transport errors, or the error code.
+    pub async fn init_producer_id(&mut self) -> io::Result<Answer<i64>> {
+        let mut body = InitProducerIdRequest::default();
+        body.transactional_id = None;
+        body.transaction_timeout_ms = 60_000;
+        body.producer_id = ProducerId(-1);
+        body.producer_epoch = -1;
+        let response: InitProducerIdResponse = self
+            .call(ApiKey::InitProducerId, INIT_PRODUCER_ID_VERSION, &body)
+            .await?;
+        Ok(match response.error_code {
+            0 => Ok(response.producer_id.0),
+            code => Err(code),
+        })
+    }
+
+    /// Joins `group` (one attempt; MEMBER_ID_REQUIRED comes back as an error with the id).
+    ///
+    /// # Errors
+    /// Transport errors (a join may wait for the whole join phase: the call timeout applies).
+    pub async fn join_group(
+        &mut self,
+        group: &str,
+        member_id: &str,
+        session_timeout_ms: i32,
+    ) -> io::Result<Joined> {
+        let mut protocol = join_group_request::JoinGroupRequestProtocol::default();
+        protocol.name = text(PROTOCOL_NAME);
+        protocol.metadata = Bytes::from_static(b"sim");
+        let mut body = JoinGroupRequest::default();
+        body.group_id = GroupId(text(group));
+        body.session_timeout_ms = session_timeout_ms;
+        body.rebalance_timeout_ms = session_timeout_ms;
+        body.member_id = text(member_id);
+        body.protocol_type = text(PROTOCOL_TYPE);
+        body.protocols = vec![protocol];
+        let response: JoinGroupResponse = self
+            .call(ApiKey::JoinGroup, JOIN_GROUP_VERSION, &body)
+            .await?;
+        Ok(match response.error_code {
+            0 => Ok((
+                response.member_id.to_string(),
+                response.generation_id,
+                response.leader.to_string(),
+            )),
+            code => Err((code, response.member_id.to_string())),
+        })
+    }
+
+    /// SyncGroup; the leader hands every member in `members` an assignment naming it.
+    ///
+    /// # Errors
+    /// Transport errors, or the error code.
+    pub async fn sync_group(
+        &mut self,
+        group: &str,
+        member_id: &str,
+        generation: i32,
+        members: &[String],
+    ) -> io::Result<Answer<Bytes>> {
+        let mut body = SyncGroupRequest::default();
+        body.group_id = GroupId(text(group));
+        body.generation_id = generation;
+        body.member_id = text(member_id);
+        body.protocol_type = Some(text(PROTOCOL_TYPE));
+        body.protocol_name = Some(text(PROTOCOL_NAME));
+        body.assignments = members
+            .iter()
+            .map(|m| {
+                let mut assignment = sync_group_request::SyncGroupRequestAssignment::default();
+                assignment.member_id = text(m);
+                assignment.assignment = Bytes::from(m.clone().into_bytes());
+                assignment
+            })
+            .collect();
+        let response: SyncGroupResponse = self
+            .call(ApiKey::SyncGroup, SYNC_GROUP_VERSION, &body)
+            .await?;
+        Ok(match response.error_code {
+            0 => Ok(response.assignment),
+            code => Err(code),
+        })
+    }
+
+    /// Heartbeat: the error code (0 when the member is in good standing).
+    ///
+    /// # Errors
+    /// Transport errors.
+    pub async fn heartbeat(
+        &mut self,
+        group: &str,
+        member_id: &str,
+        generation: i32,
+    ) -> io::Result<i16> {
+        let mut body = HeartbeatRequest::default();
+        body.group_id = GroupId(text(group));
+        body.generation_id = generation;
+        body.member_id = text(member_id);
+        let response: HeartbeatResponse = self
+            .call(ApiKey::Heartbeat, HEARTBEAT_VERSION, &body)
+            .await?;
+        Ok(response.error_code)
+    }
+
+    /// Commits `offset` for (`topic`, `partition`) in `group`; generation -1 and no member id
+    /// for a standalone commit.
+    ///
+    /// # Errors
+    /// Transport errors, or the partition's error code.
+    pub async fn commit(
+        &mut self,
+        group: &str,
+        member_id: &str,
+        generation: i32,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> io::Result<Answer<()>> {
+        let index = partition;
+        let mut partition = offset_commit_request::OffsetCommitRequestPartition::default();
+        partition.partition_index = index;
+        partition.committed_offset = offset;
+        partition.committed_leader_epoch = -1;
+        partition.committed_metadata = Some(text(""));
+        let mut commit_topic = offset_commit_request::OffsetCommitRequestTopic::default();
+        commit_topic.name = topic_name(topic);
+        commit_topic.partitions = vec![partition];
+        let mut body = OffsetCommitRequest::default();
+        body.group_id = GroupId(text(group));
+        body.generation_id_or_member_epoch = generation;
+        body.member_id = text(member_id);
+        body.topics = vec![commit_topic];
+        let response: OffsetCommitResponse = self
+            .call(ApiKey::OffsetCommit, OFFSET_COMMIT_VERSION, &body)
+            .await?;
+        let code = response
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .map_or(-1, |p| p.error_code);
+        Ok(if code == 0 { Ok(()) } else { Err(code) })
+    }
+
+    /// The committed offset of (`topic`, `partition`) in `group`, -1 when none.
+    ///
+    /// # Errors
+    /// Transport errors, or the group's or partition's error code.
+    pub async fn committed(
+        &mut self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+    ) -> io::Result<Answer<i64>> {
+        let mut asked_topic = offset_fetch_request::OffsetFetchRequestTopics::default();
+        asked_topic.name = topic_name(topic);
+        asked_topic.partition_indexes = vec![partition];
+        let mut asked = offset_fetch_request::OffsetFetchRequestGroup::default();
+        asked.group_id = GroupId(text(group));
+        asked.topics = Some(vec![asked_topic]);
+        let mut body = OffsetFetchRequest::default();
+        body.groups = vec![asked];
+        let response: OffsetFetchResponse = self
+            .call(ApiKey::OffsetFetch, OFFSET_FETCH_VERSION, &body)
+            .await?;
+        let Some(group) = response.groups.first() else {
+            return Err(io::Error::other("empty OffsetFetch response"));
+        };
+        if group.error_code != 0 {
+            return Ok(Err(group.error_code));
+        }
+        let partition = group.topics.first().and_then(|t| t.partitions.first());
+        Ok(match partition {
+            Some(p) if p.error_code != 0 => Err(p.error_code),
+            Some(p) => Ok(p.committed_offset),
+            None => Ok(-1),
+        })
     }
 }

@@ -125,9 +125,21 @@ fn draw_shape(options: &RunOptions) -> Shape {
         fault_interval_ms_mean: rng.gen_range(100..1000),
         disk_faults,
         codecs,
+        idempotent: false,
+        group_members: 0,
+    };
+    let broker = options.broker.unwrap_or_else(|| rng.gen_bool(0.5));
+    let workload = if broker {
+        WorkloadConfig {
+            idempotent: rng.gen_bool(0.5),
+            group_members: rng.gen_range(0..=2),
+            ..workload
+        }
+    } else {
+        workload
     };
     Shape {
-        broker: options.broker.unwrap_or_else(|| rng.gen_bool(0.5)),
+        broker,
         node,
         workload,
         disk_seed: rng.gen(),
@@ -310,7 +322,12 @@ async fn drive(
     topic_configs: Vec<(&'static str, String)>,
 ) -> Result<checkers::FinalLog, String> {
     if cluster.target != Target::Log {
-        workload::create_topic(&cluster, &topic_configs).await;
+        workload::create_topic(&cluster, broker_node::TOPIC, 1, &topic_configs).await;
+        if config.group_members > 0 {
+            let partitions = config.group_members as i32;
+            workload::create_topic(&cluster, workload::COMMIT_TOPIC, partitions, &topic_configs)
+                .await;
+        }
     }
     let mut tasks = Vec::new();
     for producer in 0..config.producers {
@@ -318,6 +335,13 @@ async fn drive(
             cluster.clone(),
             config.clone(),
             producer,
+        )));
+    }
+    for member in 0..config.group_members {
+        tasks.push(madsim::task::spawn(workload::group_member(
+            cluster.clone(),
+            config.clone(),
+            member,
         )));
     }
     for reader in 0..config.readers {
@@ -337,5 +361,6 @@ async fn drive(
     for task in tasks {
         let _ = task.await;
     }
+    workload::read_committed(&cluster, &config).await;
     workload::read_final(&cluster).await
 }

@@ -47,6 +47,11 @@ pub struct WorkloadConfig {
     /// Disk faults switched on in bursts.
     pub disk_faults: FaultConfig,
     pub codecs: Vec<Codec>,
+    /// Producers are idempotent (broker only): each has a producer id from InitProducerId and
+    /// sequence numbers, and resends a batch that got no answer until it is acknowledged.
+    pub idempotent: bool,
+    /// Consumer-group members committing offsets (broker only).
+    pub group_members: u32,
 }
 
 /// What the clients talk to.
@@ -82,14 +87,16 @@ impl Cluster {
     }
 
     /// Produces one batch; `None` when no answer came.
-    async fn produce(&self, batch: Vec<u8>) -> Option<Result<u64, String>> {
+    async fn produce(&self, batch: Vec<u8>) -> Option<Result<u64, ProduceError>> {
         match self.target {
-            Target::Log => call(&self.mailbox, |reply| Request::Produce { batch, reply }).await,
+            Target::Log => call(&self.mailbox, |reply| Request::Produce { batch, reply })
+                .await
+                .map(|answer| answer.map_err(ProduceError::Node)),
             Target::Broker { .. } => {
                 let mut client = Client::connect(BROKER_ADDRESS).await.ok()?;
                 match client.produce(TOPIC, 0, Bytes::from(batch)).await.ok()? {
                     Ok(base) => Some(Ok(base)),
-                    Err(code) => Some(Err(format!("Kafka error code {code}"))),
+                    Err(code) => Some(Err(ProduceError::Code(code))),
                 }
             }
         }
@@ -153,16 +160,39 @@ impl Cluster {
     }
 }
 
+/// Why a produce was refused.
+#[derive(Debug)]
+pub enum ProduceError {
+    /// The storage node's reason.
+    Node(String),
+    /// The broker's Kafka error code.
+    Code(i16),
+}
+
+impl std::fmt::Display for ProduceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProduceError::Node(reason) => f.write_str(reason),
+            ProduceError::Code(code) => write!(f, "Kafka error code {code}"),
+        }
+    }
+}
+
 /// How many 10 ms polls a clean shutdown may take.
 const SHUTDOWN_POLLS_MAX: u32 = 1_000;
 /// Kafka's OFFSET_OUT_OF_RANGE.
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 
-/// Creates the broker's topic with the run's log settings (retrying while the broker starts).
-pub async fn create_topic(cluster: &Cluster, configs: &[(&str, String)]) {
+/// Creates a topic with the run's log settings (retrying while the broker starts).
+pub async fn create_topic(
+    cluster: &Cluster,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, String)],
+) {
     for _ in 0..100 {
         if let Ok(mut client) = Client::connect(BROKER_ADDRESS).await {
-            if let Ok(Ok(())) = client.create_topic(TOPIC, 1, configs).await {
+            if let Ok(Ok(())) = client.create_topic(name, partitions, configs).await {
                 return;
             }
         }
@@ -190,14 +220,112 @@ async fn sleep_ms(ms: u64) {
 /// Produces batches of 1..=5 records until the operation budget is spent.
 pub async fn producer(cluster: Cluster, config: WorkloadConfig, producer: u32) {
     let mut seq = 0;
+    let mut session = IdempotentSession::default();
     while cluster.take_operation(config.operations) {
         seq += 1;
-        produce_one(&cluster, &config, producer, seq).await;
+        if config.idempotent {
+            produce_idempotent(&cluster, &config, producer, seq, &mut session).await;
+        } else {
+            produce_one(&cluster, &config, producer, seq).await;
+        }
         sleep_ms(madsim::rand::thread_rng().gen_range(0..5)).await;
     }
 }
 
-async fn produce_one(cluster: &Cluster, config: &WorkloadConfig, producer: u32, seq: u64) -> bool {
+/// An idempotent producer's identity and next sequence number.
+#[derive(Default)]
+pub struct IdempotentSession {
+    producer_id: Option<i64>,
+    next_sequence: i32,
+}
+
+/// Kafka's codes that end an idempotent producer's session (a new producer id starts over).
+const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+const INVALID_PRODUCER_EPOCH: i16 = 47;
+const UNKNOWN_PRODUCER_ID: i16 = 59;
+
+/// Produces one batch as an idempotent producer: a batch that gets no answer or an error (it may
+/// or may not be in the log) is sent again, same producer id and sequence, until it is
+/// acknowledged or the operation budget runs out; the broker must not write it twice (the
+/// `idempotence` checker). A refusal that ends the producer's session (a sequence gap after a
+/// power loss took acknowledged batches, say) starts a new producer.
+async fn produce_idempotent(
+    cluster: &Cluster,
+    config: &WorkloadConfig,
+    producer: u32,
+    seq: u64,
+    session: &mut IdempotentSession,
+) {
+    let (ids, records, codec) = new_records(config, producer, seq);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        if attempts > 1 && !cluster.take_operation(config.operations) {
+            // Given up with the outcome unknown: the sequence is lost, so is the session.
+            session.producer_id = None;
+            cluster.history.record(Event::ProduceFailed {
+                producer,
+                seq,
+                reason: "given up after retries".to_owned(),
+            });
+            return;
+        }
+        let Some(producer_id) = session_id(session).await else {
+            sleep_ms(50).await;
+            continue;
+        };
+        let builder = BatchBuilder {
+            codec,
+            producer_id,
+            producer_epoch: 0,
+            base_sequence: session.next_sequence,
+            ..BatchBuilder::default()
+        };
+        let batch = builder.build(&records).expect("compress in memory");
+        let epoch = cluster.history.epoch();
+        match cluster.produce(batch).await {
+            Some(Ok(base)) => {
+                let upto = base + ids.len() as u64;
+                session.next_sequence = session.next_sequence.wrapping_add(ids.len() as i32);
+                cluster.history.record(Event::Acked { base, ids, epoch });
+                cluster.note_durable(upto, epoch);
+                return;
+            }
+            Some(Err(ProduceError::Code(code)))
+                if [
+                    OUT_OF_ORDER_SEQUENCE_NUMBER,
+                    INVALID_PRODUCER_EPOCH,
+                    UNKNOWN_PRODUCER_ID,
+                ]
+                .contains(&code) =>
+            {
+                // Refused, so not written: a new producer sends it again.
+                session.producer_id = None;
+            }
+            // Any other error (a storage error: the batch may be in the log though its flush
+            // failed) is retried as it is, as Kafka clients retry retriable errors.
+            Some(Err(_)) | None => sleep_ms(madsim::rand::thread_rng().gen_range(10..100)).await,
+        }
+    }
+}
+
+/// The session's producer id, asking the broker for one when it has none.
+async fn session_id(session: &mut IdempotentSession) -> Option<i64> {
+    if session.producer_id.is_none() {
+        let mut client = Client::connect(BROKER_ADDRESS).await.ok()?;
+        let id = client.init_producer_id().await.ok()?.ok()?;
+        session.producer_id = Some(id);
+        session.next_sequence = 0;
+    }
+    session.producer_id
+}
+
+/// 1..=5 records naming (producer, seq), and the codec to send them with.
+fn new_records(
+    config: &WorkloadConfig,
+    producer: u32,
+    seq: u64,
+) -> (Vec<RecordId>, Vec<NewRecord>, Codec) {
     let mut rng = madsim::rand::thread_rng();
     let count = rng.gen_range(1..=5u32);
     let ids: Vec<RecordId> = (0..count)
@@ -218,6 +346,11 @@ async fn produce_one(cluster: &Cluster, config: &WorkloadConfig, producer: u32, 
         })
         .collect();
     let codec = config.codecs[rng.gen_range(0..config.codecs.len())];
+    (ids, records, codec)
+}
+
+async fn produce_one(cluster: &Cluster, config: &WorkloadConfig, producer: u32, seq: u64) -> bool {
+    let (ids, records, codec) = new_records(config, producer, seq);
     let builder = BatchBuilder {
         codec,
         ..BatchBuilder::default()
@@ -236,7 +369,7 @@ async fn produce_one(cluster: &Cluster, config: &WorkloadConfig, producer: u32, 
         }
         other => {
             let reason = match other {
-                Some(Err(e)) => e,
+                Some(Err(e)) => e.to_string(),
                 _ => "no answer".to_owned(),
             };
             cluster.history.record(Event::ProduceFailed {
@@ -245,6 +378,138 @@ async fn produce_one(cluster: &Cluster, config: &WorkloadConfig, producer: u32, 
                 reason,
             });
             false
+        }
+    }
+}
+
+/// The group the simulated consumers join, and the topic whose partition `member` each one
+/// commits offsets for.
+pub const GROUP: &str = "sim-group";
+pub const COMMIT_TOPIC: &str = "sim-commits";
+/// Within the broker's group.min.session.timeout.ms.
+const SESSION_TIMEOUT_MS: i32 = 6_000;
+const MEMBER_ID_REQUIRED: i16 = 79;
+const UNKNOWN_MEMBER_ID: i16 = 25;
+const ILLEGAL_GENERATION: i16 = 22;
+const REBALANCE_IN_PROGRESS: i16 = 27;
+
+/// A consumer-group member: joins the group (and syncs; the leader hands out assignments), then
+/// commits ever larger offsets for its own partition of `COMMIT_TOPIC` and heartbeats, rejoining
+/// when the broker says its generation is over or forgets it (as after every restart). Each
+/// acknowledged commit is recorded for the `offsets` checker.
+pub async fn group_member(cluster: Cluster, config: WorkloadConfig, member: u32) {
+    let mut member_id = String::new();
+    let mut generation = -1;
+    let mut joined = false;
+    let mut value: i64 = 0;
+    while cluster.take_operation(config.operations) {
+        sleep_ms(madsim::rand::thread_rng().gen_range(20..150)).await;
+        let Ok(mut client) = Client::connect(BROKER_ADDRESS).await else {
+            continue;
+        };
+        if !joined {
+            match client.join_group(GROUP, &member_id, SESSION_TIMEOUT_MS).await {
+                Ok(Ok((id, joined_generation, leader))) => {
+                    member_id = id;
+                    generation = joined_generation;
+                    let assignments = if leader == member_id {
+                        vec![member_id.clone()]
+                    } else {
+                        Vec::new()
+                    };
+                    let synced = client
+                        .sync_group(GROUP, &member_id, generation, &assignments)
+                        .await;
+                    match synced {
+                        Ok(Ok(_)) => {
+                            joined = true;
+                            // As a consumer does on assignment: where did the group get to?
+                            if let Some(found) = read_own_commit(&cluster, &mut client, member).await
+                            {
+                                value = value.max(found);
+                            }
+                        }
+                        Ok(Err(UNKNOWN_MEMBER_ID)) => member_id.clear(),
+                        _ => {}
+                    }
+                }
+                Ok(Err((MEMBER_ID_REQUIRED, id))) => member_id = id,
+                Ok(Err((UNKNOWN_MEMBER_ID, _))) => member_id.clear(),
+                _ => {}
+            }
+            continue;
+        }
+        let code = if madsim::rand::thread_rng().gen_bool(0.3) {
+            client.heartbeat(GROUP, &member_id, generation).await.ok()
+        } else {
+            value += 1;
+            let epoch = cluster.history.epoch();
+            let partition = member as i32;
+            match client
+                .commit(GROUP, &member_id, generation, COMMIT_TOPIC, partition, value)
+                .await
+            {
+                Ok(Ok(())) => {
+                    cluster.history.record(Event::Committed {
+                        member,
+                        offset: value,
+                        epoch,
+                    });
+                    Some(0)
+                }
+                Ok(Err(code)) => Some(code),
+                Err(_) => None,
+            }
+        };
+        match code {
+            Some(UNKNOWN_MEMBER_ID) => {
+                joined = false;
+                member_id.clear();
+            }
+            Some(ILLEGAL_GENERATION | REBALANCE_IN_PROGRESS) => joined = false,
+            _ => {}
+        }
+    }
+}
+
+/// Reads the member's committed offset and records it, unless a power loss came between the
+/// question and the answer (then the answer's epoch is unknown).
+async fn read_own_commit(cluster: &Cluster, client: &mut Client, member: u32) -> Option<i64> {
+    let epoch = cluster.history.epoch();
+    let found = client
+        .committed(GROUP, COMMIT_TOPIC, member as i32)
+        .await
+        .ok()?
+        .ok()?;
+    if cluster.history.epoch() == epoch {
+        cluster.history.record(Event::CommittedRead {
+            member,
+            offset: Some(found),
+            epoch,
+        });
+    }
+    Some(found)
+}
+
+/// After the heal: the committed offset of each member's partition, as the broker reports it.
+pub async fn read_committed(cluster: &Cluster, config: &WorkloadConfig) {
+    for member in 0..config.group_members {
+        let mut found = None;
+        for _ in 0..50 {
+            if let Ok(mut client) = Client::connect(BROKER_ADDRESS).await {
+                found = read_own_commit(cluster, &mut client, member).await;
+                if found.is_some() {
+                    break;
+                }
+            }
+            sleep_ms(100).await;
+        }
+        if found.is_none() {
+            cluster.history.record(Event::CommittedRead {
+                member,
+                offset: None,
+                epoch: cluster.history.epoch(),
+            });
         }
     }
 }

@@ -10,10 +10,16 @@
 //!   acknowledgement of an offset agrees.
 //! - `recovery`: the log always opened, and the node never panicked.
 //! - `liveness`: after the heal phase the node accepts writes again within a bounded time.
+//! - `idempotence`: no record is in the final log twice (idempotent producers resend batches
+//!   that got no answer; the broker must not write one twice).
+//! - `offsets`: a group's committed offset after the heal phase is at least every acknowledged
+//!   commit the contract protects, and readable.
 
 pub mod durability;
+pub mod idempotence;
 pub mod liveness;
 pub mod monotonic_reads;
+pub mod offsets;
 pub mod recovery;
 pub mod served;
 
@@ -74,4 +80,6 @@ pub fn check_all(
         .or_else(|| durability::check(events, final_log, final_epoch, acks_durable))
         .or_else(|| monotonic_reads::check(events, final_log, final_epoch))
         .or_else(|| liveness::check(events))
+        .or_else(|| idempotence::check(final_log))
+        .or_else(|| offsets::check(events, acks_durable))
 }
