@@ -408,7 +408,10 @@ pub async fn group_member(cluster: Cluster, config: WorkloadConfig, member: u32)
             continue;
         };
         if !joined {
-            match client.join_group(GROUP, &member_id, SESSION_TIMEOUT_MS).await {
+            match client
+                .join_group(GROUP, &member_id, SESSION_TIMEOUT_MS)
+                .await
+            {
                 Ok(Ok((id, joined_generation, leader))) => {
                     member_id = id;
                     generation = joined_generation;
@@ -424,7 +427,8 @@ pub async fn group_member(cluster: Cluster, config: WorkloadConfig, member: u32)
                         Ok(Ok(_)) => {
                             joined = true;
                             // As a consumer does on assignment: where did the group get to?
-                            if let Some(found) = read_own_commit(&cluster, &mut client, member).await
+                            if let Some(found) =
+                                read_own_commit(&cluster, &mut client, member).await
                             {
                                 value = value.max(found);
                             }
@@ -446,7 +450,14 @@ pub async fn group_member(cluster: Cluster, config: WorkloadConfig, member: u32)
             let epoch = cluster.history.epoch();
             let partition = member as i32;
             match client
-                .commit(GROUP, &member_id, generation, COMMIT_TOPIC, partition, value)
+                .commit(
+                    GROUP,
+                    &member_id,
+                    generation,
+                    COMMIT_TOPIC,
+                    partition,
+                    value,
+                )
                 .await
             {
                 Ok(Ok(())) => {

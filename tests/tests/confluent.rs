@@ -71,7 +71,12 @@ fn roundtrip(acks: &str, compression: &str) {
     );
     let codecs = stored_codecs(&broker, &topic);
     println!("stored batches by codec: {codecs:?}");
-    let with = |codec: &str| codecs.iter().find(|(n, _)| n == codec).map_or(0, |(_, c)| *c);
+    let with = |codec: &str| {
+        codecs
+            .iter()
+            .find(|(n, _)| n == codec)
+            .map_or(0, |(_, c)| *c)
+    };
     let total: usize = codecs.iter().map(|(_, c)| c).sum();
     assert!(total > 0, "no batches stored");
     if compression == "none" {

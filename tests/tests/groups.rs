@@ -38,7 +38,14 @@ fn confluent_group(strategy: &str) {
     broker.restart();
     let address = broker.address();
     let mut args = vec![
-        "--mode", "resume", "--first", "3000", "--count", "3600", "--bootstrap", &address,
+        "--mode",
+        "resume",
+        "--first",
+        "3000",
+        "--count",
+        "3600",
+        "--bootstrap",
+        &address,
     ];
     args.extend_from_slice(&common[2..]);
     python("confluent_group.py", &args);

@@ -87,3 +87,34 @@ fn connections_beyond_max_connections_are_closed_on_accept() {
     }
     assert!(served, "the slot never freed:\n{}", broker.log());
 }
+
+/// A client may send many requests without waiting: keel answers each, in the order sent,
+/// whether they arrive in one write or split at odd places, and with fewer queued than sent
+/// (queued.max.requests=2 stops reading ahead without losing any).
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let broker = Broker::start(&["queued.max.requests=2"]);
+    let mut stream = TcpStream::connect(broker.address()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // 50 ApiVersions v0 requests, correlation ids 1..=50, in one buffer.
+    let mut bytes = Vec::new();
+    for id in 1..=50i32 {
+        bytes.extend_from_slice(&[0, 0, 0, 10, 0, 18, 0, 0]);
+        bytes.extend_from_slice(&id.to_be_bytes());
+        bytes.extend_from_slice(&[0, 0]);
+    }
+    // Sent in pieces that split sizes and headers.
+    for piece in bytes.chunks(7) {
+        stream.write_all(piece).unwrap();
+    }
+    for id in 1..=50i32 {
+        let mut size = [0u8; 4];
+        stream.read_exact(&mut size).expect("an answer");
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        stream.read_exact(&mut body).unwrap();
+        let correlation = i32::from_be_bytes(body[..4].try_into().unwrap());
+        assert_eq!(correlation, id, "answers out of order");
+    }
+}

@@ -38,7 +38,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::config::GroupConfig;
-use super::offsets::{Committed, OffsetKey};
+use super::offsets::{Committed, GroupOffsets, OffsetKey};
 
 pub const NONE: i16 = 0;
 pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
@@ -209,7 +209,7 @@ struct Group {
     pending: BTreeMap<String, i64>,
     rebalance_deadline_ms: i64,
     initial_delay_until_ms: Option<i64>,
-    offsets: BTreeMap<(String, i32), Committed>,
+    offsets: GroupOffsets,
 }
 
 impl Group {
@@ -254,7 +254,11 @@ impl Group {
         if others_only {
             return true;
         }
-        if self.protocol_type.as_deref().is_some_and(|t| t != request.protocol_type) {
+        if self
+            .protocol_type
+            .as_deref()
+            .is_some_and(|t| t != request.protocol_type)
+        {
             return false;
         }
         let mut others = self
@@ -294,9 +298,8 @@ impl Group {
             .max()
             .unwrap_or(0);
         self.rebalance_deadline_ms = now_ms + timeout;
-        self.initial_delay_until_ms = was_empty.then(|| {
-            (now_ms + config.initial_rebalance_delay_ms).min(self.rebalance_deadline_ms)
-        });
+        self.initial_delay_until_ms = was_empty
+            .then(|| (now_ms + config.initial_rebalance_delay_ms).min(self.rebalance_deadline_ms));
     }
 
     fn try_complete_join(&mut self, now_ms: i64) {
@@ -305,7 +308,9 @@ impl Group {
         }
         let all_joined =
             self.members.values().all(|m| m.join_waiter.is_some()) && self.pending.is_empty();
-        let delayed = self.initial_delay_until_ms.is_some_and(|until| now_ms < until);
+        let delayed = self
+            .initial_delay_until_ms
+            .is_some_and(|until| now_ms < until);
         let deadline = now_ms >= self.rebalance_deadline_ms;
         if !(all_joined && !delayed || deadline) {
             return;
@@ -352,7 +357,11 @@ impl Group {
             .max_by_key(|(name, count)| (**count, std::cmp::Reverse(*name)))
             .map(|(name, _)| (*name).to_owned());
         self.protocol = protocol;
-        self.protocol_type = self.members.values().next().map(|m| m.protocol_type.clone());
+        self.protocol_type = self
+            .members
+            .values()
+            .next()
+            .map(|m| m.protocol_type.clone());
         if !self
             .leader
             .as_ref()
@@ -482,7 +491,7 @@ impl Coordinator {
     }
 
     /// Installs the offsets read back from `__consumer_offsets` at start.
-    pub fn load(&self, offsets: BTreeMap<String, BTreeMap<(String, i32), Committed>>) {
+    pub fn load(&self, offsets: BTreeMap<String, GroupOffsets>) {
         let mut groups = self.lock();
         for (group_id, offsets) in offsets {
             if offsets.is_empty() {
@@ -602,7 +611,10 @@ impl Coordinator {
             return Reply::Now(SyncResponse::error(code));
         }
         if let Some((protocol_type, name)) = protocol {
-            let type_ok = group.protocol_type.as_deref().is_none_or(|t| t == protocol_type);
+            let type_ok = group
+                .protocol_type
+                .as_deref()
+                .is_none_or(|t| t == protocol_type);
             let name_ok = group.protocol.as_deref().is_none_or(|p| p == name);
             if !type_ok || !name_ok {
                 return Reply::Now(SyncResponse::error(INCONSISTENT_GROUP_PROTOCOL));
@@ -753,11 +765,10 @@ impl Coordinator {
         match groups.get_mut(group_id) {
             None if !simple => return Err(ILLEGAL_GENERATION),
             None => {}
-            Some(group) if simple => {
-                if group.state != GroupState::Empty {
-                    return Err(UNKNOWN_MEMBER_ID);
-                }
+            Some(group) if simple && group.state != GroupState::Empty => {
+                return Err(UNKNOWN_MEMBER_ID)
             }
+            Some(_) if simple => {}
             Some(group) => {
                 group.check_member(member_id, generation)?;
                 // As in Kafka since cooperative rebalancing: a member of the current generation
@@ -799,9 +810,7 @@ impl Coordinator {
                 .map(|c| if c == NONE { code } else { c })
                 .collect());
         }
-        let group = groups
-            .entry(group_id.to_owned())
-            .or_insert_with(Group::new);
+        let group = groups.entry(group_id.to_owned()).or_insert_with(Group::new);
         for (key, value) in batch.entries {
             group.offsets.insert((key.topic, key.partition), value);
         }
@@ -837,7 +846,9 @@ impl Coordinator {
             .map(|(id, g)| {
                 (
                     id.clone(),
-                    g.protocol_type.clone().unwrap_or_else(|| "consumer".to_owned()),
+                    g.protocol_type
+                        .clone()
+                        .unwrap_or_else(|| "consumer".to_owned()),
                     g.state,
                 )
             })
@@ -920,4 +931,3 @@ impl Coordinator {
 }
 
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-

@@ -281,9 +281,9 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
         match self.create_topic(offsets::OFFSETS_TOPIC, partitions, overrides, false) {
             Ok(Some(topic)) => Ok(topic),
             Ok(None) => Err(TopicError::Unknown),
-            Err(TopicError::AlreadyExists) => {
-                self.topic(offsets::OFFSETS_TOPIC).ok_or(TopicError::Unknown)
-            }
+            Err(TopicError::AlreadyExists) => self
+                .topic(offsets::OFFSETS_TOPIC)
+                .ok_or(TopicError::Unknown),
             Err(e) => Err(e),
         }
     }

@@ -21,6 +21,9 @@ const VALUE_VERSION: i16 = 3;
 /// Bytes read per step when the offsets are loaded.
 const LOAD_READ_BYTES: u64 = 1024 * 1024;
 
+/// One group's committed offsets by (topic, partition).
+pub type GroupOffsets = BTreeMap<(String, i32), Committed>;
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct OffsetKey {
     pub group: String,
@@ -38,8 +41,9 @@ pub struct Committed {
 
 /// Java's `String.hashCode` (over UTF-16 code units), which Kafka uses to place a group.
 pub fn java_hash(text: &str) -> i32 {
-    text.encode_utf16()
-        .fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)))
+    text.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    })
 }
 
 /// The `__consumer_offsets` partition that holds `group`'s records.
@@ -155,10 +159,8 @@ pub fn batch(entries: &[(OffsetKey, Option<Committed>)], timestamp: i64) -> Vec<
 ///
 /// # Errors
 /// IO errors. A corrupt batch ends the reading of its partition there, with a warning.
-pub fn load<D: Disk>(
-    topic: &Topic<D>,
-) -> Result<BTreeMap<String, BTreeMap<(String, i32), Committed>>, LogError> {
-    let mut offsets: BTreeMap<String, BTreeMap<(String, i32), Committed>> = BTreeMap::new();
+pub fn load<D: Disk>(topic: &Topic<D>) -> Result<BTreeMap<String, GroupOffsets>, LogError> {
+    let mut offsets: BTreeMap<String, GroupOffsets> = BTreeMap::new();
     let mut records_read = 0u64;
     for partition in &topic.partitions {
         let mut guard = partition.log();

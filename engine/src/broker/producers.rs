@@ -477,7 +477,13 @@ mod tests {
         let mut state = ProducerState::default();
         for pid in 0..20 {
             for i in 0..(pid % 7) as i32 {
-                state.record(&header(pid, (pid % 3) as i16, i * 2, 2, pid * 100 + i64::from(i)));
+                state.record(&header(
+                    pid,
+                    (pid % 3) as i16,
+                    i * 2,
+                    2,
+                    pid * 100 + i64::from(i),
+                ));
             }
         }
         let bytes = state.encode(1234);

@@ -30,6 +30,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ),
     ("max.connections", "connections accepted at once (10000)"),
     (
+        "queued.max.requests",
+        "requests a connection reads ahead of the one being answered (16)",
+    ),
+    (
         "log.retention.check.interval.ms",
         "how often retention runs (300000)",
     ),
@@ -122,6 +126,7 @@ pub fn apply(config: &mut BrokerConfig, name: &str, value: &str) -> Result<(), S
         "num.partitions" => config.partitions_default = int()? as i32,
         "socket.request.max.bytes" => config.request_bytes_max = int()?.max(0) as usize,
         "max.connections" => config.connections_max = int()?.max(0) as usize,
+        "queued.max.requests" => config.inflight_requests_max = int()?.max(1) as usize,
         "log.retention.check.interval.ms" => {
             config.retention_check_interval_ms = int()?.max(1) as u64
         }

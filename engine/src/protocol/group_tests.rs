@@ -48,14 +48,29 @@ fn join_body(group: &str, member: &str, version: i16) -> JoinGroupRequest {
 /// Joins `group` alone at `version` (twice from v4: the first answer gives the member id).
 /// Returns (member id, generation).
 fn join(broker: &TestBroker, group: &str, version: i16) -> (String, i32) {
-    let bytes = exchange(broker, ApiKey::JoinGroup, version, &join_body(group, "", version)).unwrap();
+    let bytes = exchange(
+        broker,
+        ApiKey::JoinGroup,
+        version,
+        &join_body(group, "", version),
+    )
+    .unwrap();
     let mut response: JoinGroupResponse = decode_all(bytes, version, "JoinGroup");
     if version >= 4 {
-        assert_eq!(response.error_code, groups::MEMBER_ID_REQUIRED, "v{version}");
+        assert_eq!(
+            response.error_code,
+            groups::MEMBER_ID_REQUIRED,
+            "v{version}"
+        );
         let id = response.member_id.to_string();
         assert!(id.starts_with("matrix-"), "{id}");
-        let bytes =
-            exchange(broker, ApiKey::JoinGroup, version, &join_body(group, &id, version)).unwrap();
+        let bytes = exchange(
+            broker,
+            ApiKey::JoinGroup,
+            version,
+            &join_body(group, &id, version),
+        )
+        .unwrap();
         response = decode_all(bytes, version, "JoinGroup");
     }
     assert_eq!(response.error_code, 0, "JoinGroup v{version}");
@@ -172,14 +187,24 @@ fn find_coordinator_names_this_broker_at_every_version() {
         let response: FindCoordinatorResponse = decode_all(bytes, version, "FindCoordinator");
         if version >= 4 {
             assert_eq!(response.coordinators.len(), 2);
-            assert!(response.coordinators.iter().all(|c| c.error_code == 0 && c.node_id.0 == 0));
+            assert!(response
+                .coordinators
+                .iter()
+                .all(|c| c.error_code == 0 && c.node_id.0 == 0));
         } else {
-            assert_eq!((response.error_code, response.node_id.0), (0, 0), "v{version}");
+            assert_eq!(
+                (response.error_code, response.node_id.0),
+                (0, 0),
+                "v{version}"
+            );
             assert_eq!(response.port, 9092);
         }
     }
     // The coordinator's topic now exists, internal, with the configured partitions.
-    assert_eq!(broker.topic("__consumer_offsets").unwrap().partitions.len(), 3);
+    assert_eq!(
+        broker.topic("__consumer_offsets").unwrap().partitions.len(),
+        3
+    );
 }
 
 #[test]
@@ -192,15 +217,30 @@ fn a_group_joins_syncs_heartbeats_commits_and_leaves_at_every_version() {
     for version in versions(ApiKey::SyncGroup) {
         let group = format!("sync-{version}");
         let (member, generation) = join(&broker, &group, 5);
-        assert_eq!(sync(&broker, &group, &member, generation + 1, version), groups::ILLEGAL_GENERATION);
-        assert_eq!(sync(&broker, &group, &member, generation, version), 0, "v{version}");
+        assert_eq!(
+            sync(&broker, &group, &member, generation + 1, version),
+            groups::ILLEGAL_GENERATION
+        );
+        assert_eq!(
+            sync(&broker, &group, &member, generation, version),
+            0,
+            "v{version}"
+        );
         // Stable: a repeated sync gets the same assignment.
-        assert_eq!(sync(&broker, &group, &member, generation, version), 0, "v{version}");
+        assert_eq!(
+            sync(&broker, &group, &member, generation, version),
+            0,
+            "v{version}"
+        );
     }
     let (member, generation) = join(&broker, "main", 9);
     assert_eq!(sync(&broker, "main", &member, generation, 5), 0);
     for version in versions(ApiKey::Heartbeat) {
-        assert_eq!(heartbeat(&broker, "main", &member, generation, version), 0, "v{version}");
+        assert_eq!(
+            heartbeat(&broker, "main", &member, generation, version),
+            0,
+            "v{version}"
+        );
         assert_eq!(
             heartbeat(&broker, "main", &member, generation - 1, version),
             groups::ILLEGAL_GENERATION
@@ -212,7 +252,11 @@ fn a_group_joins_syncs_heartbeats_commits_and_leaves_at_every_version() {
     }
     for version in versions(ApiKey::OffsetCommit) {
         let offset = i64::from(version) * 10;
-        assert_eq!(commit(&broker, "main", &member, generation, offset, version), 0, "v{version}");
+        assert_eq!(
+            commit(&broker, "main", &member, generation, offset, version),
+            0,
+            "v{version}"
+        );
         assert_eq!(
             commit(&broker, "main", &member, generation + 1, 1, version),
             groups::ILLEGAL_GENERATION
@@ -222,10 +266,18 @@ fn a_group_joins_syncs_heartbeats_commits_and_leaves_at_every_version() {
         }
     }
     for version in versions(ApiKey::ListGroups) {
-        let bytes = exchange(&broker, ApiKey::ListGroups, version, &ListGroupsRequest::default())
-            .unwrap();
+        let bytes = exchange(
+            &broker,
+            ApiKey::ListGroups,
+            version,
+            &ListGroupsRequest::default(),
+        )
+        .unwrap();
         let response: ListGroupsResponse = decode_all(bytes, version, "ListGroups");
-        assert!(response.groups.iter().any(|g| g.group_id.0.as_str() == "main"));
+        assert!(response
+            .groups
+            .iter()
+            .any(|g| g.group_id.0.as_str() == "main"));
     }
     for version in versions(ApiKey::DescribeGroups) {
         let mut body = DescribeGroupsRequest::default();
@@ -300,7 +352,10 @@ fn committed_offsets_survive_a_restart_and_deleted_groups_stay_deleted() {
     assert_eq!(fetch_committed(&broker, "group", 9), 7);
     assert_eq!(fetch_committed(&broker, "gone", 9), -1);
     // The old member is unknown to the restarted coordinator and must rejoin.
-    assert_eq!(heartbeat(&broker, "group", &member, generation, 4), groups::UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        heartbeat(&broker, "group", &member, generation, 4),
+        groups::UNKNOWN_MEMBER_ID
+    );
 }
 
 fn idempotent_batch(producer_id: i64, sequence: i32, count: usize) -> Bytes {
@@ -352,7 +407,11 @@ fn idempotent_producers_get_ids_and_retries_are_not_written_twice() {
         body.producer_epoch = -1;
         let bytes = exchange(&broker, ApiKey::InitProducerId, version, &body).unwrap();
         let response: InitProducerIdResponse = decode_all(bytes, version, "InitProducerId");
-        assert_eq!((response.error_code, response.producer_epoch), (0, 0), "v{version}");
+        assert_eq!(
+            (response.error_code, response.producer_epoch),
+            (0, 0),
+            "v{version}"
+        );
         ids.push(response.producer_id.0);
     }
     let mut distinct = ids.clone();

@@ -341,9 +341,12 @@ fn asked(topics: Option<Vec<(String, Vec<i32>)>>) -> Option<Vec<(String, i32)>> 
     })
 }
 
+/// A topic's committed offsets by partition (`None`: nothing committed).
+type TopicCommits = (String, Vec<(i32, Option<Committed>)>);
+
 /// Committed offsets grouped by topic, in the order asked.
-fn by_topic(found: Vec<((String, i32), Option<Committed>)>) -> Vec<(String, Vec<(i32, Option<Committed>)>)> {
-    let mut topics: Vec<(String, Vec<(i32, Option<Committed>)>)> = Vec::new();
+fn by_topic(found: Vec<((String, i32), Option<Committed>)>) -> Vec<TopicCommits> {
+    let mut topics: Vec<TopicCommits> = Vec::new();
     for ((topic, partition), committed) in found {
         match topics.iter_mut().find(|(name, _)| *name == topic) {
             Some((_, partitions)) => partitions.push((partition, committed)),
@@ -367,7 +370,9 @@ pub fn offset_fetch<D: Disk, C: Clock, R: Rng>(
                     .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                     .collect()
             });
-            let found = broker.groups.committed(group.group_id.0.as_str(), asked(topics).as_deref());
+            let found = broker
+                .groups
+                .committed(group.group_id.0.as_str(), asked(topics).as_deref());
             let mut answer = OffsetFetchResponseGroup::default();
             answer.group_id = group.group_id.clone();
             for (topic, partitions) in by_topic(found) {
@@ -392,7 +397,9 @@ pub fn offset_fetch<D: Disk, C: Clock, R: Rng>(
                 .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                 .collect()
         });
-        let found = broker.groups.committed(body.group_id.0.as_str(), asked(topics).as_deref());
+        let found = broker
+            .groups
+            .committed(body.group_id.0.as_str(), asked(topics).as_deref());
         for (topic, partitions) in by_topic(found) {
             let mut topic_answer = OffsetFetchResponseTopic::default();
             topic_answer.name = topic_name(&topic);

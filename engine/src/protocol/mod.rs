@@ -11,10 +11,10 @@ mod admin;
 mod api_versions;
 pub mod errors;
 mod fetch;
-mod groups;
-mod init_producer_id;
 pub mod fetch_frame;
 pub mod frame;
+mod groups;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -236,6 +236,6 @@ pub fn str_bytes(text: &str) -> kafka_protocol::protocol::StrBytes {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod group_tests;
+#[cfg(test)]
+mod tests;

@@ -4,18 +4,20 @@
 //!
 //! Limits: a frame larger than socket.request.max.bytes, a negative size, or a frame that does
 //! not decode closes its connection with a log line (as Kafka does); connections beyond
-//! max.connections are closed on accept. Each connection answers one request at a time, in
-//! order; pipelined requests wait in the socket. Shutdown (SIGTERM in the binary) stops
-//! accepting, lets every connection finish the request it is answering, then closes every log
-//! cleanly (flush, clean-shutdown marker).
+//! max.connections are closed on accept. Each connection answers its requests one at a time, in
+//! order (as Kafka does), and reads ahead while it answers: up to queued.max.requests further
+//! requests are read and queued, then the socket is left alone until the queue drains. Shutdown
+//! (SIGTERM in the binary) stops accepting, lets every connection finish the request it is
+//! answering, then closes every log cleanly (flush, clean-shutdown marker).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
@@ -27,6 +29,8 @@ use crate::protocol::{self, ProtocolError};
 
 /// How often the housekeeping task looks for flushes due.
 const FLUSH_CHECK_INTERVAL_MS: u64 = 10;
+/// Bytes a connection reads at a time (more when a frame needs it).
+const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// How long shutdown waits for connections to finish their requests.
 const DRAIN_MS_MAX: u64 = 10_000;
 
@@ -156,8 +160,9 @@ impl From<io::Error> for Ended {
     }
 }
 
-/// One connection: request, answer, request, answer... until the peer leaves, a request is
-/// malformed, or the server stops.
+/// One connection: requests are answered in order, one at a time, while the next ones are read
+/// ahead (up to queued.max.requests), until the peer leaves, a request is malformed, or the
+/// server stops.
 async fn converse<Conn, D, C, R>(
     mut connection: Conn,
     peer: &str,
@@ -170,23 +175,43 @@ where
     C: Clock,
     R: Rng,
 {
+    let mut reader = FrameReader::new(broker.config.request_bytes_max);
+    let mut queued: VecDeque<BytesMut> = VecDeque::new();
+    let queue_max = broker.config.inflight_requests_max.max(1);
     loop {
-        let frame = tokio::select! {
-            frame = read_frame(&mut connection, broker.config.request_bytes_max) => frame?,
-            _ = stop.changed() => return Ok(()),
-        };
-        let Some(frame) = frame else {
-            return Ok(());
+        let frame = match queued.pop_front() {
+            Some(frame) => frame,
+            None => {
+                let next = tokio::select! {
+                    frame = reader.next(&mut connection) => frame?,
+                    _ = stop.changed() => return Ok(()),
+                };
+                match next {
+                    Some(frame) => frame,
+                    None => return Ok(()),
+                }
+            }
         };
         let mut request = protocol::parse_request(frame.freeze()).map_err(Ended::Protocol)?;
         request.client_host = client_host(peer);
-        let answer = protocol::handle(broker, request)
-            .await
-            .map_err(Ended::Protocol)?;
-        if let Some(answer) = answer {
+        let handling = protocol::handle(broker, request);
+        tokio::pin!(handling);
+        // Read ahead while the request is answered. `FrameReader::next` is cancel-safe: bytes
+        // read before the answer was ready stay in its buffer.
+        let answer = loop {
+            let may_read = !reader.ended && queued.len() < queue_max;
+            tokio::select! {
+                answer = &mut handling => break answer,
+                frame = reader.next(&mut connection), if may_read => match frame? {
+                    Some(frame) => queued.push_back(frame),
+                    None => reader.ended = true,
+                },
+            }
+        };
+        if let Some(answer) = answer.map_err(Ended::Protocol)? {
             write_frame(&mut connection, answer).await?;
         }
-        if *stop.borrow() {
+        if *stop.borrow() || (reader.ended && queued.is_empty()) {
             return Ok(());
         }
     }
@@ -198,29 +223,60 @@ fn client_host(peer: &str) -> String {
     format!("/{}", host.trim_start_matches('[').trim_end_matches(']'))
 }
 
-/// The next frame's bytes (without the size), `None` at a clean end of stream.
-async fn read_frame<Conn: Connection>(
-    connection: &mut Conn,
+/// Splits a byte stream into request frames. Its only await is a read into its own buffer, so a
+/// `next` that is cancelled loses nothing.
+struct FrameReader {
+    buffer: BytesMut,
     request_bytes_max: usize,
-) -> Result<Option<BytesMut>, Ended> {
-    let mut size = [0u8; 4];
-    match connection.read_exact(&mut size).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
+    /// The peer closed its side.
+    ended: bool,
+}
+
+impl FrameReader {
+    fn new(request_bytes_max: usize) -> FrameReader {
+        FrameReader {
+            buffer: BytesMut::with_capacity(READ_BUFFER_BYTES),
+            request_bytes_max,
+            ended: false,
+        }
     }
-    let size = i32::from_be_bytes(size);
-    let size = usize::try_from(size)
-        .ok()
-        .filter(|&s| s <= request_bytes_max)
-        .ok_or_else(|| {
-            Ended::Protocol(ProtocolError(format!(
-                "request size {size} is negative or above socket.request.max.bytes {request_bytes_max}"
-            )))
-        })?;
-    let mut frame = BytesMut::zeroed(size);
-    connection.read_exact(&mut frame).await?;
-    Ok(Some(frame))
+
+    /// The next frame's bytes (without the size), `None` at a clean end of stream.
+    async fn next<Conn: Connection>(
+        &mut self,
+        connection: &mut Conn,
+    ) -> Result<Option<BytesMut>, Ended> {
+        loop {
+            if self.buffer.len() >= 4 {
+                let size = i32::from_be_bytes(self.buffer[..4].try_into().expect("4 bytes"));
+                let size = usize::try_from(size)
+                    .ok()
+                    .filter(|&s| s <= self.request_bytes_max)
+                    .ok_or_else(|| {
+                        Ended::Protocol(ProtocolError(format!(
+                            "request size {size} is negative or above socket.request.max.bytes {}",
+                            self.request_bytes_max
+                        )))
+                    })?;
+                if self.buffer.len() >= 4 + size {
+                    self.buffer.advance(4);
+                    return Ok(Some(self.buffer.split_to(size)));
+                }
+                self.buffer.reserve(4 + size - self.buffer.len());
+            } else {
+                self.buffer.reserve(READ_BUFFER_BYTES);
+            }
+            if connection.read_buf(&mut self.buffer).await? == 0 {
+                if self.buffer.is_empty() {
+                    return Ok(None);
+                }
+                return Err(Ended::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the peer left {} bytes into a request", self.buffer.len()),
+                )));
+            }
+        }
+    }
 }
 
 async fn write_frame<Conn: Connection, F: crate::io::File>(

@@ -13,7 +13,9 @@ pub fn check(final_log: &FinalLog) -> Option<Violation> {
         if let Some(earlier) = first_seen.insert(*id, offset) {
             return Some(Violation {
                 checker: "idempotence",
-                message: format!("record {id} is in the log twice: at offsets {earlier} and {offset}"),
+                message: format!(
+                    "record {id} is in the log twice: at offsets {earlier} and {offset}"
+                ),
             });
         }
     }
