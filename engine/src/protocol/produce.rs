@@ -114,6 +114,31 @@ fn check_records(records: Option<&[u8]>, transactional: bool) -> Result<&[u8], (
     Ok(records)
 }
 
+/// Makes the log durable through `last_offset` (flush=always, before the ack). The lock is
+/// taken again after the append, so requests that appended meanwhile share one fsync: a flush
+/// that already covered this batch is not repeated.
+fn flush_through<D: Disk, C: Clock, R: Rng>(
+    broker: &Broker<D, C, R>,
+    partition: &Partition<D>,
+    last_offset: u64,
+) -> Result<(), crate::log::LogError> {
+    let mut guard = partition.log();
+    let Some(log) = guard.as_mut() else {
+        return Err(crate::log::LogError::Io(std::io::Error::other(
+            "partition closed before its flush",
+        )));
+    };
+    if log.recovery_point() > last_offset {
+        return Ok(());
+    }
+    let started_ns = broker.clock.monotonic_ns();
+    log.flush(broker.clock.now_ms())?;
+    broker
+        .metrics
+        .fsync(broker.clock.monotonic_ns().saturating_sub(started_ns));
+    Ok(())
+}
+
 fn append<D: Disk, C: Clock, R: Rng>(
     broker: &Broker<D, C, R>,
     partition: &Partition<D>,
@@ -168,23 +193,22 @@ fn append<D: Disk, C: Clock, R: Rng>(
             }
         }
     }
-    let appended = log.append(&mut batch, now_ms).and_then(|info| {
+    let appended = log.append(&mut batch, now_ms).inspect(|info| {
         if idempotent {
             let mut stored = header;
             stored.base_offset = info.base_offset as i64;
             partition.producers().record(&stored);
         }
-        if log.config().flush == FlushPolicy::Always {
-            let started_ns = broker.clock.monotonic_ns();
-            log.flush(now_ms)?;
-            broker
-                .metrics
-                .fsync(broker.clock.monotonic_ns().saturating_sub(started_ns));
-        }
-        Ok(info)
     });
+    let flush_always = log.config().flush == FlushPolicy::Always;
     let log_start_offset = log.log_start_offset() as i64;
     drop(guard);
+    let appended = match appended {
+        Ok(info) if flush_always => {
+            flush_through(broker, partition, info.last_offset).map(|()| info)
+        }
+        other => other,
+    };
     match appended {
         Ok(info) => {
             broker.metrics.bytes_in(batch_bytes);
