@@ -1,4 +1,4 @@
-//! kcat (librdkafka 2.0.2, Debian's) against keel: metadata, and a keyed round trip through a
+//! kcat (librdkafka 2.0.2, Debian's) against keel: metadata, a balanced consumer group, and a keyed round trip through a
 //! file, compared byte for byte.
 
 use keel_tests::{kcat, unique_name, Broker};
@@ -98,4 +98,38 @@ fn keyed_lines_round_trip_byte_for_byte() {
             first_difference
         );
     }
+}
+
+/// `kcat -G` (a balanced consumer: FindCoordinator, JoinGroup v5, SyncGroup v3, OffsetCommit)
+/// reads a topic to its end and commits; a second run of the same group reads only what was
+/// produced after the first.
+#[test]
+fn balanced_consumer_resumes_from_its_group_commit() {
+    let broker = Broker::start(&["group.initial.rebalance.delay.ms=100"]);
+    let address = broker.address();
+    let topic = unique_name("kcat-group");
+    let group = unique_name("kcat-members");
+    kcat(
+        &["-b", &address, "-P", "-t", &topic],
+        Some(b"one\ntwo\nthree\n"),
+    );
+    let consume = || {
+        let out = kcat(
+            &[
+                "-b",
+                &address,
+                "-G",
+                &group,
+                "-X",
+                "auto.offset.reset=earliest",
+                "-e",
+                &topic,
+            ],
+            None,
+        );
+        String::from_utf8(out).expect("utf-8")
+    };
+    assert_eq!(consume(), "one\ntwo\nthree\n");
+    kcat(&["-b", &address, "-P", "-t", &topic], Some(b"four\n"));
+    assert_eq!(consume(), "four\n");
 }
