@@ -1,5 +1,5 @@
-//! kcat (librdkafka 2.0.2, Debian's) against keel: metadata, a balanced consumer group, and a keyed round trip through a
-//! file, compared byte for byte.
+//! kcat (librdkafka 2.0.2, Debian's) against keel: metadata, a balanced consumer group, and a
+//! keyed round trip through a file, compared byte for byte.
 
 use keel_tests::{kcat, unique_name, Broker};
 
