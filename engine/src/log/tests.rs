@@ -712,7 +712,11 @@ fn read_keyed(log: &mut Log<MemDisk>) -> Vec<Keyed> {
     let mut offset = log.log_start_offset();
     while offset < log.next_offset() {
         let bytes = log.read_copy(offset, 1000, u64::MAX).expect("read");
-        assert!(!bytes.is_empty(), "no data at {offset}");
+        if bytes.is_empty() {
+            // A truncation into a hole leaves the log's end above its last batch (as in Kafka):
+            // nothing to read there yet. The model comparison catches anything missed.
+            break;
+        }
         let mut position = 0;
         while position < bytes.len() {
             let header = batch::BatchHeader::parse(&bytes[position..]).unwrap();
@@ -1063,4 +1067,83 @@ fn append_keyed_on<D: Disk>(
         .enumerate()
         .map(|(i, r)| (info.base_offset + i as u64, r.key.unwrap(), r.value))
         .collect()
+}
+
+#[derive(Debug, Clone)]
+enum CompactOp {
+    Append { keys: Vec<(u32, bool)> },
+    Roll,
+    Flush,
+    Compact { late: bool },
+    Truncate { back: u64 },
+    Reopen { clean: bool },
+}
+
+fn compact_op() -> impl Strategy<Value = CompactOp> {
+    let key = (0..6u32, proptest::bool::weighted(0.15));
+    prop_oneof![
+        6 => proptest::collection::vec(key, 1..6).prop_map(|keys| CompactOp::Append { keys }),
+        1 => Just(CompactOp::Roll),
+        2 => Just(CompactOp::Flush),
+        2 => any::<bool>().prop_map(|late| CompactOp::Compact { late }),
+        1 => (0..10u64).prop_map(|back| CompactOp::Truncate { back }),
+        1 => any::<bool>().prop_map(|clean| CompactOp::Reopen { clean }),
+    ]
+}
+
+fn apply_compact(
+    log: Log<MemDisk>,
+    disk: &MemDisk,
+    model: &mut Vec<Keyed>,
+    op: &CompactOp,
+) -> Log<MemDisk> {
+    let mut log = log;
+    match op {
+        CompactOp::Append { keys } => {
+            model.extend(append_keyed(
+                &mut log,
+                keys,
+                crate::compression::Codec::Snappy,
+                1000,
+            ));
+        }
+        CompactOp::Roll => log.roll().unwrap(),
+        CompactOp::Flush => log.flush(0).unwrap(),
+        CompactOp::Compact { late } => {
+            let end = cleanable_end(&log);
+            let now_ms = if *late { 1_000_000 } else { 0 };
+            log.compact(now_ms).unwrap();
+            *model = compacted_model(model, end, !late);
+        }
+        CompactOp::Truncate { back } => {
+            log.truncate_to(log.next_offset().saturating_sub(*back))
+                .unwrap();
+            model.retain(|r| r.0 < log.next_offset());
+        }
+        CompactOp::Reopen { clean } => {
+            if *clean {
+                log.close(0).unwrap();
+            } else {
+                drop(log);
+            }
+            return open(disk, compact_config());
+        }
+    }
+    log
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn a_compacted_log_keeps_what_the_model_keeps(ops in proptest::collection::vec(compact_op(), 1..60)) {
+        let disk = MemDisk::new();
+        let mut log = open(&disk, LogConfig { segment_bytes: 600, ..compact_config() });
+        let mut model = Vec::new();
+        for op in &ops {
+            log = apply_compact(log, &disk, &mut model, op);
+            let report = super::dump::check_dir(&disk, &dir()).unwrap();
+            prop_assert_eq!(report.problems, vec![], "keel check after {:?}", op);
+            prop_assert_eq!(read_keyed(&mut log), model.clone(), "after {:?}", op);
+        }
+    }
 }
