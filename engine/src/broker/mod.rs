@@ -282,6 +282,30 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
         }
     }
 
+    /// Runs compaction on every partition whose dirty ratio calls for it (Kafka's log cleaner,
+    /// in the housekeeping task). The partition's lock is held for the whole of one partition's
+    /// pass, so produce and fetch on that partition wait for it; other partitions do not.
+    /// Returns how many segments were cleaned.
+    pub fn compact_due(&self) -> usize {
+        let now_ms = self.clock.now_ms();
+        let mut cleaned = 0;
+        for topic in self.topics() {
+            for partition in &topic.partitions {
+                let mut guard = partition.log();
+                let Some(log) = guard.as_mut().filter(|log| log.compaction_due(now_ms)) else {
+                    continue;
+                };
+                match log.compact(now_ms) {
+                    Ok(outcome) => cleaned += outcome.segments_cleaned,
+                    Err(e) => {
+                        tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "compaction failed")
+                    }
+                }
+            }
+        }
+        cleaned
+    }
+
     /// Closes every log cleanly (flush, clean-shutdown marker). Later requests find them closed.
     pub fn close(&self) {
         let now_ms = self.clock.now_ms();

@@ -68,11 +68,18 @@ pub const KEYLESS_RECORD_REASON: &str = "Compacted topic cannot accept message w
 /// INVALID_RECORD). Control batches pass. The produce path calls this for compacted topics.
 ///
 /// # Errors
-/// `BadRecords` with Kafka's message for a keyless record; framing or compression errors.
+/// `BadRecords` with Kafka's message for a keyless record; CRC, framing or compression errors
+/// (the same `append` would report).
 pub fn check_keys(batch: &[u8]) -> Result<(), BatchError> {
     let header = BatchHeader::parse(batch)?;
     if header.is_control() {
         return Ok(());
+    }
+    if !batch::crc_ok(batch, &header) {
+        return Err(BatchError::CrcMismatch {
+            stored: header.crc,
+            computed: batch::compute_crc(batch),
+        });
     }
     if batch::decode_records(batch)?
         .iter()

@@ -124,6 +124,12 @@ fn append<D: Disk, C: Clock, R: Rng>(
             "partition closed",
         );
     };
+    if log.config().cleanup_policy.compact {
+        if let Err(e) = crate::log::compaction::check_keys(&batch) {
+            let error = crate::log::LogError::InvalidBatch(e);
+            return refused(index, errors::log_error(&error), &error.to_string());
+        }
+    }
     let appended = log.append(&mut batch, now_ms).and_then(|info| {
         if log.config().flush == FlushPolicy::Always {
             let started_ns = broker.clock.monotonic_ns();
