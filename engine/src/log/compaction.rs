@@ -20,7 +20,10 @@
 //!   the previous ends stays as strong as before). The log then has holes between batches and
 //!   inside them; it says so durably with `COMPACTED_MARKER_FILE`, written before the first swap,
 //!   after which scans accept holes (offsets must still increase strictly).
-//! - **Order.** Segments are cleaned oldest first, one swap each. A crash between two swaps leaves
+//! - **Grouping.** Adjacent cleanable segments are cleaned into one while together they fit in
+//!   `segment.bytes` (and u32 relative offsets), named by the first one's base offset, as Kafka
+//!   groups them; otherwise a log of small updates would only ever gain segments.
+//! - **Order.** Groups are cleaned oldest first, one swap each. A crash between two swaps leaves
 //!   older segments cleaned and newer ones not, which never loses a key's latest value and never
 //!   brings back a value a removed tombstone had deleted (its older values went first).
 //!
@@ -29,15 +32,19 @@
 //!    and each is synced.
 //! 2. The two indexes are renamed to `.swap`, the directory synced; then the log is renamed to
 //!    `B.log.swap` and the directory synced. `B.log.swap` on disk is the commit point.
-//! 3. The `.swap` files are renamed over the old `B.log`, `B.index`, `B.timeindex` (a rename
-//!    replaces its target atomically, so removing the old files first would only open a window
-//!    with no file at all), and the directory synced.
+//! 3. The other segments of the group are removed and the index `.swap` files renamed over
+//!    `B.index` and `B.timeindex`; the directory is synced; then `B.log.swap` is renamed over
+//!    `B.log` and the directory synced again. (A rename replaces its target atomically, so
+//!    removing B's old files first would only open a window with no file at all; the sync before
+//!    the last rename makes sure that a durable new `B.log` never coexists with the segments
+//!    merged into it.)
 //!
 //! `Log::open` first calls `finish_interrupted_swaps`: for every `B.log.swap` the new set
-//! replaces the old (an index whose `.swap` is missing is removed and rebuilt from the log, so a
-//! stale one is never paired with the new log); index `.swap` files without their log are
-//! removed; then the usual leftover removal deletes `.cleaned` files. A crash at any point thus
-//! leaves the old segment or the new one, never a mix.
+//! replaces the old: segments whose base lies inside the swap's offsets are removed, an index
+//! whose `.swap` is missing is removed and rebuilt from the log (so a stale one is never paired
+//! with the new log), and the `.swap` files take their final names. Index `.swap` files without
+//! their log are removed; then the usual leftover removal deletes `.cleaned` files. A crash at
+//! any point thus leaves the old segments or the new one, never a mix.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -192,8 +199,8 @@ impl<D: Disk> Log<D> {
         }
         let map = self.build_key_map(&mut bases)?;
         outcome.segments_considered = bases.len();
-        for &base in &bases {
-            self.clean_segment(base, &map, now_ms, &mut outcome)?;
+        for group in self.groups(&bases) {
+            self.clean_group(&group, &map, now_ms, &mut outcome)?;
         }
         let last = *bases.last().expect("non-empty");
         self.cleaned_to = self
@@ -257,75 +264,125 @@ impl<D: Disk> Log<D> {
         !tombstone_expired
     }
 
-    /// What happens to each batch of the segment at `base`; empty when nothing changes.
-    fn plan(&self, base: u64, map: &KeyMap, now_ms: i64) -> Result<Vec<Decision>, LogError> {
-        let mut decisions = Vec::new();
-        let mut last_was_empty = false;
-        for_each_batch(&self.segments[&base], |header, bytes| {
-            last_was_empty = header.records_count == 0;
-            if header.is_control() {
-                decisions.push(Decision::Keep);
-                return Ok(());
-            }
-            let records = batch::decode_records(bytes)?;
-            let kept = records
-                .iter()
-                .filter(|r| self.retains(map, header, r, now_ms))
-                .count();
-            decisions.push(match kept {
-                0 => Decision::Drop,
-                n if n == records.len() => Decision::Keep,
-                _ => Decision::Rebuild,
+    /// The cleanable segments in runs that are cleaned into one segment each (Kafka's grouping by
+    /// size): together at most `segment.bytes` and within the u32 range of relative offsets, so
+    /// that compaction also bounds the number of segments, which would otherwise only grow.
+    fn groups(&self, bases: &[u64]) -> Vec<Vec<u64>> {
+        let mut groups: Vec<Vec<u64>> = Vec::new();
+        let mut bytes = 0;
+        for &base in bases {
+            let segment_bytes = self.segments[&base].bytes();
+            let end = self
+                .segments
+                .range(base + 1..)
+                .next()
+                .map_or(u64::MAX, |(&b, _)| b);
+            let joins = groups.last().is_some_and(|group| {
+                bytes + segment_bytes <= self.config.segment_bytes
+                    && end.saturating_sub(group[0]) <= u64::from(u32::MAX)
             });
-            Ok(())
-        })?;
-        if let Some(last) = decisions.last_mut().filter(|d| **d == Decision::Drop) {
+            match groups.last_mut() {
+                Some(group) if joins => group.push(base),
+                _ => {
+                    groups.push(vec![base]);
+                    bytes = 0;
+                }
+            }
+            bytes += segment_bytes;
+        }
+        groups
+    }
+
+    /// What happens to each batch of each segment of `group`; empty when nothing changes.
+    fn plan(
+        &self,
+        group: &[u64],
+        map: &KeyMap,
+        now_ms: i64,
+    ) -> Result<Vec<Vec<Decision>>, LogError> {
+        let mut plan = Vec::new();
+        let mut last_was_empty = false;
+        for &base in group {
+            let mut decisions = Vec::new();
+            for_each_batch(&self.segments[&base], |header, bytes| {
+                last_was_empty = header.records_count == 0;
+                if header.is_control() {
+                    decisions.push(Decision::Keep);
+                    return Ok(());
+                }
+                let records = batch::decode_records(bytes)?;
+                let kept = records
+                    .iter()
+                    .filter(|r| self.retains(map, header, r, now_ms))
+                    .count();
+                decisions.push(match kept {
+                    0 => Decision::Drop,
+                    n if n == records.len() => Decision::Keep,
+                    _ => Decision::Rebuild,
+                });
+                Ok(())
+            })?;
+            plan.push(decisions);
+        }
+        // The group's last batch stays, empty if need be, so the cleaned segment ends where
+        // the group did.
+        let last = plan.last_mut().and_then(|d| d.last_mut());
+        if let Some(last) = last.filter(|d| **d == Decision::Drop) {
             *last = if last_was_empty {
                 Decision::Keep
             } else {
                 Decision::Empty
             };
         }
-        if decisions.iter().all(|&d| d == Decision::Keep) {
-            decisions.clear();
+        let unchanged = plan.iter().flatten().all(|&d| d == Decision::Keep);
+        if unchanged && group.len() == 1 {
+            plan.clear();
         }
-        Ok(decisions)
+        Ok(plan)
     }
 
-    /// Rewrites the segment at `base` if the map makes any of its records go, and swaps it in.
-    fn clean_segment(
+    /// Rewrites the segments of `group` into one if the map makes any of their records go (or
+    /// there are several to merge), and swaps it in.
+    fn clean_group(
         &mut self,
-        base: u64,
+        group: &[u64],
         map: &KeyMap,
         now_ms: i64,
         outcome: &mut CompactionOutcome,
     ) -> Result<(), LogError> {
-        let decisions = self.plan(base, map, now_ms)?;
-        if decisions.is_empty() {
+        let plan = self.plan(group, map, now_ms)?;
+        if plan.is_empty() {
             return Ok(());
         }
         self.mark_compacted()?;
-        let staged = self.write_cleaned(base, map, now_ms, &decisions, outcome)?;
-        outcome.bytes_before += self.segments[&base].bytes();
+        let staged = self.write_cleaned(group, map, now_ms, &plan, outcome)?;
+        let base = group[0];
+        for member in group {
+            outcome.bytes_before += self.segments[member].bytes();
+        }
         outcome.bytes_after += staged;
-        swap_in(&self.disk, &self.dir, base)?;
+        swap_in(&self.disk, &self.dir, base, &group[1..])?;
+        for member in &group[1..] {
+            self.segments.remove(member);
+        }
         let mut segment = Segment::open_trusted(&self.disk, &self.dir, base)?;
         segment.set_holes(true);
         segment.mark_verified(0, segment.bytes());
         self.segments.insert(base, segment);
-        outcome.segments_cleaned += 1;
+        outcome.segments_cleaned += group.len();
         Ok(())
     }
 
     /// Writes and syncs the cleaned segment's staged files; returns its size in bytes.
     fn write_cleaned(
         &self,
-        base: u64,
+        group: &[u64],
         map: &KeyMap,
         now_ms: i64,
-        decisions: &[Decision],
+        plan: &[Vec<Decision>],
         outcome: &mut CompactionOutcome,
     ) -> Result<u64, LogError> {
+        let base = group[0];
         let stage = Some(CLEANED_STAGE);
         for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
             remove_if_present(&self.disk, &staged_path(&self.dir, base, suffix, stage))?;
@@ -334,41 +391,58 @@ impl<D: Disk> Log<D> {
         let mut staged = Segment::create_staged(&self.disk, &self.dir, base, index_bytes, stage)?;
         staged.set_holes(true);
         let interval = self.config.index_interval_bytes;
-        let mut i = 0;
-        for_each_batch(&self.segments[&base], |header, bytes| {
-            let decision = decisions.get(i).copied().unwrap_or(Decision::Keep);
-            i += 1;
-            let cleaned = match decision {
-                Decision::Keep => bytes.to_vec(),
-                Decision::Drop => {
-                    count_removed(&batch::decode_records(bytes)?, &[], outcome);
+        for (member, decisions) in group.iter().zip(plan) {
+            let mut i = 0;
+            for_each_batch(&self.segments[member], |header, bytes| {
+                let decision = decisions.get(i).copied().unwrap_or(Decision::Keep);
+                i += 1;
+                let Some(cleaned) =
+                    self.clean_batch(header, bytes, decision, map, now_ms, outcome)?
+                else {
                     return Ok(());
-                }
-                Decision::Rebuild | Decision::Empty => {
-                    let records = batch::decode_records(bytes)?;
-                    let kept: Vec<DecodedRecord> = match decision {
-                        Decision::Empty => Vec::new(),
-                        _ => records
-                            .iter()
-                            .filter(|r| self.retains(map, header, r, now_ms))
-                            .cloned()
-                            .collect(),
-                    };
-                    count_removed(&records, &kept, outcome);
-                    batch::rebuild(header, &kept).map_err(BatchError::from)?
-                }
-            };
-            append_cleaned(&mut staged, header, &cleaned, interval)
-        })?;
-        if i != decisions.len() {
-            return Err(LogError::Corrupt {
-                offset: base,
-                reason: "the segment changed while it was being cleaned".to_owned(),
-            });
+                };
+                append_cleaned(&mut staged, header, &cleaned, interval)
+            })?;
+            if i != decisions.len() {
+                return Err(LogError::Corrupt {
+                    offset: *member,
+                    reason: "the segment changed while it was being cleaned".to_owned(),
+                });
+            }
         }
         staged.close_active()?;
         staged.flush()?;
         Ok(staged.bytes())
+    }
+
+    /// The bytes that replace one batch (`None`: the batch goes).
+    fn clean_batch(
+        &self,
+        header: &BatchHeader,
+        bytes: &[u8],
+        decision: Decision,
+        map: &KeyMap,
+        now_ms: i64,
+        outcome: &mut CompactionOutcome,
+    ) -> Result<Option<Vec<u8>>, LogError> {
+        if decision == Decision::Keep {
+            return Ok(Some(bytes.to_vec()));
+        }
+        let records = batch::decode_records(bytes)?;
+        let kept: Vec<DecodedRecord> = match decision {
+            Decision::Rebuild => records
+                .iter()
+                .filter(|r| self.retains(map, header, r, now_ms))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        count_removed(&records, &kept, outcome);
+        if decision == Decision::Drop {
+            return Ok(None);
+        }
+        let rebuilt = batch::rebuild(header, &kept).map_err(BatchError::from)?;
+        Ok(Some(rebuilt))
     }
 
     /// Writes the durable marker that this log may have holes, once, before the first swap.
@@ -486,11 +560,12 @@ fn remove_if_present<D: Disk>(disk: &D, path: &Path) -> io::Result<()> {
 }
 
 /// Steps 2 and 3 of the swap in the module doc: commits the staged files of the segment at
-/// `base` and puts them in place, durably.
+/// `base` and puts them in place, with the segments at `merged` (cleaned into it) removed,
+/// durably.
 ///
 /// # Errors
 /// IO errors; `Log::open` then finishes or rolls back what was done.
-pub fn swap_in<D: Disk>(disk: &D, dir: &Path, base: u64) -> io::Result<()> {
+pub fn swap_in<D: Disk>(disk: &D, dir: &Path, base: u64, merged: &[u64]) -> io::Result<()> {
     let path = |suffix, stage| staged_path(dir, base, suffix, stage);
     for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
         disk.rename(
@@ -504,13 +579,21 @@ pub fn swap_in<D: Disk>(disk: &D, dir: &Path, base: u64) -> io::Result<()> {
         &path(LOG_SUFFIX, Some(SWAP_STAGE)),
     )?;
     disk.sync_dir(dir)?;
-    put_swap_in_place(disk, dir, base)?;
+    put_swap_in_place(disk, dir, base, merged)?;
     disk.sync_dir(dir)
 }
 
-/// Renames the committed `.swap` files of `base` over the segment's files; an index with no
-/// `.swap` is removed (to be rebuilt from the log) rather than trusted. The caller syncs.
-fn put_swap_in_place<D: Disk>(disk: &D, dir: &Path, base: u64) -> io::Result<()> {
+/// Removes the segments at `merged`, renames the committed index `.swap` files of `base` over
+/// the segment's (an index with no `.swap` is removed, to be rebuilt from the log, rather than
+/// trusted), syncs the directory, and only then renames the `.log.swap` over the `.log`: once the
+/// old log name holds the new bytes, the merged segments are durably gone, so their records are
+/// never there twice. The caller syncs the directory.
+fn put_swap_in_place<D: Disk>(disk: &D, dir: &Path, base: u64, merged: &[u64]) -> io::Result<()> {
+    for &member in merged {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            remove_if_present(disk, &segment::segment_path(dir, member, suffix))?;
+        }
+    }
     for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
         let swap = staged_path(dir, base, suffix, Some(SWAP_STAGE));
         let target = segment::segment_path(dir, base, suffix);
@@ -520,10 +603,23 @@ fn put_swap_in_place<D: Disk>(disk: &D, dir: &Path, base: u64) -> io::Result<()>
             remove_if_present(disk, &target)?;
         }
     }
+    disk.sync_dir(dir)?;
     disk.rename(
         &staged_path(dir, base, LOG_SUFFIX, Some(SWAP_STAGE)),
         &segment::segment_path(dir, base, LOG_SUFFIX),
     )
+}
+
+/// The offset after the last batch of the committed `B.log.swap` (its batches were synced before
+/// the commit, so they parse); the base itself if none does.
+fn swap_end<D: Disk>(disk: &D, dir: &Path, base: u64) -> io::Result<u64> {
+    let file = disk.open(&staged_path(dir, base, LOG_SUFFIX, Some(SWAP_STAGE)))?;
+    let mut scanner = Scanner::new(&file, 0, file.len()?, Verify::Crc).allowing_holes(true);
+    let mut end = base;
+    while let Ok(Some(found)) = scanner.next_batch() {
+        end = found.header.last_offset() as u64 + 1;
+    }
+    Ok(end)
 }
 
 /// Finishes the swaps a crash interrupted after their commit point and removes the `.swap`
@@ -549,9 +645,21 @@ pub fn finish_interrupted_swaps<D: Disk>(disk: &D, dir: &Path) -> io::Result<()>
         .map(|(base, _)| base)
         .collect();
     let mut changed = false;
+    let bases: Vec<u64> = names
+        .iter()
+        .filter_map(|n| segment::parse_segment_name(n))
+        .filter(|(_, suffix)| *suffix == LOG_SUFFIX)
+        .map(|(base, _)| base)
+        .collect();
     for &base in &committed {
-        tracing::warn!(dir = %dir.display(), base, "finishing a compaction swap a crash interrupted");
-        put_swap_in_place(disk, dir, base)?;
+        let end = swap_end(disk, dir, base)?;
+        let merged: Vec<u64> = bases
+            .iter()
+            .copied()
+            .filter(|&b| b > base && b < end)
+            .collect();
+        tracing::warn!(dir = %dir.display(), base, ?merged, "finishing a compaction swap a crash interrupted");
+        put_swap_in_place(disk, dir, base, &merged)?;
         changed = true;
     }
     for (base, suffix) in names.iter().filter_map(|n| swap_of(n)) {

@@ -810,8 +810,17 @@ fn compaction_keeps_the_latest_value_of_each_key_at_its_offset() {
             !log.compaction_due(2000),
             "{codec:?}: nothing dirty after a pass"
         );
-        // A second pass changes nothing; reads at every offset, holes included, land right.
-        assert_eq!(log.compact(2000).unwrap().segments_cleaned, 0);
+        // Further passes only merge the small cleaned segments, until one changes nothing.
+        let segments = log.segment_count();
+        let passes = (0..10).take_while(|_| log.compact(2000).unwrap().segments_cleaned > 0);
+        assert!(passes.count() < 10, "{codec:?}: passes converge");
+        assert!(
+            log.segment_count() < segments,
+            "{codec:?}: cleaned segments merge"
+        );
+        assert_eq!(read_keyed(&mut log), expected, "{codec:?}: after merging");
+        // Reads at every offset, holes included, land on the next batch that ends at or after it.
+
         for offset in 0..log.next_offset() {
             let slice = log.read(offset, 1, u64::MAX).unwrap().unwrap();
             assert!(offset < slice.next_offset, "{codec:?}: read of {offset}");
@@ -976,7 +985,7 @@ impl Disk for CrashingDisk {
 
 #[test]
 fn a_crash_at_any_step_of_compaction_leaves_the_old_or_the_new_segments() {
-    let codec = crate::compression::Codec::Lz4;
+    let codec = crate::compression::Codec::None;
     let mut step = 0;
     loop {
         let disk = MemDisk::new();
@@ -987,7 +996,7 @@ fn a_crash_at_any_step_of_compaction_leaves_the_old_or_the_new_segments() {
         };
         let mut log = Log::open(crashing, &dir(), compact_config(), 0).unwrap();
         let mut written = Vec::new();
-        for i in 0..30u32 {
+        for i in 0..80u32 {
             let keys: Vec<(u32, bool)> = (0..4)
                 .map(|j| ((i * 4 + j) % 7, i == 20 && j == 0))
                 .collect();
@@ -996,6 +1005,8 @@ fn a_crash_at_any_step_of_compaction_leaves_the_old_or_the_new_segments() {
         log.flush(0).unwrap();
         let bases = log.segment_base_offsets();
         let end = bases[bases.len() - 1];
+        // A first pass cleans each segment alone; the pass that crashes merges them.
+        log.compact(0).unwrap();
         budget.store(step, std::sync::atomic::Ordering::SeqCst);
         let finished = log.compact(1_000_000).is_ok();
         drop(log);
