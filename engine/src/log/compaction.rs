@@ -148,7 +148,7 @@ impl<D: Disk> Log<D> {
     /// Whether compaction has work by `min.cleanable.dirty.ratio`: the share of the cleanable
     /// bytes not yet cleaned by this process reaches the ratio (Kafka's dirty ratio).
     pub fn compaction_due(&self, now_ms: i64) -> bool {
-        if !self.config.cleanup_policy.compact {
+        if !self.config.cleanup_policy.compact || self.compaction_blocked {
             return false;
         }
         let mut total = 0;
@@ -190,7 +190,7 @@ impl<D: Disk> Log<D> {
     /// is cleaned, and what was swapped before stays swapped (each swap is whole).
     pub fn compact(&mut self, now_ms: i64) -> Result<CompactionOutcome, LogError> {
         let mut outcome = CompactionOutcome::default();
-        if !self.config.cleanup_policy.compact {
+        if !self.config.cleanup_policy.compact || self.compaction_blocked {
             return Ok(outcome);
         }
         let mut bases = self.cleanable_bases(now_ms);
@@ -361,15 +361,56 @@ impl<D: Disk> Log<D> {
             outcome.bytes_before += self.segments[member].bytes();
         }
         outcome.bytes_after += staged;
-        swap_in(&self.disk, &self.dir, base, &group[1..])?;
-        for member in &group[1..] {
-            self.segments.remove(member);
+        let swapped = swap_in(&self.disk, &self.dir, base, &group[1..])
+            .and_then(|()| self.reopen_segments(group));
+        if let Err(e) = swapped {
+            self.settle_failed_swap(group);
+            return Err(e.into());
         }
-        let mut segment = Segment::open_trusted(&self.disk, &self.dir, base)?;
-        segment.set_holes(true);
-        segment.mark_verified(0, segment.bytes());
-        self.segments.insert(base, segment);
+        if let Some(segment) = self.segments.get_mut(&base) {
+            // This process wrote and validated every batch of it.
+            segment.mark_verified(0, segment.bytes());
+        }
         outcome.segments_cleaned += group.len();
+        Ok(())
+    }
+
+    /// After a swap failed part way, the directory may hold a committed `.swap` and the log's
+    /// segments may no longer match their files. Left so, a later pass could clean the same
+    /// offsets again under another name, and the next open would then finish the stale swap
+    /// beside the newer segment. So the swap is finished or rolled back now, as `Log::open`
+    /// would, and the group's segments are opened again from what the directory holds; if that
+    /// fails too, compaction stops until the log is opened again (reads and appends go on: the
+    /// open segments' files stay readable through their handles).
+    fn settle_failed_swap(&mut self, group: &[u64]) {
+        let settled = finish_interrupted_swaps(&self.disk, &self.dir)
+            .and_then(|()| self.disk.sync_dir(&self.dir))
+            .and_then(|()| self.reopen_segments(group));
+        if let Err(e) = settled {
+            tracing::error!(
+                dir = %self.dir.display(),
+                error = %e,
+                "a compaction swap failed and could not be settled; compaction stops until the log is opened again"
+            );
+            self.compaction_blocked = true;
+        }
+    }
+
+    /// Opens the segments at `bases` again from the directory (those that still exist).
+    fn reopen_segments(&mut self, bases: &[u64]) -> io::Result<()> {
+        for base in bases {
+            self.segments.remove(base);
+        }
+        for &base in bases {
+            if self
+                .disk
+                .exists(&segment::segment_path(&self.dir, base, LOG_SUFFIX))
+            {
+                let mut segment = Segment::open_trusted(&self.disk, &self.dir, base)?;
+                segment.set_holes(self.holes);
+                self.segments.insert(base, segment);
+            }
+        }
         Ok(())
     }
 
@@ -391,9 +432,21 @@ impl<D: Disk> Log<D> {
         let mut staged = Segment::create_staged(&self.disk, &self.dir, base, index_bytes, stage)?;
         staged.set_holes(true);
         let interval = self.config.index_interval_bytes;
+        let mut next_offset = base;
         for (member, decisions) in group.iter().zip(plan) {
             let mut i = 0;
             for_each_batch(&self.segments[member], |header, bytes| {
+                // Offsets must increase across the whole group: a cleaned segment is never
+                // written out of order, whatever the segments it comes from hold.
+                if (header.base_offset as u64) < next_offset {
+                    return Err(LogError::Corrupt {
+                        offset: header.base_offset as u64,
+                        reason: format!(
+                            "segment {member} holds offsets below {next_offset}, where the segments before it end"
+                        ),
+                    });
+                }
+                next_offset = header.last_offset() as u64 + 1;
                 let decision = decisions.get(i).copied().unwrap_or(Decision::Keep);
                 i += 1;
                 let Some(cleaned) =

@@ -152,6 +152,9 @@ pub struct Log<D: Disk> {
     /// Compaction's boundary between clean and dirty: segments below it were cleaned by this
     /// process. Kept in memory only, so after a restart the whole log counts as dirty once.
     cleaned_to: u64,
+    /// A compaction swap failed and could not be settled: no more compaction until the log is
+    /// opened again (see `compaction`).
+    compaction_blocked: bool,
 }
 
 /// What `Log::open` found and did.

@@ -56,6 +56,7 @@ impl<D: Disk> Log<D> {
             recovery: RecoveryReport::default(),
             holes,
             cleaned_to: 0,
+            compaction_blocked: false,
         };
         if bases.is_empty() {
             log.start_fresh_at(log.log_start_offset)?;

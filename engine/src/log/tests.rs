@@ -931,16 +931,20 @@ fn keyless_records_are_refused_for_compacted_topics() {
 
 /// A `MemDisk` that stops working after `budget` namespace operations and syncs, the way a crash
 /// would stop the broker: everything done before it stays (MemDisk loses nothing), nothing after.
+/// With `once`, only the operation that finds the budget at zero fails (a transient EIO) and
+/// the disk works again after it.
 #[derive(Clone)]
 struct CrashingDisk {
     inner: MemDisk,
     budget: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    once: bool,
 }
 
 impl CrashingDisk {
     fn spend(&self) -> std::io::Result<()> {
         use std::sync::atomic::Ordering;
-        if self.budget.fetch_sub(1, Ordering::SeqCst) <= 0 {
+        let left = self.budget.fetch_sub(1, Ordering::SeqCst);
+        if left == 0 || (left < 0 && !self.once) {
             return Err(std::io::Error::other("crashed"));
         }
         Ok(())
@@ -993,6 +997,7 @@ fn a_crash_at_any_step_of_compaction_leaves_the_old_or_the_new_segments() {
         let crashing = CrashingDisk {
             inner: disk.clone(),
             budget: budget.clone(),
+            once: false,
         };
         let mut log = Log::open(crashing, &dir(), compact_config(), 0).unwrap();
         let mut written = Vec::new();
@@ -1156,5 +1161,65 @@ proptest! {
             prop_assert_eq!(report.problems, vec![], "keel check after {:?}", op);
             prop_assert_eq!(read_keyed(&mut log), model.clone(), "after {:?}", op);
         }
+    }
+}
+
+#[test]
+fn a_swap_that_fails_part_way_is_settled_and_compaction_goes_on() {
+    let codec = crate::compression::Codec::None;
+    for step in 0..40 {
+        let disk = MemDisk::new();
+        let budget = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(i64::MAX));
+        let failing = CrashingDisk {
+            inner: disk.clone(),
+            budget: budget.clone(),
+            once: true,
+        };
+        let mut log = Log::open(failing, &dir(), compact_config(), 0).unwrap();
+        let mut written = Vec::new();
+        for i in 0..80u32 {
+            let keys: Vec<(u32, bool)> = (0..4).map(|j| ((i * 4 + j) % 7, false)).collect();
+            written.extend(append_keyed_on(&mut log, &keys, codec));
+        }
+        log.flush(0).unwrap();
+        let bases = log.segment_base_offsets();
+        let end = bases[bases.len() - 1];
+        log.compact(0).unwrap();
+        // One operation of the merging pass fails; the pass after it must still leave a sound
+        // log, in this process and after a restart.
+        budget.store(step, std::sync::atomic::Ordering::SeqCst);
+        let _ = log.compact(0);
+        budget.store(i64::MAX, std::sync::atomic::Ordering::SeqCst);
+        while log.compact(0).unwrap().segments_cleaned > 0 {}
+        let expected = compacted_model(&written, end, true);
+        let mut read = Vec::new();
+        let mut offset = 0;
+        while let Ok(bytes) = log.read_copy(offset, 100_000, u64::MAX) {
+            if bytes.is_empty() {
+                break;
+            }
+            let mut position = 0;
+            while position < bytes.len() {
+                let header = batch::BatchHeader::parse(&bytes[position..]).unwrap();
+                let total = header.total_bytes().unwrap();
+                for r in batch::decode_records(&bytes[position..position + total]).unwrap() {
+                    if r.offset as u64 >= offset {
+                        read.push((r.offset as u64, r.key.unwrap(), r.value));
+                    }
+                }
+                position += total;
+                offset = header.last_offset() as u64 + 1;
+            }
+        }
+        assert_eq!(read, expected, "step {step}: in the process");
+        drop(log);
+        let mut log = open(&disk, compact_config());
+        assert_eq!(
+            read_keyed(&mut log),
+            expected,
+            "step {step}: after a restart"
+        );
+        let report = super::dump::check_dir(&disk, &dir()).unwrap();
+        assert_eq!(report.problems, vec![], "step {step}: keel check");
     }
 }
