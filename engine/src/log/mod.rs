@@ -16,7 +16,9 @@
 //!   a torn or corrupt tail is cut off with a log line saying how many bytes went. Recovery reads
 //!   the bytes after the recovery point, not the whole log. A clean-shutdown marker lets even
 //!   that scan be skipped, but only when it was written after the flush it vouches for.
-//! - `truncate_to` and retention are durable when they return.
+//! - `truncate_to`, retention and compaction are durable when they return. Compaction reads and
+//!   rewrites only segments wholly below the recovery point, and swaps each cleaned segment in
+//!   so that a crash leaves the old or the new one (see `compaction`).
 //!
 //! The log is synchronous and single-writer; the caller serialises access.
 
