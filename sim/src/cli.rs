@@ -13,7 +13,8 @@ const SEEDS_DEFAULT: u64 = 100;
 const USAGE: &str = "usage: keel-sim [--seeds N] [--from S] [--ops K] [--jobs J]
        keel-sim --seed S [--trace] [--ops K]
        keel-sim --check-determinism [--seed S] [--ops K]
-       --workload log|broker|mixed picks the server (mixed: each seed chooses)
+       --workload log|broker|compact|mixed picks the server (mixed: each seed chooses;
+       compact: the storage node with cleanup.policy=compact and its cleaner)
        (--lying-fsync and --bit-rot P change the disk for proof runs)";
 
 #[derive(Debug)]
@@ -45,11 +46,14 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--jobs" => args.jobs = number(&value("--jobs")?)? as usize,
             "--trace" => args.options.trace = true,
             "--workload" => {
-                args.options.broker = match value("--workload")?.as_str() {
-                    "log" => Some(false),
-                    "broker" => Some(true),
-                    "mixed" => None,
-                    other => return Err(format!("--workload log|broker|mixed, not {other}")),
+                (args.options.broker, args.options.compact) = match value("--workload")?.as_str() {
+                    "log" => (Some(false), Some(false)),
+                    "broker" => (Some(true), Some(false)),
+                    "compact" => (Some(false), Some(true)),
+                    "mixed" => (None, None),
+                    other => {
+                        return Err(format!("--workload log|broker|compact|mixed, not {other}"))
+                    }
                 }
             }
             "--check-determinism" => args.determinism = true,
@@ -95,6 +99,16 @@ pub fn main() -> ExitCode {
     run_many(&args)
 }
 
+/// The `--workload` value that gives `options` (`None` for mixed).
+fn workload_name(options: &RunOptions) -> Option<&'static str> {
+    match (options.broker, options.compact) {
+        (None, None) => None,
+        (Some(true), _) => Some("broker"),
+        (_, Some(true)) => Some("compact"),
+        _ => Some("log"),
+    }
+}
+
 fn replay_command(seed: u64, options: &RunOptions) -> String {
     let mut command = format!("cargo xtask sim --seed {seed} --ops {}", options.operations);
     if options.lying_fsync {
@@ -103,10 +117,8 @@ fn replay_command(seed: u64, options: &RunOptions) -> String {
     if let Some(rate) = options.constant_bit_rot {
         command.push_str(&format!(" --bit-rot {rate}"));
     }
-    match options.broker {
-        Some(true) => command.push_str(" --workload broker"),
-        Some(false) => command.push_str(" --workload log"),
-        None => {}
+    if let Some(workload) = workload_name(options) {
+        command.push_str(&format!(" --workload {workload}"));
     }
     command + " --trace"
 }
@@ -174,11 +186,9 @@ fn replay_hash(seed: u64, options: &RunOptions) -> Option<String> {
         "--ops",
         &options.operations.to_string(),
     ]);
-    match options.broker {
-        Some(true) => command.args(["--workload", "broker"]),
-        Some(false) => command.args(["--workload", "log"]),
-        None => &mut command,
-    };
+    if let Some(workload) = workload_name(options) {
+        command.args(["--workload", workload]);
+    }
     let output = command.output().ok()?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let at = text.find("trace hash ")?;

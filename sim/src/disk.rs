@@ -56,6 +56,9 @@
 //!   persists it: kinder than Linux, which may drop the dirty pages, but the engine can no more
 //!   rely on either outcome than on an unsynced write, so it must treat a failed sync as fatal for
 //!   the data it covered.
+//! - `fail_syncs_after(n)`: after `n` more syncs, every sync fails with EIO (counted as eio) until
+//!   lifted: the harness follows it with a power loss, which then cuts a multi-step operation
+//!   after a chosen number of durable steps.
 //! - `lying_fsync`: syncs report success and make nothing durable. No correct system survives
 //!   that; it exists to prove the checkers notice.
 //!
@@ -304,6 +307,8 @@ struct State {
     dirs: BTreeMap<PathBuf, Dir>,
     faults: FaultConfig,
     lying_fsync: bool,
+    /// Syncs left before every sync fails (a dying machine about to lose power); `None`: no limit.
+    syncs_left: Option<u64>,
     rng: SimRng,
     counts: FaultCounts,
 }
@@ -326,6 +331,14 @@ impl State {
     /// The common prologue of syncs: slow-fsync accounting, then EIO; `Ok(false)` when the disk
     /// lies and the caller must make nothing durable.
     fn sync_faults(&mut self) -> io::Result<bool> {
+        match self.syncs_left {
+            Some(0) => {
+                self.counts.eio += 1;
+                return Err(eio("fsync failed: the machine is dying"));
+            }
+            Some(left) => self.syncs_left = Some(left - 1),
+            None => {}
+        }
         self.fault(Fault::SlowFsync);
         if self.fault(Fault::Eio) {
             return Err(eio("fsync failed"));
@@ -441,6 +454,7 @@ impl SimDisk {
             dirs,
             faults: FaultConfig::default(),
             lying_fsync: false,
+            syncs_left: None,
             rng: SimRng::new(seed),
             counts: FaultCounts::default(),
         };
@@ -467,6 +481,14 @@ impl SimDisk {
     /// Makes every sync report success without making anything durable (or stops doing so).
     pub fn set_lying_fsync(&self, lying: bool) {
         self.lock().lying_fsync = lying;
+    }
+
+    /// After `syncs` more syncs (`sync_data`, `sync_dir`, mapping flushes), every sync fails with
+    /// EIO until this is called with `None`: the disk of a machine about to lose power, so that a
+    /// power loss can land in the middle of a multi-step operation (a compaction swap) with exactly
+    /// its first `syncs` syncs durable.
+    pub fn fail_syncs_after(&self, syncs: Option<u64>) {
+        self.lock().syncs_left = syncs;
     }
 
     /// How many faults of each kind were injected so far.

@@ -65,6 +65,11 @@ pub enum Event {
     OpenFailed {
         error: String,
     },
+    /// Compaction swapped in cleaned segments.
+    Compacted {
+        segments_cleaned: u64,
+        records_removed: u64,
+    },
     /// Retention or DeleteRecords moved the log start.
     LogStart {
         offset: u64,

@@ -1,6 +1,6 @@
 //! A simulated keel node: one process that owns a partition log on its `SimDisk` and serves
-//! produce and fetch requests, with a flusher task that applies the log's flush policy and a
-//! retention task. It is the storage core's server until the Kafka broker takes its place in the
+//! produce and fetch requests, with a flusher task that applies the log's flush policy, a
+//! retention task, and (for the compaction workload) a cleaner task. It is the storage core's server until the Kafka broker takes its place in the
 //! harness; requests arrive over an in-memory mailbox, so a killed node simply stops answering.
 //!
 //! Every flush that succeeds is reported to the history (`Flushed`), which is how the checkers
@@ -30,6 +30,8 @@ pub struct NodeConfig {
     pub slow_fsync_ms: u64,
     pub flusher_interval_ms: u64,
     pub retention_interval_ms: u64,
+    /// How often the cleaner looks for compaction work (`None`: no cleaner).
+    pub cleaner_interval_ms: Option<u64>,
 }
 
 /// Why a fetch was not served.
@@ -139,6 +141,9 @@ pub async fn run(disk: SimDisk, config: NodeConfig, mailbox: Mailbox, history: A
     };
     madsim::task::spawn(node.clone().flusher());
     madsim::task::spawn(node.clone().retention());
+    if let Some(interval_ms) = node.config.cleaner_interval_ms {
+        madsim::task::spawn(node.clone().cleaner(interval_ms));
+    }
     node.serve(receiver).await;
     std::future::pending::<()>().await;
 }
@@ -262,6 +267,27 @@ impl Node {
                 }
             };
             self.fsync_delay(slow).await;
+        }
+    }
+
+    /// Compacts the log whenever its dirty ratio asks for it, as the broker's housekeeping does.
+    async fn cleaner(self, interval_ms: u64) {
+        loop {
+            madsim::time::sleep(Duration::from_millis(interval_ms)).await;
+            let mut guard = self.log.lock().expect("log lock");
+            let Some(log) = guard.as_mut() else { return };
+            let now_ms = SimClock.now_ms();
+            if !log.compaction_due(now_ms) {
+                continue;
+            }
+            if let Ok(outcome) = log.compact(now_ms) {
+                if outcome.segments_cleaned > 0 {
+                    self.history.record(Event::Compacted {
+                        segments_cleaned: outcome.segments_cleaned as u64,
+                        records_removed: outcome.records_removed,
+                    });
+                }
+            }
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keel::compression::Codec;
-use keel::log::{FlushPolicy, LogConfig};
+use keel::log::{CleanupPolicy, FlushPolicy, LogConfig};
 use madsim::rand::Rng;
 use madsim::runtime::Runtime;
 
@@ -31,6 +31,10 @@ pub struct RunOptions {
     pub constant_bit_rot: Option<f64>,
     /// Which server the clients talk to; `None` lets the seed choose.
     pub broker: Option<bool>,
+    /// Whether the storage node's log is compacted (cleanup.policy=compact, keyed records with
+    /// many updates per key, the cleaner running often); `None` lets the seed choose. Only the
+    /// storage node compacts.
+    pub compact: Option<bool>,
 }
 
 impl Default for RunOptions {
@@ -41,6 +45,7 @@ impl Default for RunOptions {
             lying_fsync: false,
             constant_bit_rot: None,
             broker: None,
+            compact: None,
         }
     }
 }
@@ -49,7 +54,8 @@ impl Default for RunOptions {
 #[derive(Debug, Clone)]
 pub struct SeedOutcome {
     pub seed: u64,
-    /// "log" (the storage node) or "broker" (Kafka protocol to the real broker).
+    /// "log" (the storage node), "compact" (the storage node, compacted) or "broker" (Kafka
+    /// protocol to the real broker).
     pub target: &'static str,
     pub flush: String,
     pub operations: u64,
@@ -62,6 +68,7 @@ pub struct SeedOutcome {
 /// The run's shape, drawn from the seed's randomness.
 struct Shape {
     broker: bool,
+    compact: bool,
     node: NodeConfig,
     workload: WorkloadConfig,
     disk_seed: u64,
@@ -97,6 +104,7 @@ fn draw_shape(options: &RunOptions) -> Shape {
         slow_fsync_ms: rng.gen_range(50..500),
         flusher_interval_ms: rng.gen_range(5..100),
         retention_interval_ms: rng.gen_range(50..500),
+        cleaner_interval_ms: None,
     };
     let disk_faults = FaultConfig {
         torn_write: rng.gen_range(0.0..0.05),
@@ -127,6 +135,7 @@ fn draw_shape(options: &RunOptions) -> Shape {
         codecs,
         idempotent: false,
         group_members: 0,
+        keys: None,
     };
     let broker = options.broker.unwrap_or_else(|| rng.gen_bool(0.5));
     let workload = if broker {
@@ -138,12 +147,38 @@ fn draw_shape(options: &RunOptions) -> Shape {
     } else {
         workload
     };
-    Shape {
+    let disk_seed = rng.gen();
+    // Drawn last, so that the seeds of the other workloads keep their shapes.
+    let compact = !broker
+        && options
+            .compact
+            .unwrap_or_else(|| rng.gen_bool(COMPACT_SHARE_OF_LOG_SEEDS));
+    let mut shape = Shape {
         broker,
+        compact,
         node,
         workload,
-        disk_seed: rng.gen(),
+        disk_seed,
+    };
+    if compact {
+        make_compacted(&mut shape, &mut rng);
     }
+    shape
+}
+
+/// Under `--workload mixed`, the share of storage-node seeds that compact.
+const COMPACT_SHARE_OF_LOG_SEEDS: f64 = 1.0 / 3.0;
+
+/// The compaction workload: small segments, no retention, a cleaner that runs often with a low
+/// dirty ratio, and producers that update a few keys many times.
+fn make_compacted(shape: &mut Shape, rng: &mut impl Rng) {
+    let log = &mut shape.node.log;
+    log.cleanup_policy = CleanupPolicy::COMPACT;
+    log.segment_bytes = rng.gen_range(1..8) * 1024;
+    log.retention_bytes = -1;
+    log.min_cleanable_dirty_ratio = [0.0, 0.1, 0.5][rng.gen_range(0..3)];
+    shape.node.cleaner_interval_ms = Some(rng.gen_range(10..100));
+    shape.workload.keys = Some(rng.gen_range(2..40));
 }
 
 /// Runs one seed and judges it. Never panics: a panic inside the simulation is a violation.
@@ -193,9 +228,13 @@ fn simulate(seed: u64, options: &RunOptions, outcome: &mut SeedOutcome) {
             checker: "served",
             message,
         }),
-        Ok(final_log) => {
-            checkers::check_all(&events, &final_log, history.epoch(), verdict.acks_durable)
-        }
+        Ok(final_log) => checkers::check_all(
+            &events,
+            &final_log,
+            history.epoch(),
+            verdict.acks_durable,
+            verdict.keys,
+        ),
     };
 }
 
@@ -204,6 +243,8 @@ struct Verdict {
     flush: String,
     /// `flush = always`: every acknowledgement promises durability.
     acks_durable: bool,
+    /// The compaction workload's key count (`None` for the other workloads).
+    keys: Option<u32>,
     operations: u64,
     faults: FaultCounts,
     simulated_ms: u64,
@@ -216,6 +257,7 @@ async fn run_cluster(options: RunOptions, history: Arc<History>) -> Verdict {
     let disk = SimDisk::new(shape.disk_seed);
     disk.set_lying_fsync(options.lying_fsync);
     let mut workload_config = shape.workload.clone();
+    debug_assert_eq!(shape.compact, workload_config.keys.is_some());
     if let Some(rate) = options.constant_bit_rot {
         workload_config.disk_faults = FaultConfig {
             bit_rot: rate,
@@ -284,8 +326,14 @@ async fn run_cluster(options: RunOptions, history: Arc<History>) -> Verdict {
         ))
         .await
         .expect("the client node is never killed");
+    let keys = shape.workload.keys;
     Verdict {
-        target: if shape.broker { "broker" } else { "log" },
+        target: match (shape.broker, shape.compact) {
+            (true, _) => "broker",
+            (false, true) => "compact",
+            (false, false) => "log",
+        },
+        keys,
         flush: shape.node.log.flush.to_string(),
         acks_durable: shape.node.log.flush == FlushPolicy::Always,
         operations: cluster.operations.load(std::sync::atomic::Ordering::SeqCst),
@@ -362,5 +410,6 @@ async fn drive(
         let _ = task.await;
     }
     workload::read_committed(&cluster, &config).await;
-    workload::read_final(&cluster).await
+    let keys = config.keys;
+    workload::read_final(&cluster, keys).await
 }

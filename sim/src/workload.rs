@@ -52,6 +52,9 @@ pub struct WorkloadConfig {
     pub idempotent: bool,
     /// Consumer-group members committing offsets (broker only).
     pub group_members: u32,
+    /// The compaction workload: records carry one of this many keys (`served::key_for`), and
+    /// reads accept the holes compaction leaves. `None` for the other workloads.
+    pub keys: Option<u32>,
 }
 
 /// What the clients talk to.
@@ -340,7 +343,10 @@ fn new_records(
         .iter()
         .map(|&id| NewRecord {
             timestamp: now_ms,
-            key: Some(format!("k{}", id.index).into_bytes()),
+            key: Some(match config.keys {
+                Some(keys) => served::key_for(id, keys),
+                None => format!("k{}", id.index).into_bytes(),
+            }),
             value: Some(value_for(id, rng.gen_range(0..400))),
             headers: vec![],
         })
@@ -534,7 +540,7 @@ pub async fn reader(cluster: Cluster, config: WorkloadConfig, reader: u32) {
         let rots_before = cluster.disk.fault_counts().bit_rots;
         let answer = cluster.fetch(cursor).await;
         cursor = match answer {
-            Some(Ok(fetched)) => follow(&cluster, reader, cursor, &fetched, epoch),
+            Some(Ok(fetched)) => follow(&cluster, &config, reader, cursor, &fetched, epoch),
             Some(Err(FetchError::OutOfRange {
                 log_start,
                 next_offset,
@@ -582,9 +588,16 @@ async fn fetch(mailbox: &Mailbox, offset: u64) -> Option<Result<Fetched, FetchEr
 }
 
 /// Records what a fetch served and returns the next offset to read.
-fn follow(cluster: &Cluster, reader: u32, cursor: u64, fetched: &Fetched, epoch: u64) -> u64 {
-    let records = match served::check_fetch(cursor, &fetched.bytes) {
-        Ok(records) => records,
+fn follow(
+    cluster: &Cluster,
+    config: &WorkloadConfig,
+    reader: u32,
+    cursor: u64,
+    fetched: &Fetched,
+    epoch: u64,
+) -> u64 {
+    let served = match served::check_fetch(cursor, &fetched.bytes, config.keys) {
+        Ok(served) => served,
         Err(violation) => {
             cluster.history.record(Event::Violation {
                 checker: violation.checker,
@@ -593,16 +606,15 @@ fn follow(cluster: &Cluster, reader: u32, cursor: u64, fetched: &Fetched, epoch:
             return cursor;
         }
     };
-    let mut next = cursor;
-    for (offset, id) in records {
+    for &(offset, id) in &served.records {
         cluster.history.record(Event::Read {
             reader,
             offset,
             id,
             epoch,
         });
-        next = offset + 1;
     }
+    let next = served.next_offset.unwrap_or(cursor).max(cursor);
     if next > cursor {
         cluster.note_durable(next, epoch);
     }
@@ -616,6 +628,12 @@ pub async fn faults(cluster: Cluster, config: WorkloadConfig, seed_rng: u64) {
         let wait = madsim::rand::thread_rng().gen_range(1..=2 * config.fault_interval_ms_mean);
         sleep_ms(wait).await;
         let choice = madsim::rand::thread_rng().gen_range(0..100);
+        // The compaction workload turns a fifth of its faults into a power loss that lands in
+        // the middle of whatever the node is doing, a compaction swap included.
+        if config.keys.is_some() && madsim::rand::thread_rng().gen_bool(0.2) {
+            dying_power_loss(&cluster, &config, &mut disk_rng).await;
+            continue;
+        }
         match choice {
             0..=29 => crash(&cluster).await,
             30..=54 => power_loss(&cluster, &mut disk_rng).await,
@@ -646,6 +664,21 @@ async fn power_loss(cluster: &Cluster, disk_rng: &mut SimRng) {
     cluster.handle.kill(cluster.node_id);
     cluster.mailbox.clear();
     cluster.disk.power_loss(disk_rng);
+    cluster.history.power_loss();
+    restart_after_downtime(cluster).await;
+}
+
+/// Syncs start failing after a few more (the machine is dying), the node keeps working for a
+/// moment, then the power goes: a multi-step operation such as a compaction swap is cut after a
+/// chosen number of durable steps, and its unsynced renames partly survive.
+async fn dying_power_loss(cluster: &Cluster, config: &WorkloadConfig, disk_rng: &mut SimRng) {
+    let mut rng = madsim::rand::thread_rng();
+    cluster.disk.fail_syncs_after(Some(rng.gen_range(0..12)));
+    sleep_ms(rng.gen_range(1..=2 * config.fault_interval_ms_mean.min(200))).await;
+    cluster.handle.kill(cluster.node_id);
+    cluster.mailbox.clear();
+    cluster.disk.power_loss(disk_rng);
+    cluster.disk.fail_syncs_after(None);
     cluster.history.power_loss();
     restart_after_downtime(cluster).await;
 }
@@ -697,7 +730,7 @@ pub async fn heal(cluster: &Cluster, config: &WorkloadConfig) {
 }
 
 /// Reads the whole log back, from its start to its end, through the `served` checker.
-pub async fn read_final(cluster: &Cluster) -> Result<FinalLog, String> {
+pub async fn read_final(cluster: &Cluster, keys: Option<u32>) -> Result<FinalLog, String> {
     let mut final_log = FinalLog::default();
     let mut cursor = 0;
     for _ in 0..FINAL_FETCHES_MAX {
@@ -714,12 +747,12 @@ pub async fn read_final(cluster: &Cluster) -> Result<FinalLog, String> {
                         fetched.next_offset
                     ));
                 }
-                let records =
-                    served::check_fetch(cursor, &fetched.bytes).map_err(|v| v.to_string())?;
-                for (offset, id) in records {
+                let served =
+                    served::check_fetch(cursor, &fetched.bytes, keys).map_err(|v| v.to_string())?;
+                for (offset, id) in served.records {
                     final_log.records.insert(offset, id);
-                    cursor = offset + 1;
                 }
+                cursor = served.next_offset.unwrap_or(cursor).max(cursor);
             }
             Some(Err(FetchError::OutOfRange { log_start, .. })) if cursor < log_start => {
                 cursor = log_start;

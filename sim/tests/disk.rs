@@ -586,3 +586,22 @@ fn scenario<D: Disk>(disk: &D) -> (Vec<String>, Vec<Vec<u8>>) {
 fn same_visible_bytes_as_mem_disk() {
     assert_eq!(scenario(&SimDisk::new(0)), scenario(&MemDisk::new()));
 }
+
+#[test]
+fn syncs_fail_after_the_countdown_until_it_is_lifted_and_nothing_after_it_is_durable() {
+    let disk = disk(1);
+    let file = synced_file(&disk, b"one");
+    disk.fail_syncs_after(Some(1));
+    file.write_at(b"two", 0).unwrap();
+    file.sync_data().unwrap();
+    file.write_at(b"six", 0).unwrap();
+    assert_eq!(file.sync_data().unwrap_err().kind(), io::ErrorKind::Other);
+    disk.rename(p(A), p(B)).unwrap();
+    assert!(disk.sync_dir(p(DIR)).is_err());
+    assert_eq!(disk.fault_counts().eio, 2);
+    assert_eq!(disk.durable_bytes(p(B)).unwrap(), b"two");
+    assert!(!disk.durable_list_all().contains(&p(B).to_path_buf()));
+    disk.fail_syncs_after(None);
+    disk.sync_dir(p(DIR)).unwrap();
+    assert!(disk.durable_list_all().contains(&p(B).to_path_buf()));
+}

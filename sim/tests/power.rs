@@ -19,9 +19,9 @@ fn a_lying_fsync_fails_the_durability_checker_within_a_few_dozen_seeds() {
         .filter(|&seed| {
             let outcome = run_seed(seed, &options);
             assert!(outcome.faults.lied_fsyncs > 0, "seed {seed} never synced");
-            outcome
-                .violation
-                .is_some_and(|v| matches!(v.checker, "durability" | "monotonic_reads"))
+            outcome.violation.is_some_and(|v| {
+                matches!(v.checker, "durability" | "compaction" | "monotonic_reads")
+            })
         })
         .collect();
     assert!(

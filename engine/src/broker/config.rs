@@ -40,6 +40,8 @@ pub struct BrokerConfig {
     pub inflight_requests_max: usize,
     /// log.retention.check.interval.ms
     pub retention_check_interval_ms: u64,
+    /// log.cleaner.backoff.ms: how often compaction looks for partitions to clean.
+    pub cleaner_backoff_ms: u64,
     pub cluster_id: String,
     /// producer.id.expiration.ms: idempotent producers idle this long are forgotten.
     pub producer_id_expiration_ms: i64,
@@ -63,6 +65,7 @@ impl Default for BrokerConfig {
             connections_max: CONNECTIONS_MAX_DEFAULT,
             inflight_requests_max: INFLIGHT_REQUESTS_MAX_DEFAULT,
             retention_check_interval_ms: 300_000,
+            cleaner_backoff_ms: 15_000,
             cluster_id: "keel-cluster".to_owned(),
             producer_id_expiration_ms: 86_400_000,
             groups: GroupConfig::default(),
@@ -108,11 +111,14 @@ impl Default for GroupConfig {
 /// The topic-level settings keel understands, by Kafka name.
 pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "cleanup.policy",
+    "delete.retention.ms",
     "flush.messages",
     "flush.ms",
     "index.interval.bytes",
     "max.message.bytes",
     "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
     "min.insync.replicas",
     "retention.bytes",
     "retention.ms",
@@ -145,18 +151,18 @@ pub fn topic_log_config(
             "retention.bytes" => config.retention_bytes = number()?,
             "segment.bytes" => config.segment_bytes = positive(name, number()?)?,
             "segment.ms" => config.segment_ms = number()?,
-            "segment.index.bytes" => config.segment_index_bytes = positive(name, number()?)? as usize,
+            "segment.index.bytes" => {
+                config.segment_index_bytes = positive(name, number()?)? as usize
+            }
             "index.interval.bytes" => config.index_interval_bytes = positive(name, number()?)?,
             "max.message.bytes" => config.message_bytes_max = positive(name, number()?)? as usize,
             "flush.messages" => flush_messages = positive(name, number()?)? as i64,
             "flush.ms" => flush_ms = number()?,
             "message.timestamp.type" => config.timestamp_type = timestamp_type(value)?,
-            "cleanup.policy" if value == "delete" => {}
-            "cleanup.policy" => {
-                return Err(format!(
-                    "cleanup.policy '{value}': keel supports only 'delete' (compaction is not built yet)"
-                ))
-            }
+            "cleanup.policy" => config.cleanup_policy = value.parse()?,
+            "delete.retention.ms" => config.delete_retention_ms = number()?,
+            "min.compaction.lag.ms" => config.min_compaction_lag_ms = number()?,
+            "min.cleanable.dirty.ratio" => config.min_cleanable_dirty_ratio = ratio(name, value)?,
             "min.insync.replicas" if number()? == 1 => {}
             "min.insync.replicas" => {
                 return Err(format!(
@@ -169,6 +175,18 @@ pub fn topic_log_config(
     config.flush = flush_policy(flush_messages, flush_ms);
     config.validate()?;
     Ok(config)
+}
+
+/// A ratio between 0 and 1 (min.cleanable.dirty.ratio).
+///
+/// # Errors
+/// A message naming the setting when `value` is not a number in 0..=1.
+pub fn ratio(name: &str, value: &str) -> Result<f64, String> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|r| (0.0..=1.0).contains(r))
+        .ok_or_else(|| format!("{name}: '{value}' is not a number between 0 and 1"))
 }
 
 fn positive(name: &str, value: i64) -> Result<u64, String> {
@@ -229,7 +247,11 @@ pub fn describe(config: &LogConfig) -> Vec<(&'static str, String)> {
         TimestampType::LogAppendTime => "LogAppendTime",
     };
     vec![
-        ("cleanup.policy", "delete".to_owned()),
+        ("cleanup.policy", config.cleanup_policy.to_string()),
+        (
+            "delete.retention.ms",
+            config.delete_retention_ms.to_string(),
+        ),
         ("flush.messages", flush_messages.to_string()),
         ("flush.ms", flush_ms.to_string()),
         (
@@ -238,6 +260,14 @@ pub fn describe(config: &LogConfig) -> Vec<(&'static str, String)> {
         ),
         ("max.message.bytes", config.message_bytes_max.to_string()),
         ("message.timestamp.type", timestamp_type.to_owned()),
+        (
+            "min.cleanable.dirty.ratio",
+            config.min_cleanable_dirty_ratio.to_string(),
+        ),
+        (
+            "min.compaction.lag.ms",
+            config.min_compaction_lag_ms.to_string(),
+        ),
         ("min.insync.replicas", "1".to_owned()),
         ("retention.bytes", config.retention_bytes.to_string()),
         ("retention.ms", config.retention_ms.to_string()),
@@ -292,11 +322,35 @@ mod tests {
         for (name, value) in [
             ("segment.bytes", "0"),
             ("segment.bytes", "x"),
-            ("cleanup.policy", "compact"),
+            ("cleanup.policy", "shred"),
+            ("min.cleanable.dirty.ratio", "1.5"),
+            ("delete.retention.ms", "-1"),
             ("no.such", "1"),
         ] {
             let bad = TopicOverrides::from([(name.to_owned(), value.to_owned())]);
             assert!(topic_log_config(&defaults, &bad).is_err(), "{name}={value}");
         }
+    }
+
+    #[test]
+    fn compaction_settings_apply_and_are_described() {
+        let overrides = TopicOverrides::from([
+            ("cleanup.policy".to_owned(), "compact,delete".to_owned()),
+            ("delete.retention.ms".to_owned(), "100".to_owned()),
+            ("min.cleanable.dirty.ratio".to_owned(), "0.01".to_owned()),
+            ("min.compaction.lag.ms".to_owned(), "5".to_owned()),
+        ]);
+        let config = topic_log_config(&LogConfig::default(), &overrides).unwrap();
+        assert!(config.cleanup_policy.compact && config.cleanup_policy.delete);
+        let described = describe(&config);
+        for (name, value) in &overrides {
+            assert!(
+                described.contains(&(name.as_str(), value.clone())),
+                "{name}"
+            );
+        }
+        let compact = TopicOverrides::from([("cleanup.policy".to_owned(), "compact".to_owned())]);
+        let config = topic_log_config(&LogConfig::default(), &compact).unwrap();
+        assert_eq!(config.cleanup_policy, crate::log::CleanupPolicy::COMPACT);
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! A group's records go to partition `abs(javaHashCode(group)) % partitions`, as Kafka places
 //! them. At start every partition is read back, and the last record of each key wins (the
-//! topic is compacted once compaction is on, and the last record wins in either case).
+//! topic is compacted, which keeps exactly those).
 
 use std::collections::BTreeMap;
 

@@ -38,6 +38,26 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "how often retention runs (300000)",
     ),
     (
+        "log.cleaner.backoff.ms",
+        "how often compaction looks for partitions to clean (15000)",
+    ),
+    (
+        "log.cleanup.policy",
+        "delete, compact, or compact,delete (delete)",
+    ),
+    (
+        "log.cleaner.delete.retention.ms",
+        "how long compaction keeps tombstones (86400000)",
+    ),
+    (
+        "log.cleaner.min.cleanable.ratio",
+        "dirty share of a partition that starts compaction (0.5)",
+    ),
+    (
+        "log.cleaner.min.compaction.lag.ms",
+        "age below which records are not compacted (0)",
+    ),
+    (
         "log.segment.bytes",
         "segment size before a roll (1073741824)",
     ),
@@ -130,6 +150,13 @@ pub fn apply(config: &mut BrokerConfig, name: &str, value: &str) -> Result<(), S
         "log.retention.check.interval.ms" => {
             config.retention_check_interval_ms = int()?.max(1) as u64
         }
+        "log.cleaner.backoff.ms" => config.cleaner_backoff_ms = int()?.max(1) as u64,
+        "log.cleanup.policy" => config.log.cleanup_policy = value.parse()?,
+        "log.cleaner.delete.retention.ms" => config.log.delete_retention_ms = int()?,
+        "log.cleaner.min.cleanable.ratio" => {
+            config.log.min_cleanable_dirty_ratio = super::config::ratio(name, value)?
+        }
+        "log.cleaner.min.compaction.lag.ms" => config.log.min_compaction_lag_ms = int()?,
         "log.segment.bytes" => config.log.segment_bytes = int()?.max(0) as u64,
         "log.roll.ms" => config.log.segment_ms = int()?,
         "log.retention.ms" => config.log.retention_ms = int()?,

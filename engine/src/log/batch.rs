@@ -704,6 +704,60 @@ fn write_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     }
 }
 
+/// What compaction writes in place of a batch it keeps only `records` of (records of `original`,
+/// with their offsets): the original's base offset and last offset delta (so the batch still ends
+/// where it did), producer id, epoch and base sequence, partition leader epoch, codec and
+/// attributes, with a fresh CRC. Under LogAppendTime the original max timestamp is kept. With no
+/// records it is an empty batch, uncompressed, both timestamps the original's max timestamp, as
+/// Kafka writes one to keep a producer's last sequence.
+///
+/// # Errors
+/// When the codec fails to compress.
+pub fn rebuild(
+    original: &BatchHeader,
+    records: &[DecodedRecord],
+) -> Result<Vec<u8>, CompressionError> {
+    let codec = match records.is_empty() {
+        true => Codec::None,
+        false => original.codec()?,
+    };
+    let builder = BatchBuilder {
+        base_offset: original.base_offset,
+        codec,
+        producer_id: original.producer_id,
+        producer_epoch: original.producer_epoch,
+        base_sequence: original.base_sequence,
+        partition_leader_epoch: original.partition_leader_epoch,
+    };
+    let new_records: Vec<NewRecord> = records
+        .iter()
+        .map(|r| NewRecord {
+            timestamp: r.timestamp,
+            key: r.key.clone(),
+            value: r.value.clone(),
+            headers: r.headers.clone(),
+        })
+        .collect();
+    let deltas: Vec<i64> = records
+        .iter()
+        .map(|r| r.offset.saturating_sub(original.base_offset))
+        .collect();
+    let mut batch = builder.build_with_deltas(&new_records, &deltas, original.last_offset_delta)?;
+    let attributes = (original.attributes & !ATTR_CODEC_MASK) | i16::from(codec.id());
+    batch[ATTRIBUTES_POS..ATTRIBUTES_POS + 2].copy_from_slice(&attributes.to_be_bytes());
+    if records.is_empty() {
+        let timestamp = original.max_timestamp.to_be_bytes();
+        batch[BASE_TIMESTAMP_POS..BASE_TIMESTAMP_POS + 8].copy_from_slice(&timestamp);
+        batch[MAX_TIMESTAMP_POS..MAX_TIMESTAMP_POS + 8].copy_from_slice(&timestamp);
+    } else if original.is_log_append_time() {
+        let timestamp = original.max_timestamp.to_be_bytes();
+        batch[MAX_TIMESTAMP_POS..MAX_TIMESTAMP_POS + 8].copy_from_slice(&timestamp);
+    }
+    let crc = compute_crc(&batch);
+    batch[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(batch)
+}
+
 /// The records of a batch with their absolute offsets and timestamps, decompressed and owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodedRecord {

@@ -14,6 +14,63 @@ pub const MESSAGE_BYTES_MAX_DEFAULT: usize = 1_048_588;
 pub const SEGMENT_BYTES_LIMIT: u64 = i32::MAX as u64;
 /// The smallest segment Kafka allows (segment.bytes >= 14: one batch header must fit).
 pub const SEGMENT_BYTES_MIN: u64 = 14;
+/// delete.retention.ms: how long tombstones stay readable after compaction (Kafka: one day).
+pub const DELETE_RETENTION_MS_DEFAULT: i64 = 24 * 60 * 60 * 1000;
+/// min.cleanable.dirty.ratio (Kafka's default).
+pub const MIN_CLEANABLE_DIRTY_RATIO_DEFAULT: f64 = 0.5;
+
+/// What happens to old segments (Kafka's cleanup.policy): deleted by retention, compacted by key,
+/// or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    pub delete: bool,
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
+    pub const COMPACT: CleanupPolicy = CleanupPolicy {
+        delete: false,
+        compact: true,
+    };
+}
+
+impl fmt::Display for CleanupPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.compact, self.delete) {
+            (true, true) => write!(f, "compact,delete"),
+            (true, false) => write!(f, "compact"),
+            _ => write!(f, "delete"),
+        }
+    }
+}
+
+impl FromStr for CleanupPolicy {
+    type Err = String;
+
+    /// A comma-separated list of `delete` and `compact`, in any order (Kafka's syntax).
+    fn from_str(s: &str) -> Result<CleanupPolicy, String> {
+        let mut policy = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        for word in s.split(',').map(str::trim) {
+            match word {
+                "delete" => policy.delete = true,
+                "compact" => policy.compact = true,
+                other => {
+                    return Err(format!(
+                        "cleanup.policy '{other}' (delete, compact, or compact,delete)"
+                    ))
+                }
+            }
+        }
+        Ok(policy)
+    }
+}
 
 /// When appended data is made durable. The contract each choice gives is in `Log`'s doc.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +122,7 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// segment.bytes: roll when the active segment would exceed it.
     pub segment_bytes: u64,
@@ -83,6 +140,17 @@ pub struct LogConfig {
     pub message_bytes_max: usize,
     pub flush: FlushPolicy,
     pub timestamp_type: TimestampType,
+    /// cleanup.policy: retention by time and size applies with `delete`, compaction with
+    /// `compact`.
+    pub cleanup_policy: CleanupPolicy,
+    /// delete.retention.ms: tombstones older than this (by their batch's max timestamp) are
+    /// removed by compaction.
+    pub delete_retention_ms: i64,
+    /// min.cleanable.dirty.ratio: compaction runs when the uncleaned share of the cleanable bytes
+    /// reaches this.
+    pub min_cleanable_dirty_ratio: f64,
+    /// min.compaction.lag.ms: a segment is compacted only once its newest record is this old.
+    pub min_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -97,6 +165,10 @@ impl Default for LogConfig {
             message_bytes_max: MESSAGE_BYTES_MAX_DEFAULT,
             flush: FlushPolicy::None,
             timestamp_type: TimestampType::CreateTime,
+            cleanup_policy: CleanupPolicy::DELETE,
+            delete_retention_ms: DELETE_RETENTION_MS_DEFAULT,
+            min_cleanable_dirty_ratio: MIN_CLEANABLE_DIRTY_RATIO_DEFAULT,
+            min_compaction_lag_ms: 0,
         }
     }
 }
@@ -124,6 +196,21 @@ impl LogConfig {
         }
         if self.message_bytes_max == 0 {
             return Err("max.message.bytes must be positive".to_owned());
+        }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return Err(format!(
+                "min.cleanable.dirty.ratio {} is outside 0..=1",
+                self.min_cleanable_dirty_ratio
+            ));
+        }
+        if self.delete_retention_ms < 0 || self.min_compaction_lag_ms < 0 {
+            return Err(format!(
+                "delete.retention.ms {} and min.compaction.lag.ms {} may not be negative",
+                self.delete_retention_ms, self.min_compaction_lag_ms
+            ));
+        }
+        if !self.cleanup_policy.delete && !self.cleanup_policy.compact {
+            return Err("cleanup.policy names neither delete nor compact".to_owned());
         }
         Ok(())
     }

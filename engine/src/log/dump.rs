@@ -1,6 +1,8 @@
 //! Offline inspection of log files: `keel dump-log FILE` prints the batches of a `.log` file (or
 //! the entries of an index) the way kafka-dump-log does, and `keel check DIR` verifies every
-//! segment of a data directory, naming the file and position of each problem it finds.
+//! segment of a data directory, naming the file and position of each problem it finds. A log
+//! whose directory holds compaction's marker may have holes between batches; elsewhere offsets
+//! must be dense.
 //!
 //! Both read through the `Disk` seam, like the engine, and never write.
 
@@ -8,6 +10,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::batch::{self, BatchHeader};
+use super::compaction::COMPACTED_MARKER_FILE;
 use super::index::{self, IndexKind};
 use super::scan::{First, ScanError, Scanner, Verify};
 use super::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
@@ -34,14 +37,19 @@ pub fn dump_file<D: Disk>(disk: &D, path: &Path, out: &mut dyn Write) -> io::Res
     match suffix {
         INDEX_SUFFIX => dump_index(&file, path, IndexKind::Offset, out),
         TIME_INDEX_SUFFIX => dump_index(&file, path, IndexKind::Time, out),
-        _ => dump_log(&file, out),
+        _ => {
+            // A compacted log has holes between batches; its directory says so.
+            let marker = path.parent().map(|dir| dir.join(COMPACTED_MARKER_FILE));
+            let holes = marker.is_some_and(|marker| disk.exists(&marker));
+            dump_log(&file, holes, out)
+        }
     }
 }
 
-fn dump_log<F: File>(file: &F, out: &mut dyn Write) -> io::Result<DumpSummary> {
+fn dump_log<F: File>(file: &F, holes: bool, out: &mut dyn Write) -> io::Result<DumpSummary> {
     let mut summary = DumpSummary::default();
     let end = file.len()?;
-    let mut scanner = Scanner::new(file, 0, end, Verify::Header);
+    let mut scanner = Scanner::new(file, 0, end, Verify::Header).allowing_holes(holes);
     loop {
         match scanner.next_batch() {
             Ok(Some(found)) => {
@@ -232,6 +240,7 @@ fn check_log<D: Disk>(
     report: &mut CheckReport,
 ) -> io::Result<()> {
     let mut next_offset: Option<u64> = None;
+    let holes = disk.exists(&dir.join(COMPACTED_MARKER_FILE));
     for &base in bases {
         report.segments += 1;
         let path = segment::segment_path(dir, base, LOG_SUFFIX);
@@ -243,7 +252,7 @@ fn check_log<D: Disk>(
                 reason: format!("segment starts at {base}, below the previous end {next}"),
             });
         }
-        let last = check_segment(&file, &path, base, report)?;
+        let last = check_segment(&file, &path, base, holes, report)?;
         next_offset = last.or(next_offset).or(Some(base));
         check_index(disk, &file, dir, base, report)?;
     }
@@ -255,11 +264,14 @@ fn check_segment<F: File>(
     file: &F,
     path: &Path,
     base: u64,
+    holes: bool,
     report: &mut CheckReport,
 ) -> io::Result<Option<u64>> {
     let mut next: Option<u64> = None;
     let end = file.len()?;
-    let mut scanner = Scanner::new(file, 0, end, Verify::Crc).expecting(First::Base(base));
+    let mut scanner = Scanner::new(file, 0, end, Verify::Crc)
+        .expecting(First::Base(base))
+        .allowing_holes(holes);
     let problem = |position: u64, reason: String| Problem {
         path: path.to_path_buf(),
         position,

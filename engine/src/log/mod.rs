@@ -16,12 +16,15 @@
 //!   a torn or corrupt tail is cut off with a log line saying how many bytes went. Recovery reads
 //!   the bytes after the recovery point, not the whole log. A clean-shutdown marker lets even
 //!   that scan be skipped, but only when it was written after the flush it vouches for.
-//! - `truncate_to` and retention are durable when they return.
+//! - `truncate_to`, retention and compaction are durable when they return. Compaction reads and
+//!   rewrites only segments wholly below the recovery point, and swaps each cleaned segment in
+//!   so that a crash leaves the old or the new one (see `compaction`).
 //!
 //! The log is synchronous and single-writer; the caller serialises access.
 
 pub mod batch;
 pub mod checkpoint;
+pub mod compaction;
 pub mod config;
 pub mod dump;
 pub mod index;
@@ -39,7 +42,7 @@ use std::sync::Arc;
 
 use self::batch::{BatchError, BatchHeader};
 use self::checkpoint::{Checkpoint, CheckpointFile, CleanShutdown};
-pub use self::config::{FlushPolicy, LogConfig, TimestampType};
+pub use self::config::{CleanupPolicy, FlushPolicy, LogConfig, TimestampType};
 use self::segment::{AppendedBatch, Segment};
 use crate::io::{Disk, File};
 
@@ -145,6 +148,15 @@ pub struct Log<D: Disk> {
     unflushed_messages: u64,
     last_flush_ms: i64,
     recovery: RecoveryReport,
+    /// Compaction has cleaned this log, so batches may have holes between them; durable as the
+    /// `compaction::COMPACTED_MARKER_FILE` in the log's directory.
+    holes: bool,
+    /// Compaction's boundary between clean and dirty: segments below it were cleaned by this
+    /// process. Kept in memory only, so after a restart the whole log counts as dirty once.
+    cleaned_to: u64,
+    /// A compaction swap failed and could not be settled: no more compaction until the log is
+    /// opened again (see `compaction`).
+    compaction_blocked: bool,
 }
 
 /// What `Log::open` found and did.
@@ -333,12 +345,13 @@ impl<D: Disk> Log<D> {
             return Ok(());
         }
         self.active().close_active()?;
-        let segment = Segment::create(
+        let mut segment = Segment::create(
             &self.disk,
             &self.dir,
             base_offset,
             self.config.segment_index_bytes,
         )?;
+        segment.set_holes(self.holes);
         self.disk.sync_dir(&self.dir)?;
         self.segments.insert(base_offset, segment);
         Ok(())
@@ -483,7 +496,7 @@ impl<D: Disk> Log<D> {
             };
             let mut bytes = vec![0u8; slice.bytes as usize];
             slice.file.read_exact_at(&mut bytes, slice.position)?;
-            let verified = verified_prefix_holding(&bytes, slice.first_offset, offset);
+            let verified = verified_prefix_holding(&bytes, slice.first_offset, offset, self.holes);
             if verified == bytes.len() {
                 return Ok(bytes);
             }
@@ -611,12 +624,13 @@ impl<D: Disk> Log<D> {
         for (_, segment) in std::mem::take(&mut self.segments) {
             segment.delete(&self.disk)?;
         }
-        let segment = Segment::create(
+        let mut segment = Segment::create(
             &self.disk,
             &self.dir,
             offset,
             self.config.segment_index_bytes,
         )?;
+        segment.set_holes(self.holes);
         self.segments.insert(offset, segment);
         self.log_start_offset = offset;
         self.next_offset = offset;
@@ -660,7 +674,7 @@ fn verify_slice<F: File>(
     let mut verified = 0;
     for _ in 0..scan::READ_ATTEMPTS_MAX {
         slice.file.read_exact_at(&mut bytes, slice.position)?;
-        verified = verified_prefix_holding(&bytes, slice.first_offset, offset);
+        verified = verified_prefix_holding(&bytes, slice.first_offset, offset, segment.holes());
         if verified == bytes.len() {
             break;
         }
@@ -681,10 +695,10 @@ fn verify_slice<F: File>(
 
 /// `verified_prefix`, and 0 unless the first batch holds `offset`: a lookup misled by a header
 /// that read wrong can land on a sound batch that is not the one asked for.
-fn verified_prefix_holding(bytes: &[u8], first_offset: u64, offset: u64) -> usize {
+fn verified_prefix_holding(bytes: &[u8], first_offset: u64, offset: u64, holes: bool) -> usize {
     let holds = BatchHeader::parse(bytes).is_ok_and(|h| h.last_offset() as u64 >= offset);
     if holds {
-        verified_prefix(bytes, first_offset)
+        verified_prefix(bytes, first_offset, holes)
     } else {
         0
     }
@@ -705,12 +719,14 @@ fn prefix_next_offset(bytes: &[u8]) -> u64 {
 }
 
 /// The length of the longest prefix of `bytes` made of whole batches with valid CRCs and dense
-/// offsets, the first starting at `first_offset`.
-pub fn verified_prefix(bytes: &[u8], first_offset: u64) -> usize {
+/// offsets (with `holes`, strictly increasing ones), the first starting at `first_offset`.
+pub fn verified_prefix(bytes: &[u8], first_offset: u64, holes: bool) -> usize {
     let mut position = 0;
     let mut expected_base = first_offset;
     while let Ok(header) = BatchHeader::parse(&bytes[position..]) {
-        if header.base_offset as u64 != expected_base {
+        let base = header.base_offset as u64;
+        let in_order = base == expected_base || (holes && base > expected_base);
+        if !in_order || header.base_offset < 0 {
             break;
         }
         let Some(total) = header.total_bytes() else {

@@ -1,8 +1,9 @@
 //! Opening a log directory: from whatever a crash or power loss left to a log that keeps the
 //! contract in `Log`'s doc.
 //!
-//! 1. Leftovers are cleared: temporary files, and index files whose `.log` is gone (a removal
-//!    that a crash interrupted).
+//! 1. A compaction swap that a crash interrupted is finished or rolled back (see `compaction`);
+//!    then leftovers are cleared: temporary and `.cleaned` files, and index files whose `.log` is
+//!    gone (a removal that a crash interrupted).
 //! 2. If a clean-shutdown marker is present and matches the checkpoint and the active segment's
 //!    size, every segment is trusted and nothing is scanned.
 //! 3. Otherwise segments that end below the recovery point are trusted as they stand; from the
@@ -17,6 +18,7 @@ use std::io;
 use std::path::Path;
 
 use super::checkpoint::{self, CheckpointFile, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
+use super::compaction;
 use super::scan::First;
 use super::segment::{self, Segment, TailRecovery, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use super::{Log, LogConfig, LogError, RecoveryReport};
@@ -31,8 +33,10 @@ impl<D: Disk> Log<D> {
     pub fn open(disk: D, dir: &Path, config: LogConfig, now_ms: i64) -> Result<Log<D>, LogError> {
         config.validate().map_err(LogError::Config)?;
         disk.create_dir_all(dir)?;
+        compaction::finish_interrupted_swaps(&disk, dir)?;
         let names = disk.list(dir)?;
         remove_leftovers(&disk, dir, &names)?;
+        let holes = names.iter().any(|n| n == compaction::COMPACTED_MARKER_FILE);
         let bases = segment_bases(&names);
         let (checkpoint_file, checkpoint) = CheckpointFile::open(&disk, dir)?;
         let checkpoint = checkpoint.unwrap_or_default();
@@ -50,6 +54,9 @@ impl<D: Disk> Log<D> {
             unflushed_messages: 0,
             last_flush_ms: now_ms,
             recovery: RecoveryReport::default(),
+            holes,
+            cleaned_to: 0,
+            compaction_blocked: false,
         };
         if bases.is_empty() {
             log.start_fresh_at(log.log_start_offset)?;
@@ -89,7 +96,8 @@ impl<D: Disk> Log<D> {
             return Ok(false);
         }
         for &base in bases {
-            let segment = Segment::open_trusted(&self.disk, &self.dir, base)?;
+            let mut segment = Segment::open_trusted(&self.disk, &self.dir, base)?;
+            segment.set_holes(self.holes);
             self.segments.insert(base, segment);
         }
         self.next_offset = marker.next_offset;
@@ -107,6 +115,7 @@ impl<D: Disk> Log<D> {
                 continue;
             }
             let mut segment = Segment::open_trusted(&self.disk, &self.dir, base)?;
+            segment.set_holes(self.holes);
             let below = bases.get(i + 1).is_some_and(|&next| next <= recovery_point);
             if !below {
                 let (end, tail) = self.recover_segment(&mut segment, base)?;
@@ -253,7 +262,9 @@ fn remove_leftovers<D: Disk>(disk: &D, dir: &Path, names: &[String]) -> io::Resu
             (suffix == INDEX_SUFFIX || suffix == TIME_INDEX_SUFFIX) && !bases.contains(&base)
         });
         let temporary = name.ends_with(".tmp") || name.ends_with(".cleaned");
-        let ours = name == CHECKPOINT_FILE || name == CLEAN_SHUTDOWN_FILE;
+        let ours = name == CHECKPOINT_FILE
+            || name == CLEAN_SHUTDOWN_FILE
+            || name == compaction::COMPACTED_MARKER_FILE;
         if (orphan_index || temporary) && !ours {
             tracing::info!(file = %dir.join(name).display(), "removing a leftover file");
             disk.remove(&dir.join(name))?;

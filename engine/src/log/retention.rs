@@ -1,6 +1,7 @@
 //! Retention: deleting whole closed segments that are too old (retention.ms), that the log no
 //! longer has room for (retention.bytes), or that lie wholly below the log start offset (after
-//! DeleteRecords). The active segment is never deleted.
+//! DeleteRecords). The active segment is never deleted. Time and size apply only when
+//! cleanup.policy includes `delete`.
 //!
 //! Order matters for crash safety: the new log start offset is checkpointed first, then the files
 //! are removed and the directory synced. A crash in between leaves files that the next open sees
@@ -39,8 +40,19 @@ impl<D: Disk> Log<D> {
             .map(|s| (s.base_offset(), s.bytes(), s.max_timestamp()))
             .collect();
         let bases: Vec<u64> = self.segments.keys().copied().collect();
-        let retention_ms = self.config.retention_ms;
-        let limit = self.config.retention_bytes;
+        // Under cleanup.policy=compact alone, time and size do not delete: compaction keeps the
+        // latest value of every key however old. Records below the log start still go.
+        let by_retention = self.config.cleanup_policy.delete;
+        let retention_ms = if by_retention {
+            self.config.retention_ms
+        } else {
+            -1
+        };
+        let limit = if by_retention {
+            self.config.retention_bytes
+        } else {
+            -1
+        };
         let mut excess_bytes = (limit >= 0).then(|| self.size_bytes() as i64 - limit);
         let mut count = 0;
         for (i, &(_, bytes, max_timestamp)) in closed.iter().enumerate() {

@@ -83,9 +83,12 @@ pub struct Scanner<'a, F: File> {
     chunk_start: u64,
     /// The base offset the next batch must have: batches are dense, each starting right after
     /// the last offset of the one before (the base offset is outside the CRC, so this is what
-    /// catches a damaged one).
+    /// catches a damaged one). In a log with holes it is the lowest base offset allowed.
     expected_base: Option<u64>,
     first: Option<First>,
+    /// Compaction leaves holes between batches: offsets then need only increase strictly, and a
+    /// scan from a segment's start may find its first batch above the segment's base offset.
+    holes: bool,
 }
 
 impl<'a, F: File> Scanner<'a, F> {
@@ -100,7 +103,14 @@ impl<'a, F: File> Scanner<'a, F> {
             chunk_start: position,
             expected_base: None,
             first: None,
+            holes: false,
         }
+    }
+
+    /// Accepts holes between batches (a log that compaction has cleaned), when `holes` is set.
+    pub fn allowing_holes(mut self, holes: bool) -> Scanner<'a, F> {
+        self.holes = holes;
+        self
     }
 
     /// Requires the first batch to be `first`: base offsets lie outside the CRC, so a damaged
@@ -163,6 +173,7 @@ impl<'a, F: File> Scanner<'a, F> {
             ));
         }
         let first_ok = match (self.expected_base, self.first) {
+            (None, Some(First::Base(base))) if self.holes => header.base_offset as u64 >= base,
             (None, Some(First::Base(base))) => header.base_offset as u64 == base,
             (None, Some(First::Last(last))) => header.last_offset() as u64 == last,
             _ => true,
@@ -176,9 +187,10 @@ impl<'a, F: File> Scanner<'a, F> {
             );
             return Err(ScanError::Stop(self.stop(&reason)));
         }
+        let base = header.base_offset as u64;
         if let Some(expected) = self
             .expected_base
-            .filter(|&e| e != header.base_offset as u64)
+            .filter(|&e| base < e || (base > e && !self.holes))
         {
             let reason = format!(
                 "batch at offset {} follows one ending at {}",

@@ -25,6 +25,14 @@ pub fn segment_path(dir: &Path, base_offset: u64, suffix: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}.{suffix}"))
 }
 
+/// `segment_path` with `.{stage}` appended when a stage is given.
+pub fn staged_path(dir: &Path, base_offset: u64, suffix: &str, stage: Option<&str>) -> PathBuf {
+    match stage {
+        Some(stage) => dir.join(format!("{base_offset:020}.{suffix}.{stage}")),
+        None => segment_path(dir, base_offset, suffix),
+    }
+}
+
 /// The base offset named by a segment file name, and its suffix.
 pub fn parse_segment_name(name: &str) -> Option<(u64, &str)> {
     let (stem, suffix) = name.split_once('.')?;
@@ -70,6 +78,8 @@ pub struct Segment<F: File> {
     /// (validated before the write), scanned by recovery, or checked by a read. Zero-copy reads
     /// send only verified ranges; others are verified first.
     verified: Vec<(u64, u64)>,
+    /// Whether compaction may have left holes between batches (see `Scanner::allowing_holes`).
+    holes: bool,
 }
 
 /// What recovering a segment's tail found.
@@ -91,9 +101,26 @@ impl<F: File> Segment<F> {
         base_offset: u64,
         index_bytes_max: usize,
     ) -> io::Result<Segment<F>> {
-        let log = disk.create(&segment_path(dir, base_offset, LOG_SUFFIX))?;
-        let index = create_or_open(disk, &segment_path(dir, base_offset, INDEX_SUFFIX))?;
-        let time_index = create_or_open(disk, &segment_path(dir, base_offset, TIME_INDEX_SUFFIX))?;
+        Segment::create_staged(disk, dir, base_offset, index_bytes_max, None)
+    }
+
+    /// Creates an empty segment whose three files carry the extra suffix `stage` when given
+    /// (`00000000000000000000.log.cleaned`): compaction writes a segment there before it swaps
+    /// it in. The caller syncs the directory.
+    ///
+    /// # Errors
+    /// IO errors; `AlreadyExists` if the `.log` file exists.
+    pub fn create_staged<D: Disk<File = F>>(
+        disk: &D,
+        dir: &Path,
+        base_offset: u64,
+        index_bytes_max: usize,
+        stage: Option<&str>,
+    ) -> io::Result<Segment<F>> {
+        let path = |suffix| staged_path(dir, base_offset, suffix, stage);
+        let log = disk.create(&path(LOG_SUFFIX))?;
+        let index = create_or_open(disk, &path(INDEX_SUFFIX))?;
+        let time_index = create_or_open(disk, &path(TIME_INDEX_SUFFIX))?;
         Ok(Segment {
             base_offset,
             dir: dir.to_path_buf(),
@@ -107,6 +134,7 @@ impl<F: File> Segment<F> {
             offset_of_max_timestamp: base_offset,
             first_batch_timestamp: None,
             verified: Vec::new(),
+            holes: false,
         })
     }
 
@@ -138,6 +166,7 @@ impl<F: File> Segment<F> {
             offset_of_max_timestamp: base_offset,
             first_batch_timestamp: None,
             verified: Vec::new(),
+            holes: false,
         };
         segment.load_max_timestamp();
         Ok(segment)
@@ -155,6 +184,15 @@ impl<F: File> Segment<F> {
 
     pub fn base_offset(&self) -> u64 {
         self.base_offset
+    }
+
+    /// Lets scans of this segment accept holes between batches (the log has been compacted).
+    pub fn set_holes(&mut self, holes: bool) {
+        self.holes = holes;
+    }
+
+    pub fn holes(&self) -> bool {
+        self.holes
     }
 
     pub fn bytes(&self) -> u64 {
@@ -280,8 +318,9 @@ impl<F: File> Segment<F> {
     /// IO errors, or the segment's bytes stop parsing as batches before the answer.
     pub fn find_batch(&mut self, offset: u64) -> io::Result<Option<ScannedBatch>> {
         let (start, first) = self.index_hint(offset)?;
-        let mut scanner =
-            Scanner::new(&*self.log, start, self.bytes, Verify::Header).expecting(first);
+        let mut scanner = Scanner::new(&*self.log, start, self.bytes, Verify::Header)
+            .expecting(first)
+            .allowing_holes(self.holes);
         loop {
             match scanner.next_batch() {
                 Ok(Some(batch)) if batch.header.last_offset() as u64 >= offset => {
@@ -360,7 +399,8 @@ impl<F: File> Segment<F> {
         self.reset_indexes(index_bytes)?;
         let log = Arc::clone(&self.log);
         let mut scanner = Scanner::new(&*log, 0, self.bytes, Verify::Header)
-            .expecting(First::Base(self.base_offset));
+            .expecting(First::Base(self.base_offset))
+            .allowing_holes(self.holes);
         let interval = crate::log::config::INDEX_INTERVAL_BYTES_DEFAULT;
         loop {
             match scanner.next_batch() {
@@ -426,7 +466,9 @@ impl<F: File> Segment<F> {
         let file_bytes = self.log.len()?;
         self.keep_index_entries_below(position, index_bytes_max)?;
         let log = Arc::clone(&self.log);
-        let mut scanner = Scanner::new(&*log, position, file_bytes, Verify::Crc).expecting(first);
+        let mut scanner = Scanner::new(&*log, position, file_bytes, Verify::Crc)
+            .expecting(first)
+            .allowing_holes(self.holes);
         let mut next_offset = None;
         let stop = loop {
             match scanner.next_batch() {
@@ -569,7 +611,8 @@ impl<F: File> Segment<F> {
         self.first_batch_timestamp = None;
         let log = Arc::clone(&self.log);
         let mut scanner = Scanner::new(&*log, 0, self.bytes, Verify::Header)
-            .expecting(First::Base(self.base_offset));
+            .expecting(First::Base(self.base_offset))
+            .allowing_holes(self.holes);
         let mut since_entry = 0;
         let last_indexed = self.index.last().map(|e| u64::from(e.value));
         while let Some(batch) = scanner
@@ -600,8 +643,9 @@ impl<F: File> Segment<F> {
     /// IO errors or unparsable bytes.
     pub fn next_offset(&mut self) -> io::Result<Option<u64>> {
         let (start, first) = self.index_hint(u64::MAX)?;
-        let mut scanner =
-            Scanner::new(&*self.log, start, self.bytes, Verify::Header).expecting(first);
+        let mut scanner = Scanner::new(&*self.log, start, self.bytes, Verify::Header)
+            .expecting(first)
+            .allowing_holes(self.holes);
         let mut next = None;
         while let Some(batch) = scanner
             .next_batch()
@@ -677,8 +721,9 @@ impl<F: File> Segment<F> {
             .map_or(self.base_offset, |e| self.base_offset + u64::from(e.value))
             .max(from_offset);
         let (start, first) = self.index_hint(start_offset)?;
-        let mut scanner =
-            Scanner::new(&*self.log, start, self.bytes, Verify::Header).expecting(first);
+        let mut scanner = Scanner::new(&*self.log, start, self.bytes, Verify::Header)
+            .expecting(first)
+            .allowing_holes(self.holes);
         while let Some(batch) = scanner
             .next_batch()
             .map_err(|e| e.into_io(&self.path(LOG_SUFFIX)))?
@@ -720,7 +765,8 @@ impl<F: File> Segment<F> {
             next_offset = jump.1;
         }
         let mut scanner = Scanner::new(&*self.log, end, limit_position, Verify::Header)
-            .expecting(First::Base(next_offset));
+            .expecting(First::Base(next_offset))
+            .allowing_holes(self.holes);
         loop {
             match scanner.next_batch() {
                 Ok(Some(batch)) if (batch.header.last_offset() as u64) < offset_limit => {

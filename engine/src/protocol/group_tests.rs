@@ -461,3 +461,58 @@ fn producer_state_is_rebuilt_from_the_log_without_a_snapshot() {
     assert_eq!(produce(&broker, idempotent_batch(77, 0, 4), 9), (0, 0));
     assert_eq!(produce(&broker, idempotent_batch(77, 4, 1), 9), (0, 6));
 }
+
+fn keyed_batch(producer_id: i64, sequence: i32, key: &str, value: &str) -> Bytes {
+    let record = NewRecord {
+        timestamp: 1_699_999_999_000,
+        key: Some(key.as_bytes().to_vec()),
+        value: Some(value.as_bytes().to_vec()),
+        headers: vec![],
+    };
+    let builder = BatchBuilder {
+        producer_id,
+        producer_epoch: if producer_id >= 0 { 0 } else { -1 },
+        base_sequence: if producer_id >= 0 { sequence } else { -1 },
+        ..BatchBuilder::default()
+    };
+    Bytes::from(builder.build(&[record]).unwrap())
+}
+
+/// Compaction removes every record of an idempotent producer's last batch (a later producer
+/// overwrote its key), yet keeps the batch, empty: after a crash the producer state is rebuilt
+/// from batch headers, and a retry of that batch must still be recognised.
+#[test]
+fn compaction_keeps_an_idempotent_producers_last_batch() {
+    let disk = MemDisk::new();
+    let broker = group_broker(disk.clone());
+    let overrides = [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "1024"),
+        ("min.cleanable.dirty.ratio", "0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    broker.create_topic("idem", 1, overrides, false).unwrap();
+    assert_eq!(produce(&broker, keyed_batch(5, 0, "a", "first"), 9), (0, 0));
+    for i in 0..60 {
+        let (code, _) = produce(&broker, keyed_batch(-1, 0, "a", &format!("later-{i}")), 9);
+        assert_eq!(code, 0);
+    }
+    broker.flush_due();
+    assert!(broker.compact_due() > 0, "nothing was compacted");
+    let first_batch_records = |b: &TestBroker| {
+        let topic = b.topic("idem").unwrap();
+        let mut guard = topic.partitions[0].log();
+        let log = guard.as_mut().unwrap();
+        let bytes = log.read_copy(0, 1 << 20, log.next_offset()).unwrap();
+        let header = crate::log::batch::BatchHeader::parse(&bytes).unwrap();
+        (header.base_offset, header.producer_id, header.records_count)
+    };
+    assert_eq!(first_batch_records(&broker), (0, 5, 0), "kept, empty");
+    // A crash (no clean close, so no producer snapshot), then the producer's retry.
+    drop(broker);
+    let broker = group_broker(disk);
+    assert_eq!(produce(&broker, keyed_batch(5, 0, "a", "first"), 9), (0, 0));
+    assert_eq!(produce(&broker, keyed_batch(5, 1, "b", "next"), 9), (0, 61));
+}

@@ -161,6 +161,12 @@ fn append<D: Disk, C: Clock, R: Rng>(
             "partition closed",
         );
     };
+    if log.config().cleanup_policy.compact {
+        if let Err(e) = crate::log::compaction::check_keys(&batch) {
+            let error = crate::log::LogError::InvalidBatch(e);
+            return refused(index, errors::log_error(&error), &error.to_string());
+        }
+    }
     let header = BatchHeader::parse(&batch).expect("checked above");
     let idempotent = producers::is_idempotent(&header);
     if idempotent {

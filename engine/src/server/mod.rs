@@ -117,13 +117,14 @@ async fn drain<C: Clock>(open: &AtomicUsize, clock: &C) {
     }
 }
 
-/// Flushes that the flush policies say are due, and retention, until told to stop.
+/// Flushes that the flush policies say are due, retention and compaction, until told to stop.
 async fn housekeeping<D: Disk, C: Clock, R: Rng>(
     broker: Arc<Broker<D, C, R>>,
     stop: watch::Receiver<bool>,
 ) {
     let retention_every =
         (broker.config.retention_check_interval_ms / FLUSH_CHECK_INTERVAL_MS).max(1);
+    let cleaner_every = (broker.config.cleaner_backoff_ms / FLUSH_CHECK_INTERVAL_MS).max(1);
     let mut ticks: u64 = 0;
     while !*stop.borrow() {
         tokio::time::sleep(Duration::from_millis(FLUSH_CHECK_INTERVAL_MS)).await;
@@ -134,6 +135,9 @@ async fn housekeeping<D: Disk, C: Clock, R: Rng>(
         ticks += 1;
         if ticks.is_multiple_of(retention_every) {
             broker.apply_retention();
+        }
+        if ticks.is_multiple_of(cleaner_every) {
+            broker.compact_due();
         }
     }
 }

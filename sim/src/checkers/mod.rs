@@ -8,6 +8,8 @@
 //! - `monotonic_reads`: nothing a reader has read changes or disappears, unless a power loss took
 //!   it before it was durable, or retention removed it; within a power epoch every read and
 //!   acknowledgement of an offset agrees.
+//! - `compaction` (compaction workload, in place of `durability`): each key's latest promised
+//!   record is readable unless a newer record of the key is; no promised record is replaced.
 //! - `recovery`: the log always opened, and the node never panicked.
 //! - `liveness`: after the heal phase the node accepts writes again within a bounded time.
 //! - `idempotence`: no record is in the final log twice (idempotent producers resend batches
@@ -15,6 +17,7 @@
 //! - `offsets`: a group's committed offset after the heal phase is at least every acknowledged
 //!   commit the contract protects, and readable.
 
+pub mod compaction;
 pub mod durability;
 pub mod idempotence;
 pub mod liveness;
@@ -74,11 +77,15 @@ pub fn check_all(
     final_log: &FinalLog,
     final_epoch: u64,
     acks_durable: bool,
+    keys: Option<u32>,
 ) -> Option<Violation> {
     recovery::check(events)
         .or_else(|| served::check_history(events))
-        .or_else(|| durability::check(events, final_log, final_epoch, acks_durable))
-        .or_else(|| monotonic_reads::check(events, final_log, final_epoch))
+        .or_else(|| match keys {
+            Some(keys) => compaction::check(events, final_log, final_epoch, acks_durable, keys),
+            None => durability::check(events, final_log, final_epoch, acks_durable),
+        })
+        .or_else(|| monotonic_reads::check(events, final_log, final_epoch, keys))
         .or_else(|| liveness::check(events))
         .or_else(|| idempotence::check(final_log))
         .or_else(|| offsets::check(events, acks_durable))

@@ -1,16 +1,24 @@
 //! Monotonic reads: within a power epoch every read and acknowledgement of an offset names the
 //! same record; and a record a reader was served stays at its offset in the final log unless a
-//! power loss took it before it was durable or retention removed it.
+//! power loss took it before it was durable, retention removed it, or (compaction workload)
+//! compaction removed it for a newer record of its key.
 
 use std::collections::BTreeMap;
 
-use super::{durable_upto_by_epoch, protected, FinalLog, Violation};
+use super::{compaction, durable_upto_by_epoch, protected, FinalLog, Violation};
 use crate::history::{Event, RecordId, TimedEvent};
 
 const CHECKER: &str = "monotonic_reads";
 
-pub fn check(events: &[TimedEvent], final_log: &FinalLog, final_epoch: u64) -> Option<Violation> {
-    agree_within_epochs(events).or_else(|| reads_survive(events, final_log, final_epoch))
+/// `keys` is the compaction workload's key count: then a read record may be gone from the final
+/// log if a newer record of its key is there.
+pub fn check(
+    events: &[TimedEvent],
+    final_log: &FinalLog,
+    final_epoch: u64,
+    keys: Option<u32>,
+) -> Option<Violation> {
+    agree_within_epochs(events).or_else(|| reads_survive(events, final_log, final_epoch, keys))
 }
 
 fn agree_within_epochs(events: &[TimedEvent]) -> Option<Violation> {
@@ -47,8 +55,10 @@ fn reads_survive(
     events: &[TimedEvent],
     final_log: &FinalLog,
     final_epoch: u64,
+    keys: Option<u32>,
 ) -> Option<Violation> {
     let durable = durable_upto_by_epoch(events);
+    let latest = keys.map(|keys| (keys, compaction::latest_by_key(final_log, keys)));
     events.iter().find_map(|e| {
         let Event::Read {
             reader,
@@ -61,7 +71,11 @@ fn reads_survive(
         };
         let kept = *offset < final_log.log_start
             || !protected(*offset, *epoch, final_epoch, &durable)
-            || final_log.records.get(offset) == Some(id);
+            || final_log.records.get(offset) == Some(id)
+            || (!final_log.records.contains_key(offset)
+                && latest.as_ref().is_some_and(|(keys, latest)| {
+                    compaction::superseded(latest, *keys, *id, *offset)
+                }));
         (!kept).then(|| Violation {
             checker: CHECKER,
             message: format!(

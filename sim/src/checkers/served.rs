@@ -1,6 +1,7 @@
 //! Served batches: every batch a node serves passes its CRC and record checks, offsets are dense
 //! and increasing, the first batch holds the offset asked for, and every record's value names the
-//! producer record it came from. Corrupt bytes must never reach a client.
+//! producer record it came from. Corrupt bytes must never reach a client. A compacted log may
+//! have holes and empty batches; its offsets must still increase, and every record keeps its key.
 
 use keel::log::batch::{self, BatchHeader};
 
@@ -9,16 +10,28 @@ use crate::history::{Event, RecordId, TimedEvent};
 
 const CHECKER: &str = "served";
 
-/// Checks one fetch reply for `offset`; returns its records (offset, id) from `offset` on.
+/// What one fetch reply served: its records (offset, id) from the offset asked for on, and the
+/// offset after its last batch (where the next fetch starts: past empty batches too).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Served {
+    pub records: Vec<(u64, RecordId)>,
+    pub next_offset: Option<u64>,
+}
+
+/// Checks one fetch reply for `offset`. `keys` is the compaction workload's key count: then
+/// batches may have holes between and inside them and may be empty (offsets need only increase,
+/// and the first batch need only end at or after `offset`), and every record's key must be the
+/// one its producer gave it.
 ///
 /// # Errors
 /// The violation, naming the offset.
-pub fn check_fetch(offset: u64, bytes: &[u8]) -> Result<Vec<(u64, RecordId)>, Violation> {
+pub fn check_fetch(offset: u64, bytes: &[u8], keys: Option<u32>) -> Result<Served, Violation> {
     let violation = |message: String| Violation {
         checker: CHECKER,
         message,
     };
-    let mut records = Vec::new();
+    let compacted = keys.is_some();
+    let mut served = Served::default();
     let mut position = 0;
     let mut expected_base: Option<u64> = None;
     while position < bytes.len() {
@@ -33,21 +46,21 @@ pub fn check_fetch(offset: u64, bytes: &[u8]) -> Result<Vec<(u64, RecordId)>, Vi
                 "fetch at {offset}: partial batch at byte {position}"
             )));
         };
-        let info = batch::validate(one, true).map_err(|e| {
+        let info = batch::validate(one, !compacted).map_err(|e| {
             violation(format!(
                 "fetch at {offset}: batch at offset {} is corrupt: {e}",
                 header.base_offset
             ))
         })?;
         let base = info.header.base_offset as u64;
+        let last = info.header.last_offset() as u64;
         match expected_base {
-            None if base > offset || (info.header.last_offset() as u64) < offset => {
+            None if (base > offset && !compacted) || last < offset => {
                 return Err(violation(format!(
-                    "fetch at {offset} returned a first batch {base}..={}",
-                    info.header.last_offset()
+                    "fetch at {offset} returned a first batch {base}..={last}"
                 )))
             }
-            Some(expected) if base != expected => {
+            Some(expected) if base < expected || (base > expected && !compacted) => {
                 return Err(violation(format!(
                     "fetch at {offset}: batch at {base} follows one ending at {}",
                     expected - 1
@@ -62,14 +75,37 @@ pub fn check_fetch(offset: u64, bytes: &[u8]) -> Result<Vec<(u64, RecordId)>, Vi
                     record.offset
                 ))
             })?;
+            if let Some(keys) = keys.filter(|&k| record.key != Some(key_for(id, k))) {
+                return Err(violation(format!(
+                    "record {id} at offset {} has key {:?}, not its producer's {:?} ({keys} keys)",
+                    record.offset,
+                    record.key.as_deref().map(String::from_utf8_lossy),
+                    String::from_utf8_lossy(&key_for(id, keys)),
+                )));
+            }
             if record.offset as u64 >= offset {
-                records.push((record.offset as u64, id));
+                served.records.push((record.offset as u64, id));
             }
         }
-        expected_base = Some(info.header.last_offset() as u64 + 1);
+        expected_base = Some(last + 1);
+        served.next_offset = Some(last + 1);
         position += total;
     }
-    Ok(records)
+    Ok(served)
+}
+
+/// The key of record `id` in the compaction workload: one of `keys`, mixed from the id so that
+/// every producer updates every key many times.
+pub fn key_for(id: RecordId, keys: u32) -> Vec<u8> {
+    format!("key-{}", key_index(id, keys)).into_bytes()
+}
+
+/// The index (below `keys`) of `id`'s key.
+pub fn key_index(id: RecordId, keys: u32) -> u32 {
+    let mix = u64::from(id.producer).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ id.seq.wrapping_mul(0xBF58_476D_1CE4_E5B9)
+        ^ u64::from(id.index).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((mix >> 29) % u64::from(keys.max(1))) as u32
 }
 
 /// The value a producer writes for a record: its id, then padding.
