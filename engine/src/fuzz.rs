@@ -969,11 +969,13 @@ impl Harness {
             .enable_all()
             .build()
             .expect("a current-thread runtime");
-        let config = BrokerConfig {
+        let mut config = BrokerConfig {
             data_dir: "/data".into(),
             log: small_config(),
             ..BrokerConfig::default()
         };
+        config.groups.initial_rebalance_delay_ms = 0;
+        config.groups.offsets_partitions = 2;
         let broker = Broker::open(MemDisk::new(), FixedClock, SeqRng::default(), config)
             .unwrap_or_else(|e| panic!("broker open failed on MemDisk: {e:?}"));
         broker
@@ -1132,6 +1134,10 @@ const CONFIG_NAMES: [&str; 6] = [
     "cleanup.policy",
     "no.such.config",
 ];
+
+/// Group ids and member ids the structured requests use.
+const GROUPS: [&str; 3] = ["group", "other-group", ""];
+const MEMBERS: [&str; 3] = ["", "fuzz-0000000000000000", "stranger"];
 
 /// Field values for the structured requests: mostly ones keel has a branch for, sometimes
 /// anything.
@@ -1448,6 +1454,193 @@ fn structured(u: &mut Unstructured, key: ApiKey, version: i16) -> arbitrary::Res
             }
             request_frame(key, version, &body)
         }
+        ApiKey::InitProducerId => {
+            let mut body = InitProducerIdRequest::default();
+            body.transactional_id = if f.0.ratio(1, 4)? {
+                Some(TransactionalId(f.str_bytes(&["tx", ""])?))
+            } else {
+                None
+            };
+            body.transaction_timeout_ms = f.or_any(&[60_000, 0, -1])?;
+            if version >= 3 {
+                body.producer_id = ProducerId(f.or_any(&[-1, 0, 1000])?);
+                body.producer_epoch = f.or_any(&[-1, 0, 1])?;
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::FindCoordinator => {
+            let mut body = FindCoordinatorRequest::default();
+            if version >= 1 {
+                body.key_type = f.or_any(&[0, 1])?;
+            }
+            if version >= 4 {
+                for _ in 0..f.count()? {
+                    body.coordinator_keys.push(f.str_bytes(&GROUPS)?);
+                }
+            } else {
+                body.key = f.str_bytes(&GROUPS)?;
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::JoinGroup => {
+            let mut body = JoinGroupRequest::default();
+            body.group_id = GroupId(f.str_bytes(&GROUPS)?);
+            body.session_timeout_ms = f.or_any(&[10_000, 6_000, 1, -1])?;
+            if version >= 1 {
+                body.rebalance_timeout_ms = f.or_any(&[10_000, 0, -1])?;
+            }
+            body.member_id = f.str_bytes(&MEMBERS)?;
+            if version >= 5 && f.0.ratio(1, 4)? {
+                body.group_instance_id = Some(f.str_bytes(&["static"])?);
+            }
+            body.protocol_type = f.str_bytes(&["consumer", ""])?;
+            for _ in 0..f.count()? {
+                let mut protocol = join_group_request::JoinGroupRequestProtocol::default();
+                protocol.name = f.str_bytes(&["range", "roundrobin", "cooperative-sticky"])?;
+                protocol.metadata = Bytes::from(f.0.arbitrary::<Vec<u8>>()?);
+                body.protocols.push(protocol);
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::SyncGroup => {
+            let mut body = SyncGroupRequest::default();
+            body.group_id = GroupId(f.str_bytes(&GROUPS)?);
+            body.generation_id = f.or_any(&[1, 0, -1, 2])?;
+            body.member_id = f.str_bytes(&MEMBERS)?;
+            if version >= 5 {
+                body.protocol_type = Some(f.str_bytes(&["consumer"])?);
+                body.protocol_name = Some(f.str_bytes(&["range"])?);
+            }
+            for _ in 0..f.count()? {
+                let mut assignment = sync_group_request::SyncGroupRequestAssignment::default();
+                assignment.member_id = f.str_bytes(&MEMBERS)?;
+                assignment.assignment = Bytes::from(f.0.arbitrary::<Vec<u8>>()?);
+                body.assignments.push(assignment);
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::Heartbeat => {
+            let mut body = HeartbeatRequest::default();
+            body.group_id = GroupId(f.str_bytes(&GROUPS)?);
+            body.generation_id = f.or_any(&[1, 0, -1])?;
+            body.member_id = f.str_bytes(&MEMBERS)?;
+            request_frame(key, version, &body)
+        }
+        ApiKey::LeaveGroup => {
+            let mut body = LeaveGroupRequest::default();
+            body.group_id = GroupId(f.str_bytes(&GROUPS)?);
+            if version >= 3 {
+                for _ in 0..f.count()? {
+                    let mut member = leave_group_request::MemberIdentity::default();
+                    member.member_id = f.str_bytes(&MEMBERS)?;
+                    body.members.push(member);
+                }
+            } else {
+                body.member_id = f.str_bytes(&MEMBERS)?;
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::OffsetCommit => {
+            let mut body = OffsetCommitRequest::default();
+            body.group_id = GroupId(f.str_bytes(&GROUPS)?);
+            body.generation_id_or_member_epoch = f.or_any(&[-1, 1, 0])?;
+            body.member_id = f.str_bytes(&MEMBERS)?;
+            if (2..=4).contains(&version) {
+                body.retention_time_ms = -1;
+            }
+            for _ in 0..f.count()? {
+                let mut topic = offset_commit_request::OffsetCommitRequestTopic::default();
+                topic.name = protocol::topic_name(&f.topic()?);
+                for _ in 0..f.count()? {
+                    let mut partition =
+                        offset_commit_request::OffsetCommitRequestPartition::default();
+                    partition.partition_index = f.partition()?;
+                    partition.committed_offset = f.offset()?;
+                    partition.committed_metadata = Some(f.str_bytes(&["", "m"])?);
+                    topic.partitions.push(partition);
+                }
+                body.topics.push(topic);
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::OffsetFetch => {
+            let mut body = OffsetFetchRequest::default();
+            let topics = if f.0.ratio(1, 4)? {
+                None
+            } else {
+                let mut topics = Vec::new();
+                for _ in 0..f.count()? {
+                    let mut partitions = Vec::new();
+                    for _ in 0..f.count()? {
+                        partitions.push(f.partition()?);
+                    }
+                    topics.push((f.topic()?, partitions));
+                }
+                Some(topics)
+            };
+            if version >= 8 {
+                let mut group = offset_fetch_request::OffsetFetchRequestGroup::default();
+                group.group_id = GroupId(f.str_bytes(&GROUPS)?);
+                group.topics = topics.map(|topics| {
+                    topics
+                        .into_iter()
+                        .map(|(name, partitions)| {
+                            let mut topic =
+                                offset_fetch_request::OffsetFetchRequestTopics::default();
+                            topic.name = protocol::topic_name(&name);
+                            topic.partition_indexes = partitions;
+                            topic
+                        })
+                        .collect()
+                });
+                body.groups.push(group);
+            } else {
+                body.group_id = GroupId(f.str_bytes(&GROUPS)?);
+                body.topics = topics.map(|topics| {
+                    topics
+                        .into_iter()
+                        .map(|(name, partitions)| {
+                            let mut topic =
+                                offset_fetch_request::OffsetFetchRequestTopic::default();
+                            topic.name = protocol::topic_name(&name);
+                            topic.partition_indexes = partitions;
+                            topic
+                        })
+                        .collect()
+                });
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::ListGroups => {
+            let mut body = ListGroupsRequest::default();
+            if version >= 4 {
+                for _ in 0..f.count()? {
+                    body.states_filter
+                        .push(f.str_bytes(&["Stable", "Empty", "x"])?);
+                }
+            }
+            if version >= 5 {
+                for _ in 0..f.count()? {
+                    body.types_filter
+                        .push(f.str_bytes(&["classic", "consumer"])?);
+                }
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::DescribeGroups => {
+            let mut body = DescribeGroupsRequest::default();
+            for _ in 0..f.count()? {
+                body.groups.push(GroupId(f.str_bytes(&GROUPS)?));
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::DeleteGroups => {
+            let mut body = DeleteGroupsRequest::default();
+            for _ in 0..f.count()? {
+                body.groups_names.push(GroupId(f.str_bytes(&GROUPS)?));
+            }
+            request_frame(key, version, &body)
+        }
         other => unreachable!("{other:?} is not in SUPPORTED"),
     };
     let Some(frame) = frame else {
@@ -1494,6 +1687,17 @@ fn structured(u: &mut Unstructured, key: ApiKey, version: i16) -> arbitrary::Res
             decodes::<IncrementalAlterConfigsResponse>(rest, key, version)
         }
         ApiKey::DeleteRecords => decodes::<DeleteRecordsResponse>(rest, key, version),
+        ApiKey::InitProducerId => decodes::<InitProducerIdResponse>(rest, key, version),
+        ApiKey::FindCoordinator => decodes::<FindCoordinatorResponse>(rest, key, version),
+        ApiKey::JoinGroup => decodes::<JoinGroupResponse>(rest, key, version),
+        ApiKey::SyncGroup => decodes::<SyncGroupResponse>(rest, key, version),
+        ApiKey::Heartbeat => decodes::<HeartbeatResponse>(rest, key, version),
+        ApiKey::LeaveGroup => decodes::<LeaveGroupResponse>(rest, key, version),
+        ApiKey::OffsetCommit => decodes::<OffsetCommitResponse>(rest, key, version),
+        ApiKey::OffsetFetch => decodes::<OffsetFetchResponse>(rest, key, version),
+        ApiKey::ListGroups => decodes::<ListGroupsResponse>(rest, key, version),
+        ApiKey::DescribeGroups => decodes::<DescribeGroupsResponse>(rest, key, version),
+        ApiKey::DeleteGroups => decodes::<DeleteGroupsResponse>(rest, key, version),
         _ => unreachable!(),
     }
     Ok(())
