@@ -10,7 +10,8 @@
 //!   `BTreeMap`, no hashing, so no collision can drop a live key), bounded by
 //!   `KEY_MAP_BYTES_MAX`: when it fills, the range ends after the segment that filled it.
 //! - **What stays.** A record stays when its offset is its key's latest, unless it is a tombstone
-//!   (null value) whose batch's max timestamp is more than `delete.retention.ms` old. Records
+//!   (null value) whose batch's max timestamp is more than `delete.retention.ms` old. A pass is
+//!   due again when the first tombstone it kept expires, even if nothing new was written. Records
 //!   without a key (written before the topic became compacted; `check_keys` refuses new ones) are
 //!   removed, as Kafka does. Control batches are kept as they are.
 //! - **Offsets are kept.** A batch keeps its base offset and last offset delta; a batch losing
@@ -131,6 +132,8 @@ struct KeyMap {
     bytes: usize,
     /// Producer id → base offset of its last batch in the mapped segments.
     producer_last: BTreeMap<i64, i64>,
+    /// When the first tombstone in the mapped segments that is not yet expired will be.
+    next_tombstone_expiry_ms: Option<i64>,
 }
 
 impl KeyMap {
@@ -155,6 +158,9 @@ impl<D: Disk> Log<D> {
     pub fn compaction_due(&self, now_ms: i64) -> bool {
         if !self.config.cleanup_policy.compact || self.compaction_blocked {
             return false;
+        }
+        if self.tombstones_expire_at_ms.is_some_and(|at| now_ms > at) {
+            return true;
         }
         let mut total = 0;
         let mut dirty = 0;
@@ -202,7 +208,9 @@ impl<D: Disk> Log<D> {
         if bases.is_empty() {
             return Ok(outcome);
         }
-        let map = self.build_key_map(&mut bases)?;
+        let map = self.build_key_map(&mut bases, now_ms)?;
+        // Tombstones kept now must go once they expire, with or without new writes.
+        self.tombstones_expire_at_ms = map.next_tombstone_expiry_ms;
         outcome.segments_considered = bases.len();
         for group in self.groups(&bases) {
             self.clean_group(&group, &map, now_ms, &mut outcome)?;
@@ -228,7 +236,8 @@ impl<D: Disk> Log<D> {
     }
 
     /// The key map over `bases`, which is cut after the segment that fills the map.
-    fn build_key_map(&self, bases: &mut Vec<u64>) -> Result<KeyMap, LogError> {
+    fn build_key_map(&self, bases: &mut Vec<u64>, now_ms: i64) -> Result<KeyMap, LogError> {
+        let retention_ms = self.config.delete_retention_ms;
         let mut map = KeyMap::default();
         let mut mapped = 0;
         for &base in bases.iter() {
@@ -241,6 +250,11 @@ impl<D: Disk> Log<D> {
                     for record in batch::decode_records(bytes)? {
                         if let Some(key) = &record.key {
                             map.insert(key, record.offset as u64);
+                        }
+                        let expiry = header.max_timestamp.saturating_add(retention_ms);
+                        if record.value.is_none() && expiry >= now_ms {
+                            let next = map.next_tombstone_expiry_ms.get_or_insert(expiry);
+                            *next = (*next).min(expiry);
                         }
                     }
                 }

@@ -154,6 +154,8 @@ pub struct Log<D: Disk> {
     /// Compaction's boundary between clean and dirty: segments below it were cleaned by this
     /// process. Kept in memory only, so after a restart the whole log counts as dirty once.
     cleaned_to: u64,
+    /// When a tombstone kept by the last compaction pass expires (another pass is then due).
+    tombstones_expire_at_ms: Option<i64>,
     /// A compaction swap failed and could not be settled: no more compaction until the log is
     /// opened again (see `compaction`).
     compaction_blocked: bool,

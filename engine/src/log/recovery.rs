@@ -56,6 +56,7 @@ impl<D: Disk> Log<D> {
             recovery: RecoveryReport::default(),
             holes,
             cleaned_to: 0,
+            tombstones_expire_at_ms: None,
             compaction_blocked: false,
         };
         if bases.is_empty() {
