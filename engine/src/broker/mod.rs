@@ -4,6 +4,7 @@
 //! and in the simulator; the Kafka protocol (`crate::protocol`) and the server
 //! (`crate::server`) sit on top of it.
 
+pub mod bytes;
 pub mod config;
 pub mod groups;
 pub mod metrics;

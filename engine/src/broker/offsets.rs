@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use super::bytes::Reader;
 use super::topics::Topic;
 use crate::io::Disk;
 use crate::log::batch::{decode_records, BatchBuilder, BatchHeader, NewRecord};
@@ -74,31 +75,6 @@ pub fn encode_value(value: &Committed) -> Vec<u8> {
     put_string(&mut out, &value.metadata);
     out.extend_from_slice(&value.commit_timestamp.to_be_bytes());
     out
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        (self.0.len() >= n).then(|| {
-            let (head, rest) = self.0.split_at(n);
-            self.0 = rest;
-            head
-        })
-    }
-    fn i16(&mut self) -> Option<i16> {
-        Some(i16::from_be_bytes(self.take(2)?.try_into().ok()?))
-    }
-    fn i32(&mut self) -> Option<i32> {
-        Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn i64(&mut self) -> Option<i64> {
-        Some(i64::from_be_bytes(self.take(8)?.try_into().ok()?))
-    }
-    fn string(&mut self) -> Option<String> {
-        let len = usize::try_from(self.i16()?).ok()?;
-        String::from_utf8(self.take(len)?.to_vec()).ok()
-    }
 }
 
 /// The offset key of a record key; `None` for other record kinds (group metadata, version 2)

@@ -10,10 +10,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::topics::write_atomically;
 use crate::io::{Disk, File};
 
 const FILE: &str = "producer-ids";
-const TEMP_FILE: &str = "producer-ids.tmp";
 const MAGIC: &[u8; 8] = b"KEELPID1";
 pub const BLOCK_SIZE: i64 = 1000;
 
@@ -77,16 +77,7 @@ impl ProducerIds {
     }
 
     fn record<D: Disk>(&self, disk: &D, end: i64) -> io::Result<()> {
-        let temp = self.dir.join(TEMP_FILE);
-        if disk.exists(&temp) {
-            disk.remove(&temp)?;
-        }
-        let file = disk.create(&temp)?;
-        file.write_at(&seal(end), 0)?;
-        file.sync_data()?;
-        drop(file);
-        disk.rename(&temp, &self.dir.join(FILE))?;
-        disk.sync_dir(&self.dir)
+        write_atomically(disk, &self.dir.join(FILE), &seal(end))
     }
 }
 

@@ -25,6 +25,8 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::path::Path;
 
+use super::bytes::Reader;
+use super::topics::write_atomically;
 use crate::io::{Disk, File};
 use crate::log::batch::{BatchHeader, HEADER_BYTES};
 use crate::log::{Log, LogError};
@@ -32,7 +34,6 @@ use crate::log::{Log, LogError};
 /// Batches remembered per producer and partition, as in Kafka.
 pub const BATCHES_KEPT: usize = 5;
 pub const SNAPSHOT_FILE: &str = "producer-state";
-const SNAPSHOT_TEMP_FILE: &str = "producer-state.tmp";
 const SNAPSHOT_MAGIC: &[u8; 8] = b"KEELPRS1";
 /// Bytes read per step when the state is rebuilt from the log.
 const REPLAY_READ_BYTES: u64 = 1024 * 1024;
@@ -338,17 +339,7 @@ impl ProducerState {
     /// # Errors
     /// IO errors; the previous snapshot is then still in place.
     pub fn write_snapshot<D: Disk>(&self, disk: &D, dir: &Path, offset: u64) -> io::Result<()> {
-        let temp = dir.join(SNAPSHOT_TEMP_FILE);
-        let bytes = self.encode(offset);
-        if disk.exists(&temp) {
-            disk.remove(&temp)?;
-        }
-        let file = disk.create(&temp)?;
-        file.write_at(&bytes, 0)?;
-        file.sync_data()?;
-        drop(file);
-        disk.rename(&temp, &dir.join(SNAPSHOT_FILE))?;
-        disk.sync_dir(dir)
+        write_atomically(disk, &dir.join(SNAPSHOT_FILE), &self.encode(offset))
     }
 }
 
@@ -365,28 +356,6 @@ fn read_snapshot<D: Disk>(disk: &D, dir: &Path) -> io::Result<Option<(ProducerSt
     let mut bytes = vec![0u8; len as usize];
     file.read_exact_at(&mut bytes, 0)?;
     Ok(ProducerState::decode(&bytes))
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_be_bytes(self.take(2)?.try_into().ok()?))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
-    }
 }
 
 #[cfg(test)]

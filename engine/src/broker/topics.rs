@@ -151,16 +151,18 @@ fn parse_description(text: &str) -> Option<Description> {
     })
 }
 
-/// Writes `text` at `path` atomically and durably.
-fn write_atomically<D: Disk>(disk: &D, path: &Path, text: &str) -> io::Result<()> {
+/// Writes `bytes` at `path` atomically and durably: a temporary file (`.tmp`), synced, renamed
+/// over `path`, the directory synced. A crash leaves the old file or the new one.
+pub(crate) fn write_atomically<D: Disk>(disk: &D, path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("tmp");
     if disk.exists(&tmp) {
         disk.remove(&tmp)?;
     }
     let file = disk.create(&tmp)?;
-    file.write_at(text.as_bytes(), 0)?;
+    file.write_at(bytes, 0)?;
     file.sync_data()?;
+    drop(file);
     disk.rename(&tmp, path)?;
     disk.sync_dir(dir)
 }
@@ -284,7 +286,7 @@ pub fn create<D: Disk>(
     write_atomically(
         disk,
         &description_path(data_dir, name),
-        &describe(&id, partitions, &overrides),
+        describe(&id, partitions, &overrides).as_bytes(),
     )?;
     Ok(Topic {
         name: name.to_owned(),
@@ -323,7 +325,11 @@ pub fn add_partitions<D: Disk>(
     )?;
     disk.sync_dir(data_dir)?;
     let text = describe(&topic.id, count, &topic.overrides);
-    write_atomically(disk, &description_path(data_dir, &topic.name), &text)?;
+    write_atomically(
+        disk,
+        &description_path(data_dir, &topic.name),
+        text.as_bytes(),
+    )?;
     let mut partitions = topic.partitions.clone();
     partitions.extend(added);
     Ok(Topic {
@@ -348,7 +354,11 @@ pub fn set_overrides<D: Disk>(
 ) -> Result<Topic<D>, TopicError> {
     let config = topic_log_config(defaults, &overrides).map_err(TopicError::InvalidConfig)?;
     let text = describe(&topic.id, topic.partitions.len() as i32, &overrides);
-    write_atomically(disk, &description_path(data_dir, &topic.name), &text)?;
+    write_atomically(
+        disk,
+        &description_path(data_dir, &topic.name),
+        text.as_bytes(),
+    )?;
     for partition in &topic.partitions {
         if let Some(log) = partition.log().as_mut() {
             log.set_config(config.clone())
