@@ -931,3 +931,179 @@ impl Coordinator {
 }
 
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> GroupConfig {
+        GroupConfig {
+            initial_rebalance_delay_ms: 0,
+            ..GroupConfig::default()
+        }
+    }
+
+    fn join_request(member_id: &str) -> JoinRequest {
+        JoinRequest {
+            group_id: "g".into(),
+            member_id: member_id.into(),
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: "/h".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 20_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"m"))],
+            require_known_member_id: false,
+        }
+    }
+
+    fn join(c: &Coordinator, member_id: &str, id: &str, now: i64) -> Reply<JoinResponse> {
+        c.join(join_request(member_id), now, || id.to_owned())
+    }
+
+    fn ready<T>(reply: Reply<T>) -> T {
+        match reply {
+            Reply::Now(answer) => answer,
+            Reply::Later(mut waiting) => waiting.try_recv().expect("answered already"),
+        }
+    }
+
+    fn waiting<T>(reply: Reply<T>) -> oneshot::Receiver<T> {
+        match reply {
+            Reply::Now(_) => panic!("expected to wait"),
+            Reply::Later(waiting) => waiting,
+        }
+    }
+
+    fn assignments(ids: &[&str]) -> Vec<(String, Bytes)> {
+        ids.iter()
+            .map(|id| (id.to_string(), Bytes::from(format!("for-{id}"))))
+            .collect()
+    }
+
+    #[test]
+    fn a_second_member_triggers_a_rebalance_that_both_complete() {
+        let c = Coordinator::new(config());
+        let a = ready(join(&c, "", "a", 0));
+        assert_eq!((a.error, a.generation, a.leader.as_str()), (NONE, 1, "a"));
+        assert_eq!(
+            ready(c.sync("g", "a", 1, None, assignments(&["a"]), 0)).error,
+            NONE
+        );
+        // b joins: the group prepares a rebalance and a learns of it from its heartbeat.
+        let mut b_join = waiting(join(&c, "", "b", 10));
+        assert_eq!(c.heartbeat("g", "a", 1, 10), REBALANCE_IN_PROGRESS);
+        assert!(b_join.try_recv().is_err(), "b waits for a to rejoin");
+        let a = ready(join(&c, "a", "unused", 20));
+        let b = b_join.try_recv().expect("the join phase ended");
+        assert_eq!((a.generation, b.generation), (2, 2));
+        assert_eq!(a.leader, "a");
+        assert_eq!(a.members.len(), 2, "the leader gets every subscription");
+        assert!(b.members.is_empty());
+        // b's sync waits for the leader's assignment; the leader's answers both.
+        let mut b_sync = waiting(c.sync("g", "b", 2, None, Vec::new(), 30));
+        let a_sync = ready(c.sync("g", "a", 2, None, assignments(&["a", "b"]), 30));
+        assert_eq!(&a_sync.assignment[..], b"for-a");
+        assert_eq!(&b_sync.try_recv().unwrap().assignment[..], b"for-b");
+        assert_eq!(c.heartbeat("g", "b", 2, 40), NONE);
+        assert_eq!(c.heartbeat("g", "b", 1, 40), ILLEGAL_GENERATION);
+        assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
+    }
+
+    #[test]
+    fn an_expired_session_removes_the_member_and_rebalances() {
+        let c = Coordinator::new(config());
+        ready(join(&c, "", "a", 0));
+        let mut b_join = waiting(join(&c, "", "b", 0));
+        ready(join(&c, "a", "", 0));
+        b_join.try_recv().unwrap();
+        ready(c.sync("g", "a", 2, None, assignments(&["a", "b"]), 0));
+        // a keeps heartbeating; b goes silent past its 10 s session.
+        assert_eq!(c.heartbeat("g", "a", 2, 9_000), NONE);
+        c.tick(10_001);
+        assert_eq!(c.heartbeat("g", "a", 2, 10_002), REBALANCE_IN_PROGRESS);
+        assert_eq!(c.heartbeat("g", "b", 2, 10_002), UNKNOWN_MEMBER_ID);
+        let a = ready(join(&c, "a", "", 10_003));
+        assert_eq!((a.generation, a.members.len()), (3, 1));
+    }
+
+    #[test]
+    fn a_member_that_does_not_rejoin_is_removed_at_the_rebalance_timeout() {
+        let c = Coordinator::new(config());
+        ready(join(&c, "", "a", 0));
+        let mut b_join = waiting(join(&c, "", "b", 0));
+        ready(join(&c, "a", "", 0));
+        b_join.try_recv().unwrap();
+        ready(c.sync("g", "a", 2, None, assignments(&["a", "b"]), 0));
+        // c joins at 100; a rejoins; b never does (and keeps no session: it heartbeats only
+        // until 100). The phase ends at the rebalance timeout (20 s), without b.
+        let mut c_join = waiting(join(&c, "", "c", 100));
+        assert_eq!(c.heartbeat("g", "b", 2, 100), REBALANCE_IN_PROGRESS);
+        let mut a_join = waiting(join(&c, "a", "", 200));
+        c.tick(5_000);
+        assert!(a_join.try_recv().is_err(), "still waiting for b");
+        c.tick(20_101);
+        let a = a_join.try_recv().expect("ended at the timeout");
+        assert_eq!((a.generation, a.members.len()), (3, 2));
+        assert_eq!(c_join.try_recv().unwrap().generation, 3);
+    }
+
+    #[test]
+    fn commits_are_fenced_by_member_and_generation() {
+        let c = Coordinator::new(config());
+        let key = || OffsetKey {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 0,
+        };
+        let value = |offset| Committed {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: 0,
+        };
+        let commit = |member: &str, generation, offset| {
+            c.commit(
+                "g",
+                member,
+                generation,
+                vec![(key(), value(offset))],
+                |_| true,
+                0,
+                |_| Ok(()),
+            )
+        };
+        // No group yet: a standalone commit is fine; a member's is not.
+        assert_eq!(commit("", -1, 5), Ok(vec![NONE]));
+        ready(join(&c, "", "a", 0));
+        // Between the join and the assignment: not yet.
+        assert_eq!(commit("a", 1, 6), Err(REBALANCE_IN_PROGRESS));
+        ready(c.sync("g", "a", 1, None, assignments(&["a"]), 0));
+        assert_eq!(commit("a", 1, 7), Ok(vec![NONE]));
+        assert_eq!(commit("a", 0, 8), Err(ILLEGAL_GENERATION));
+        assert_eq!(commit("z", 1, 9), Err(UNKNOWN_MEMBER_ID));
+        assert_eq!(
+            commit("", -1, 10),
+            Err(UNKNOWN_MEMBER_ID),
+            "the group has members"
+        );
+        let committed = c.committed("g", None);
+        assert_eq!(committed[0].1.as_ref().map(|c| c.offset), Some(7));
+        // A failed write commits nothing.
+        let failed = c.commit(
+            "g",
+            "a",
+            1,
+            vec![(key(), value(11))],
+            |_| true,
+            0,
+            |_| Err(56),
+        );
+        assert_eq!(failed, Ok(vec![56]));
+        assert_eq!(
+            c.committed("g", None)[0].1.as_ref().map(|c| c.offset),
+            Some(7)
+        );
+    }
+}

@@ -75,6 +75,8 @@ where
     }
     tracing::info!("shutting down: no new connections; finishing requests in flight");
     let _ = stop_sender.send(true);
+    // Joins and syncs waiting on a rebalance would hold their connections to the drain's end.
+    broker.groups.shutdown();
     drain(&open, &broker.clock).await;
     housekeeping.abort();
     if let Some(metrics) = metrics {
