@@ -1,13 +1,16 @@
 //! keel-bench: keel end to end under librdkafka, next to the floor the kernel sets. It starts the
 //! release broker, produces N bytes of 1 KiB messages to two 1-partition topics (compression none
-//! and lz4), consumes both from the beginning, then sendfile(2)s one of keel's own segment files
-//! over loopback as the raw baseline, and prints throughput and CPU per GB for each phase.
+//! and lz4), consumes both from the beginning with librdkafka, fetches the uncompressed one again
+//! with a hand-written Fetch loop that does not parse records, then sendfile(2)s one of keel's
+//! own segment files over loopback as the raw baseline, and prints throughput and CPU per GB for
+//! each phase.
 //! Run through `cargo xtask bench broker [--bytes N]`, which builds keel and passes `--keel`.
 
 mod broker;
 mod kafka;
 mod raw;
 mod report;
+mod wire;
 
 use broker::Broker;
 use report::Phase;
@@ -44,6 +47,15 @@ fn main() {
             (consumed.wall, Some(consumed.first_message))
         }));
     }
+    // The same bytes as "consume none", fetched without a client library's per-message work.
+    phases.push(measure(&broker, "fetch none", count, || {
+        let (wall, bytes) = wire::consume(&broker.address, &topic("none"), count);
+        assert!(
+            bytes >= count * kafka::MESSAGE_BYTES as u64,
+            "fetched {bytes} bytes"
+        );
+        (wall, None)
+    }));
     let partition = |codec| broker.data_dir.join(format!("{}-0", topic(codec)));
     let on_disk = [log_bytes(&partition("none")), log_bytes(&partition("lz4"))];
     let segment = partition("none").join("00000000000000000000.log");

@@ -114,9 +114,18 @@ fn print_goals(phases: &[Phase], raw_mb_s: f64, raw_per_gb: f64) {
     let throughput = consume.mb_per_s() / raw_mb_s;
     let cpu = consume.per_gb(consume.broker_cpu) / raw_per_gb;
     println!(
-        "consume none / raw sendfile throughput: {throughput:.2} (goal >= 0.9: {})",
+        "consume none (librdkafka) / raw sendfile throughput: {throughput:.2} (goal >= 0.9: {})",
         verdict(throughput >= 0.9)
     );
+    if let Some(fetch) = phases.iter().find(|phase| phase.name == "fetch none") {
+        let throughput = fetch.mb_per_s() / raw_mb_s;
+        let cpu = fetch.per_gb(fetch.broker_cpu) / raw_per_gb;
+        println!(
+            "fetch none (Fetch requests, records not parsed) / raw sendfile throughput: \
+             {throughput:.2} (goal >= 0.9: {}); broker CPU/GB {cpu:.2}x raw",
+            verdict(throughput >= 0.9)
+        );
+    }
     println!(
         "broker consume CPU/GB / raw sendfile CPU/GB: {cpu:.2} (goal <= 1.3: {})",
         verdict(cpu <= 1.3)
@@ -135,7 +144,7 @@ fn print_bottleneck(phase: &Phase) {
     let limit = if broker.max(client) < 0.8 {
         "neither side saturates a core: latency-bound (round trips, batching) or a shared machine"
     } else if client > broker {
-        "the CLIENT (librdkafka, this process) is the bottleneck, not the broker"
+        "the CLIENT (this process: librdkafka, or the Fetch loop) is the bottleneck, not the broker"
     } else {
         "the BROKER is the bottleneck"
     };
