@@ -53,6 +53,12 @@ pub const NON_EMPTY_GROUP: i16 = 68;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+/// Group ids are written into `__consumer_offsets` keys with an i16 length.
+pub const GROUP_ID_BYTES_MAX: usize = i16::MAX as usize;
+
+fn valid_group_id(group_id: &str) -> bool {
+    !group_id.is_empty() && group_id.len() <= GROUP_ID_BYTES_MAX
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
@@ -508,7 +514,7 @@ impl Coordinator {
         new_member_id: impl FnOnce() -> String,
     ) -> Reply<JoinResponse> {
         let config = &self.config;
-        if request.group_id.is_empty() {
+        if !valid_group_id(&request.group_id) {
             return Reply::Now(JoinResponse::error(INVALID_GROUP_ID, &request.member_id));
         }
         if request.session_timeout_ms < config.session_timeout_min_ms
@@ -757,7 +763,7 @@ impl Coordinator {
         now_ms: i64,
         write: impl FnOnce(&CommitBatch) -> Result<(), i16>,
     ) -> Result<Vec<i16>, i16> {
-        if group_id.is_empty() {
+        if !valid_group_id(group_id) {
             return Err(INVALID_GROUP_ID);
         }
         let mut groups = self.lock();
