@@ -45,6 +45,8 @@ pub struct Fetched {
     pub records: Bytes,
     pub high_watermark: u64,
     pub log_start: u64,
+    /// The fetch session the answer belongs to (0: none).
+    pub session_id: i32,
 }
 
 fn topic_name(name: &str) -> TopicName {
@@ -198,16 +200,19 @@ impl Client {
         })
     }
 
-    /// Fetches from `offset` without waiting.
+    /// Fetches from `offset` without waiting, in fetch session `session` (id, epoch): (0, -1) for
+    /// none, (0, 0) to start one. An incremental answer that leaves the partition out (nothing
+    /// new) comes back as no records.
     ///
     /// # Errors
-    /// Transport errors, or a request-level error code.
+    /// Transport errors, or a request-level error code (a session refused, say).
     pub async fn fetch(
         &mut self,
         topic: &str,
         partition: i32,
         offset: u64,
         bytes_max: i32,
+        session: (i32, i32),
     ) -> io::Result<Answer<Fetched>> {
         let mut wanted = FetchPartition::default();
         wanted.partition = partition;
@@ -220,7 +225,8 @@ impl Client {
         body.replica_id = BrokerId(-1);
         body.max_wait_ms = 0;
         body.max_bytes = bytes_max;
-        body.session_epoch = -1;
+        body.session_id = session.0;
+        body.session_epoch = session.1;
         body.topics = vec![fetch_topic];
         let response: FetchResponse = self.call(ApiKey::Fetch, FETCH_VERSION, &body).await?;
         if response.error_code != 0 {
@@ -229,13 +235,25 @@ impl Client {
         let answer = response
             .responses
             .first()
-            .and_then(|t| t.partitions.first())
-            .ok_or_else(|| io::Error::other("empty fetch response"))?;
+            .and_then(|t| t.partitions.first());
+        let Some(answer) = answer else {
+            if session.0 == 0 {
+                return Err(io::Error::other("empty fetch response"));
+            }
+            return Ok(Ok(Fetched {
+                error_code: 0,
+                records: Bytes::new(),
+                high_watermark: offset,
+                log_start: 0,
+                session_id: response.session_id,
+            }));
+        };
         Ok(Ok(Fetched {
             error_code: answer.error_code,
             records: answer.records.clone().unwrap_or_default(),
             high_watermark: answer.high_watermark.max(0) as u64,
             log_start: answer.log_start_offset.max(0) as u64,
+            session_id: response.session_id,
         }))
     }
 

@@ -105,16 +105,25 @@ impl Cluster {
         }
     }
 
-    /// Fetches from `offset`; `None` when no answer came.
-    async fn fetch(&self, offset: u64) -> Option<Result<Fetched, FetchError>> {
+    /// Fetches from `offset`, in a fetch session when `session` is given (the broker's); `None`
+    /// when no answer came.
+    async fn fetch(
+        &self,
+        offset: u64,
+        session: Option<&mut FetchSession>,
+    ) -> Option<Result<Fetched, FetchError>> {
         match self.target {
             Target::Log => fetch(&self.mailbox, offset).await,
             Target::Broker { .. } => {
                 let mut client = Client::connect(BROKER_ADDRESS).await.ok()?;
+                let asked = session.as_ref().map_or((0, -1), |s| (s.id, s.epoch));
                 let answer = client
-                    .fetch(TOPIC, 0, offset, FETCH_BYTES_MAX as i32)
+                    .fetch(TOPIC, 0, offset, FETCH_BYTES_MAX as i32, asked)
                     .await
                     .ok()?;
+                if let Some(session) = session {
+                    session.answered(&answer);
+                }
                 Some(match answer {
                     Err(code) => Err(FetchError::Other(format!("Kafka error code {code}"))),
                     Ok(f) if f.error_code == 0 => Ok(Fetched {
@@ -159,6 +168,36 @@ impl Cluster {
     fn note_durable(&self, upto: u64, epoch: u64) {
         if self.target == (Target::Broker { flush_always: true }) {
             self.history.record(Event::Flushed { upto, epoch });
+        }
+    }
+}
+
+/// A reader's fetch session with the broker: started by its first fetch, then incremental
+/// (every request names the partition with its current offset); refused or forgotten sessions
+/// (after every restart) start over.
+#[derive(Default)]
+pub struct FetchSession {
+    id: i32,
+    epoch: i32,
+}
+
+impl FetchSession {
+    fn answered(&mut self, answer: &crate::kafka::Answer<crate::kafka::Fetched>) {
+        match answer {
+            Ok(fetched) if fetched.session_id != 0 => {
+                if self.id == fetched.session_id {
+                    self.epoch = if self.epoch == i32::MAX {
+                        1
+                    } else {
+                        self.epoch + 1
+                    };
+                } else {
+                    (self.id, self.epoch) = (fetched.session_id, 1);
+                }
+            }
+            // No session granted, or the session was refused (unknown after a restart, or an
+            // epoch lost with a reply that never came): start a new one.
+            _ => (self.id, self.epoch) = (0, 0),
         }
     }
 }
@@ -535,10 +574,11 @@ pub async fn read_committed(cluster: &Cluster, config: &WorkloadConfig) {
 /// every reply with the `served` checker.
 pub async fn reader(cluster: Cluster, config: WorkloadConfig, reader: u32) {
     let mut cursor = 0;
+    let mut session = FetchSession::default();
     while cluster.take_operation(config.operations) {
         let epoch = cluster.history.epoch();
         let rots_before = cluster.disk.fault_counts().bit_rots;
-        let answer = cluster.fetch(cursor).await;
+        let answer = cluster.fetch(cursor, Some(&mut session)).await;
         cursor = match answer {
             Some(Ok(fetched)) => follow(&cluster, &config, reader, cursor, &fetched, epoch),
             Some(Err(FetchError::OutOfRange {
@@ -734,7 +774,7 @@ pub async fn read_final(cluster: &Cluster, keys: Option<u32>) -> Result<FinalLog
     let mut final_log = FinalLog::default();
     let mut cursor = 0;
     for _ in 0..FINAL_FETCHES_MAX {
-        match cluster.fetch(cursor).await {
+        match cluster.fetch(cursor, None).await {
             Some(Ok(fetched)) => {
                 final_log.log_start = fetched.log_start;
                 final_log.next_offset = fetched.next_offset;

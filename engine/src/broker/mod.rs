@@ -6,6 +6,7 @@
 
 pub mod bytes;
 pub mod config;
+pub mod fetch_sessions;
 pub mod groups;
 pub mod metrics;
 pub mod offsets;
@@ -36,6 +37,7 @@ pub struct Broker<D: Disk, C: Clock, R: Rng> {
     pub metrics: metrics::Metrics,
     pub producer_ids: producer_ids::ProducerIds,
     pub groups: groups::Coordinator,
+    pub fetch_sessions: fetch_sessions::FetchSessions,
 }
 
 impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
@@ -71,6 +73,7 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
             metrics: metrics::Metrics::default(),
             producer_ids,
             groups: coordinator,
+            fetch_sessions: fetch_sessions::FetchSessions::default(),
         })
     }
 

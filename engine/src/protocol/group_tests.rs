@@ -516,3 +516,119 @@ fn compaction_keeps_an_idempotent_producers_last_batch() {
     assert_eq!(produce(&broker, keyed_batch(5, 0, "a", "first"), 9), (0, 0));
     assert_eq!(produce(&broker, keyed_batch(5, 1, "b", "next"), 9), (0, 61));
 }
+
+fn session_fetch(
+    broker: &TestBroker,
+    version: i16,
+    session: (i32, i32),
+    partitions: &[(i32, i64)],
+    forgotten: &[i32],
+) -> FetchResponse {
+    let id = broker.topic("sessions").unwrap().id;
+    let topic_of = |partitions: Vec<fetch_request::FetchPartition>| {
+        let mut topic = fetch_request::FetchTopic::default();
+        if version >= 13 {
+            topic.topic_id = uuid::Uuid::from_bytes(id);
+        } else {
+            topic.topic = super::topic_name("sessions");
+        }
+        topic.partitions = partitions;
+        topic
+    };
+    let wanted: Vec<fetch_request::FetchPartition> = partitions
+        .iter()
+        .map(|&(index, offset)| {
+            let mut p = fetch_request::FetchPartition::default();
+            p.partition = index;
+            p.fetch_offset = offset;
+            p.partition_max_bytes = 1 << 20;
+            p
+        })
+        .collect();
+    let mut body = FetchRequest::default();
+    body.max_wait_ms = 0;
+    body.max_bytes = 1 << 20;
+    body.session_id = session.0;
+    body.session_epoch = session.1;
+    if !wanted.is_empty() {
+        body.topics = vec![topic_of(wanted)];
+    }
+    if !forgotten.is_empty() {
+        let mut gone = fetch_request::ForgottenTopic::default();
+        if version >= 13 {
+            gone.topic_id = uuid::Uuid::from_bytes(id);
+        } else {
+            gone.topic = super::topic_name("sessions");
+        }
+        gone.partitions = forgotten.to_vec();
+        body.forgotten_topics_data = vec![gone];
+    }
+    let bytes = exchange(broker, ApiKey::Fetch, version, &body).unwrap();
+    decode_all(bytes, version, "Fetch")
+}
+
+fn produce_to(broker: &TestBroker, partition: i32, count: usize) {
+    let mut data = produce_request::PartitionProduceData::default();
+    data.index = partition;
+    data.records = Some(batch(count));
+    let mut topic = produce_request::TopicProduceData::default();
+    topic.name = super::topic_name("sessions");
+    topic.partition_data = vec![data];
+    let mut body = ProduceRequest::default();
+    body.acks = 1;
+    body.timeout_ms = 1000;
+    body.topic_data = vec![topic];
+    exchange(broker, ApiKey::Produce, 9, &body).unwrap();
+}
+
+/// Fetch sessions at every version that has them: a session starts with a full fetch, an
+/// incremental fetch answers only partitions with something new, forgotten partitions leave, a
+/// wrong epoch or an unknown or closed session is refused.
+#[test]
+fn fetch_sessions_answer_only_what_changed() {
+    for version in 7..=*versions(ApiKey::Fetch).end() {
+        let broker = group_broker(MemDisk::new());
+        create_topic(&broker, "sessions", 2);
+        produce_to(&broker, 0, 3);
+        produce_to(&broker, 1, 3);
+        let full = session_fetch(&broker, version, (0, 0), &[(0, 0), (1, 0)], &[]);
+        assert_eq!(full.error_code, 0, "v{version}");
+        let id = full.session_id;
+        assert_ne!(id, 0, "v{version}: a session was started");
+        assert_eq!(full.responses[0].partitions.len(), 2);
+        // Both partitions read to their end: nothing new, nothing answered.
+        let quiet = session_fetch(&broker, version, (id, 1), &[(0, 3), (1, 3)], &[]);
+        assert_eq!((quiet.error_code, quiet.session_id), (0, id), "v{version}");
+        assert!(
+            quiet.responses.is_empty(),
+            "v{version}: {:?}",
+            quiet.responses
+        );
+        // New data in partition 1 only: the next fetch names no partition and gets just it.
+        produce_to(&broker, 1, 2);
+        let news = session_fetch(&broker, version, (id, 2), &[], &[]);
+        let partitions = &news.responses[0].partitions;
+        assert_eq!(partitions.len(), 1, "v{version}");
+        assert_eq!(
+            (partitions[0].partition_index, partitions[0].high_watermark),
+            (1, 5)
+        );
+        assert!(partitions[0]
+            .records
+            .as_ref()
+            .is_some_and(|r| !r.is_empty()));
+        // Partition 1 is forgotten: more data there is not answered.
+        session_fetch(&broker, version, (id, 3), &[], &[1]);
+        produce_to(&broker, 1, 1);
+        let after = session_fetch(&broker, version, (id, 4), &[], &[]);
+        assert!(after.responses.is_empty(), "v{version}");
+        let stale = session_fetch(&broker, version, (id, 4), &[], &[]);
+        assert_eq!(stale.error_code, 71, "v{version}: a repeated epoch");
+        let unknown = session_fetch(&broker, version, (id ^ 1, 1), &[], &[]);
+        assert_eq!(unknown.error_code, 70, "v{version}");
+        let closed = session_fetch(&broker, version, (id, -1), &[(0, 0)], &[]);
+        assert_eq!((closed.error_code, closed.session_id), (0, 0));
+        let gone = session_fetch(&broker, version, (id, 6), &[], &[]);
+        assert_eq!(gone.error_code, 70, "v{version}: closed");
+    }
+}
