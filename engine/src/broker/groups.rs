@@ -235,50 +235,30 @@ impl Group {
     }
 
     /// Protocol names every member supports.
-    fn candidates(&self) -> BTreeSet<String> {
-        let mut members = self.members.values();
-        let Some(first) = members.next() else {
-            return BTreeSet::new();
-        };
-        let mut common: BTreeSet<String> = first.protocols.iter().map(|(n, _)| n.clone()).collect();
-        for member in members {
-            let names: BTreeSet<String> = member.protocols.iter().map(|(n, _)| n.clone()).collect();
-            common = common.intersection(&names).cloned().collect();
-        }
-        common
+    fn candidates(&self) -> BTreeSet<&str> {
+        common_protocols(self.members.values()).unwrap_or_default()
     }
 
-    /// Whether a joining member's protocols fit the group.
+    /// Whether a joining member's protocols fit the group: a protocol type the group has, and a
+    /// protocol every other member supports too.
     fn accepts(&self, request: &JoinRequest) -> bool {
         if request.protocols.is_empty() || request.protocol_type.is_empty() {
             return false;
         }
-        if self.members.is_empty() {
+        let others = self
+            .members
+            .iter()
+            .filter(|(id, _)| **id != request.member_id)
+            .map(|(_, m)| m);
+        let Some(common) = common_protocols(others) else {
             return true;
-        }
-        let others_only = self.members.len() == 1 && self.members.contains_key(&request.member_id);
-        if others_only {
-            return true;
-        }
+        };
         if self
             .protocol_type
             .as_deref()
             .is_some_and(|t| t != request.protocol_type)
         {
             return false;
-        }
-        let mut others = self
-            .members
-            .iter()
-            .filter(|(id, _)| **id != request.member_id)
-            .map(|(_, m)| m);
-        let Some(first) = others.next() else {
-            return true;
-        };
-        let mut common: BTreeSet<&str> = first.protocols.iter().map(|(n, _)| n.as_str()).collect();
-        for member in others {
-            let names: BTreeSet<&str> = member.protocols.iter().map(|(n, _)| n.as_str()).collect();
-            common = common.intersection(&names).copied().collect();
         }
         request
             .protocols
@@ -353,7 +333,7 @@ impl Group {
             if let Some((name, _)) = member
                 .protocols
                 .iter()
-                .find(|(name, _)| candidates.contains(name))
+                .find(|(name, _)| candidates.contains(name.as_str()))
             {
                 *votes.entry(name.as_str()).or_default() += 1;
             }
@@ -471,6 +451,19 @@ impl Group {
         }
         Ok(())
     }
+}
+
+/// The protocol names all of `members` support; `None` when there are none.
+fn common_protocols<'a>(
+    mut members: impl Iterator<Item = &'a Member>,
+) -> Option<BTreeSet<&'a str>> {
+    let names = |m: &'a Member| -> BTreeSet<&'a str> {
+        m.protocols.iter().map(|(n, _)| n.as_str()).collect()
+    };
+    let first = names(members.next()?);
+    Some(members.fold(first, |common, m| {
+        common.intersection(&names(m)).copied().collect()
+    }))
 }
 
 /// One commit's offsets, checked and ready for the log.

@@ -18,6 +18,9 @@ pub struct Partition<D: Disk> {
     /// `None` once the partition was closed (shutdown or topic deletion).
     log: Mutex<Option<Log<D>>>,
     producers: Mutex<ProducerState>,
+    /// The log end the last producer snapshot was written at: an unchanged log is not
+    /// snapshotted again.
+    snapshot_at: Mutex<Option<u64>>,
 }
 
 impl<D: Disk> Partition<D> {
@@ -32,6 +35,7 @@ impl<D: Disk> Partition<D> {
             index,
             log: Mutex::new(Some(log)),
             producers: Mutex::new(producers),
+            snapshot_at: Mutex::new(None),
         })
     }
 
@@ -59,15 +63,19 @@ impl<D: Disk> Partition<D> {
     /// describe batches a power loss could take back). Call with the log's lock held.
     pub fn snapshot_producers_if_durable(&self, disk: &D, log: &Log<D>) {
         let end = log.next_offset();
-        if log.recovery_point() < end {
+        let mut snapshot_at = self.snapshot_at.lock().unwrap_or_else(|p| p.into_inner());
+        if log.recovery_point() < end || *snapshot_at == Some(end) {
             return;
         }
         let producers = self.producers();
         if producers.is_empty() {
             return;
         }
-        if let Err(e) = producers.write_snapshot(disk, log.dir(), end) {
-            tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "producer snapshot not written; the next start replays more of the log");
+        match producers.write_snapshot(disk, log.dir(), end) {
+            Ok(()) => *snapshot_at = Some(end),
+            Err(e) => {
+                tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "producer snapshot not written; the next start replays more of the log")
+            }
         }
     }
 }

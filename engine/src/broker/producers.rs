@@ -475,3 +475,66 @@ mod tests {
         assert!(state.is_empty());
     }
 }
+
+#[cfg(test)]
+mod rebuild_tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::io::mem::MemDisk;
+    use crate::log::batch::{BatchBuilder, NewRecord};
+    use crate::log::LogConfig;
+
+    fn append(log: &mut Log<MemDisk>, producer_id: i64, sequence: i32) {
+        let record = NewRecord {
+            timestamp: 1_000,
+            key: None,
+            value: Some(b"v".to_vec()),
+            headers: vec![],
+        };
+        let builder = BatchBuilder {
+            producer_id,
+            producer_epoch: 0,
+            base_sequence: sequence,
+            ..BatchBuilder::default()
+        };
+        let mut batch = builder.build(&[record]).unwrap();
+        log.append(&mut batch, 1_000).unwrap();
+    }
+
+    /// A snapshot is trusted only up to the log end: one whose offset is past it (the log lost
+    /// a tail it described) is ignored and the state comes from the log alone; one within the
+    /// log is the starting point of the replay.
+    #[test]
+    fn a_snapshot_past_the_log_end_is_ignored() {
+        let disk = MemDisk::new();
+        let dir = Path::new("/p");
+        let mut log = Log::open(disk.clone(), dir, LogConfig::default(), 0).unwrap();
+        append(&mut log, 1, 0);
+        append(&mut log, 1, 1);
+        let from_log = ProducerState::rebuild(&disk, &mut log).unwrap();
+        // A snapshot claiming offset 100 and a producer the log never saw.
+        let mut stale = from_log.clone();
+        stale.record(
+            &BatchHeader::parse(&{
+                let builder = BatchBuilder {
+                    base_offset: 99,
+                    producer_id: 7,
+                    producer_epoch: 0,
+                    base_sequence: 0,
+                    ..BatchBuilder::default()
+                };
+                builder.build(&[NewRecord::default()]).unwrap()
+            })
+            .unwrap(),
+        );
+        stale.write_snapshot(&disk, dir, 100).unwrap();
+        assert_eq!(ProducerState::rebuild(&disk, &mut log).unwrap(), from_log);
+        // A snapshot at offset 1 (after the first batch) plus the replay of the rest.
+        let mut first = ProducerState::default();
+        let bytes = log.read_copy(0, 1 << 20, 1).unwrap();
+        first.replay(&bytes, 0);
+        first.write_snapshot(&disk, dir, 1).unwrap();
+        assert_eq!(ProducerState::rebuild(&disk, &mut log).unwrap(), from_log);
+    }
+}

@@ -98,8 +98,12 @@ fn refused(index: i32, code: i16, message: &str) -> PartitionProduceResponse {
     answer
 }
 
-/// Checks that `records` is one whole v2 batch from a plain producer, before it touches the log.
-fn check_records(records: Option<&[u8]>, transactional: bool) -> Result<&[u8], (i16, String)> {
+/// Checks that `records` is one whole v2 batch from a non-transactional producer, before it
+/// touches the log; returns it with its header.
+fn check_records(
+    records: Option<&[u8]>,
+    transactional: bool,
+) -> Result<(&[u8], BatchHeader), (i16, String)> {
     let records = records.ok_or((errors::INVALID_RECORD, "no records".to_owned()))?;
     let header =
         BatchHeader::parse(records).map_err(|e| (errors::CORRUPT_MESSAGE, e.to_string()))?;
@@ -111,7 +115,7 @@ fn check_records(records: Option<&[u8]>, transactional: bool) -> Result<&[u8], (
         let message = "transactional producers are not supported by keel";
         return Err((errors::INVALID_RECORD, message.to_owned()));
     }
-    Ok(records)
+    Ok((records, header))
 }
 
 /// Makes the log durable through `last_offset` (flush=always, before the ack). The lock is
@@ -146,8 +150,8 @@ fn append<D: Disk, C: Clock, R: Rng>(
     records: Option<&[u8]>,
     transactional: bool,
 ) -> PartitionProduceResponse {
-    let records = match check_records(records, transactional) {
-        Ok(records) => records,
+    let (records, header) = match check_records(records, transactional) {
+        Ok(checked) => checked,
         Err((code, message)) => return refused(index, code, &message),
     };
     let mut batch = records.to_vec();
@@ -167,24 +171,23 @@ fn append<D: Disk, C: Clock, R: Rng>(
             return refused(index, errors::log_error(&error), &error.to_string());
         }
     }
-    let header = BatchHeader::parse(&batch).expect("checked above");
     let idempotent = producers::is_idempotent(&header);
     if idempotent {
-        match partition.producers().check(&header) {
+        // Bound first: the producers' lock must not be held while the log's is taken again.
+        let verdict = partition.producers().check(&header);
+        match verdict {
             Verdict::Append => {}
             Verdict::Duplicate(meta) => {
+                let flush_always = log.config().flush == FlushPolicy::Always;
+                let log_start_offset = log.log_start_offset() as i64;
+                drop(guard);
                 // Under flush=always the first attempt may have been written but not flushed
                 // (its flush failed): the retry's acknowledgement must still be a durable one.
-                if log.config().flush == FlushPolicy::Always
-                    && log.recovery_point() <= meta.last_offset
-                {
-                    if let Err(e) = log.flush(now_ms) {
-                        drop(guard);
+                if flush_always {
+                    if let Err(e) = flush_through(broker, partition, meta.last_offset) {
                         return refused(index, errors::log_error(&e), &e.to_string());
                     }
                 }
-                let log_start_offset = log.log_start_offset() as i64;
-                drop(guard);
                 tracing::debug!(topic = %partition.topic, partition = index, producer = header.producer_id, sequence = header.base_sequence, "duplicate batch acknowledged at its first offset");
                 let mut answer = PartitionProduceResponse::default();
                 answer.index = index;
