@@ -36,6 +36,8 @@ impl Broker {
         let child = Command::new(keel)
             .args(["serve", "--listen", &address, "--data-dir"])
             .arg(data_dir)
+            // Any free port: a broker already on the default one must not stop the benchmark.
+            .args(["--set", "metrics.listen=127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("duplicating the broker log handle"))
             .stderr(log)

@@ -105,31 +105,30 @@ fn print_phase(phase: &Phase) {
     );
 }
 
-/// The two goals, against the uncompressed consume (the only one that moves the same bytes as
-/// the baseline), and a verdict on who limited each consume phase.
+/// The two goals, judged on the Fetch loop: Fetch over loopback against raw sendfile of the same
+/// file, as the design states them. librdkafka's consume moves the same bytes and its ratio is
+/// printed beside them, but it measures the client's per-message work as much as keel.
 fn print_goals(phases: &[Phase], raw_mb_s: f64, raw_per_gb: f64) {
-    let Some(consume) = phases.iter().find(|phase| phase.name == "consume none") else {
-        return;
-    };
-    let throughput = consume.mb_per_s() / raw_mb_s;
-    let cpu = consume.per_gb(consume.broker_cpu) / raw_per_gb;
-    println!(
-        "consume none (librdkafka) / raw sendfile throughput: {throughput:.2} (goal >= 0.9: {})",
-        verdict(throughput >= 0.9)
-    );
     if let Some(fetch) = phases.iter().find(|phase| phase.name == "fetch none") {
         let throughput = fetch.mb_per_s() / raw_mb_s;
         let cpu = fetch.per_gb(fetch.broker_cpu) / raw_per_gb;
         println!(
-            "fetch none (Fetch requests, records not parsed) / raw sendfile throughput: \
-             {throughput:.2} (goal >= 0.9: {}); broker CPU/GB {cpu:.2}x raw",
+            "fetch none (Fetch over loopback) / raw sendfile throughput: {throughput:.2} (goal >= 0.9: {})",
             verdict(throughput >= 0.9)
         );
+        println!(
+            "fetch none broker CPU/GB / raw sendfile CPU/GB: {cpu:.2} (goal <= 1.3: {})",
+            verdict(cpu <= 1.3)
+        );
     }
-    println!(
-        "broker consume CPU/GB / raw sendfile CPU/GB: {cpu:.2} (goal <= 1.3: {})",
-        verdict(cpu <= 1.3)
-    );
+    if let Some(consume) = phases.iter().find(|phase| phase.name == "consume none") {
+        let throughput = consume.mb_per_s() / raw_mb_s;
+        let cpu = consume.per_gb(consume.broker_cpu) / raw_per_gb;
+        println!(
+            "consume none (librdkafka, end to end) / raw sendfile: throughput {throughput:.2}, \
+             broker CPU/GB {cpu:.2}"
+        );
+    }
     for phase in phases {
         print_bottleneck(phase);
     }

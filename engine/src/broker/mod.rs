@@ -314,13 +314,13 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
         let mut batch = offsets::batch(entries, now_ms);
         let mut guard = partition.log();
         let log = guard.as_mut().ok_or(COORDINATOR_NOT_AVAILABLE)?;
-        let written = log.append(&mut batch, now_ms).and_then(|_| {
-            if log.config().flush == crate::log::FlushPolicy::Always {
-                log.flush(now_ms)?;
-            }
-            Ok(())
-        });
+        let appended = log.append(&mut batch, now_ms);
+        let flush_always = log.config().flush == crate::log::FlushPolicy::Always;
         drop(guard);
+        let written = appended.and_then(|info| match flush_always {
+            true => partition.flush(Some(info.last_offset), now_ms).map(drop),
+            false => Ok(()),
+        });
         self.data_arrived.notify_waiters();
         written.map_err(|e| {
             tracing::error!(group, error = %e, "committed offsets not written");
@@ -334,23 +334,25 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
         let mut flushed = 0;
         for topic in self.topics() {
             for partition in &topic.partitions {
-                let mut guard = partition.log();
-                let Some(log) = guard.as_mut() else { continue };
-                if !log.flush_due(now_ms) {
+                let due = partition
+                    .log()
+                    .as_ref()
+                    .is_some_and(|log| log.flush_due(now_ms));
+                if !due {
                     continue;
                 }
                 let started_ns = self.clock.monotonic_ns();
-                match log.flush(now_ms) {
-                    Ok(()) => {
+                match partition.flush(None, now_ms) {
+                    Ok(true) => {
                         self.metrics
                             .fsync(self.clock.monotonic_ns().saturating_sub(started_ns));
                         flushed += 1;
                     }
+                    Ok(false) => {}
                     Err(e) => {
                         tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "flush failed")
                     }
                 }
-                drop(guard);
                 self.data_arrived.notify_waiters();
             }
         }

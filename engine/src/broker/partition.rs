@@ -1,5 +1,9 @@
 //! One partition on this broker: its log and its idempotent producers, each behind a lock held
-//! only for synchronous work. Lock order: the log, then the producers.
+//! only for synchronous work. Lock order: the flush gate, the log, then the producers.
+//!
+//! A flush syncs the segment files without the log's lock (appends and fetches go on meanwhile)
+//! and holds the flush gate instead, so that flushes of one partition follow one another: a
+//! producer that waited at the gate usually finds its batch already durable and syncs nothing.
 //!
 //! With one replica, the high watermark is what a consumer may read: the log end under flush
 //! policies `none` and `interval` (what Kafka shows with one replica), and the recovery point
@@ -18,6 +22,8 @@ pub struct Partition<D: Disk> {
     /// `None` once the partition was closed (shutdown or topic deletion).
     log: Mutex<Option<Log<D>>>,
     producers: Mutex<ProducerState>,
+    /// Held through a whole flush; see the module doc.
+    flush_gate: Mutex<()>,
     /// The log end the last producer snapshot was written at: an unchanged log is not
     /// snapshotted again.
     snapshot_at: Mutex<Option<u64>>,
@@ -35,6 +41,7 @@ impl<D: Disk> Partition<D> {
             index,
             log: Mutex::new(Some(log)),
             producers: Mutex::new(producers),
+            flush_gate: Mutex::new(()),
             snapshot_at: Mutex::new(None),
         })
     }
@@ -52,6 +59,36 @@ impl<D: Disk> Partition<D> {
         self.producers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Makes the log durable through offset `through` (everything appended so far when `None`),
+    /// syncing the data without holding the log's lock. Returns whether it synced anything:
+    /// `false` when an earlier flush already covered `through`. Call without the log's lock.
+    ///
+    /// # Errors
+    /// IO errors, also when the partition was closed.
+    pub fn flush(&self, through: Option<u64>, now_ms: i64) -> Result<bool, LogError> {
+        let _gate = self
+            .flush_gate
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let pending = {
+            let guard = self.log();
+            let log = guard.as_ref().ok_or_else(closed)?;
+            let covered = match through {
+                Some(offset) => log.recovery_point() > offset,
+                None => log.recovery_point() >= log.next_offset(),
+            };
+            if covered {
+                return Ok(false);
+            }
+            log.begin_flush()
+        };
+        pending.sync()?;
+        let mut guard = self.log();
+        let log = guard.as_mut().ok_or_else(closed)?;
+        log.finish_flush(pending, now_ms)?;
+        Ok(true)
     }
 
     /// Takes the log out (to close it); later calls see the partition closed.
@@ -80,10 +117,97 @@ impl<D: Disk> Partition<D> {
     }
 }
 
+fn closed() -> LogError {
+    LogError::Io(std::io::Error::other("partition closed before its flush"))
+}
+
 /// The highest offset (exclusive) a consumer may read; see the module doc.
 pub fn high_watermark<D: Disk>(log: &Log<D>) -> u64 {
     match log.config().flush {
         FlushPolicy::Always => log.recovery_point().min(log.next_offset()),
         _ => log.next_offset(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::mem::MemDisk;
+    use crate::log::batch::{BatchBuilder, NewRecord};
+    use crate::log::LogConfig;
+    use std::path::Path;
+    use std::sync::mpsc;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    fn batch(value: &[u8]) -> Vec<u8> {
+        let record = NewRecord {
+            timestamp: 1000,
+            key: None,
+            value: Some(value.to_vec()),
+            headers: vec![],
+        };
+        BatchBuilder::default().build(&[record]).expect("a batch")
+    }
+
+    #[test]
+    fn appends_and_reads_go_on_while_a_flush_syncs() {
+        let disk = MemDisk::new();
+        let dir = Path::new("/data/t-0");
+        let log = Log::open(disk.clone(), dir, LogConfig::default(), 0).expect("open");
+        let partition = Arc::new(Partition::open("t".into(), 0, &disk, log).expect("partition"));
+        let append = |value: &[u8]| {
+            let mut guard = partition.log();
+            let log = guard.as_mut().expect("open log");
+            log.append(&mut batch(value), 1000)
+                .expect("append")
+                .last_offset
+        };
+        let last = append(b"before the flush");
+        disk.hold_syncs();
+        let flusher = {
+            let partition = Arc::clone(&partition);
+            std::thread::spawn(move || partition.flush(None, 2000))
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while disk.syncs_waiting() == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the flush never reached its sync"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The flush is inside its sync: the log must be free. Take it on another thread so a
+        // flush that held it fails this test instead of hanging it.
+        let (done, finished) = mpsc::channel();
+        {
+            let partition = Arc::clone(&partition);
+            std::thread::spawn(move || {
+                let mut guard = partition.log();
+                let log = guard.as_mut().expect("open log");
+                let appended = log.append(&mut batch(b"during the flush"), 1000);
+                let read = log.read(0, 1 << 20, u64::MAX).map(|slice| slice.is_some());
+                let _ = done.send((appended.is_ok(), read.ok()));
+            });
+        }
+        let outcome = finished.recv_timeout(Duration::from_secs(10));
+        disk.release_syncs();
+        assert_eq!(
+            outcome.expect("the log was held through the flush's sync"),
+            (true, Some(true))
+        );
+        assert!(flusher.join().expect("flusher").expect("flush"));
+        let guard = partition.log();
+        let log = guard.as_ref().expect("open log");
+        assert_eq!(
+            log.recovery_point(),
+            last + 1,
+            "only what preceded the flush"
+        );
+        assert_eq!(log.next_offset(), last + 2);
+        drop(guard);
+        // A flush through an offset already durable syncs nothing.
+        assert!(!partition.flush(Some(last), 3000).expect("flush"));
+        assert!(partition.flush(None, 3000).expect("flush"));
     }
 }

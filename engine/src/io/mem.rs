@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::{Disk, File, Mapping};
 
@@ -21,6 +22,18 @@ struct Tree {
 #[derive(Clone, Default)]
 pub struct MemDisk {
     tree: Arc<Mutex<Tree>>,
+    shared: Arc<Shared>,
+}
+
+/// What the disk and all its file handles share, for tests that watch or pause IO.
+#[derive(Default)]
+struct Shared {
+    /// Bytes returned by reads of any file.
+    bytes_read: AtomicU64,
+    /// While true, `sync_data` waits (see `MemDisk::hold_syncs`).
+    syncs_held: Mutex<bool>,
+    syncs_released: Condvar,
+    syncs_waiting: AtomicU64,
 }
 
 impl MemDisk {
@@ -30,6 +43,27 @@ impl MemDisk {
 
     fn tree(&self) -> MutexGuard<'_, Tree> {
         self.tree.lock().expect("mem disk lock poisoned")
+    }
+
+    /// How many bytes reads of its files have returned so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.shared.bytes_read.load(Ordering::Relaxed)
+    }
+
+    /// Makes every `sync_data` wait until `release_syncs`: a test can then look at what the
+    /// rest of the system may do while a flush is syncing.
+    pub fn hold_syncs(&self) {
+        *self.shared.syncs_held.lock().expect("sync hold lock") = true;
+    }
+
+    pub fn release_syncs(&self) {
+        *self.shared.syncs_held.lock().expect("sync hold lock") = false;
+        self.shared.syncs_released.notify_all();
+    }
+
+    /// How many `sync_data` calls are waiting on `hold_syncs` now.
+    pub fn syncs_waiting(&self) -> u64 {
+        self.shared.syncs_waiting.load(Ordering::SeqCst)
     }
 
     /// A copy of the bytes of `path`, if it exists.
@@ -73,7 +107,10 @@ impl Disk for MemDisk {
         }
         let bytes: Bytes = Arc::default();
         tree.files.insert(path.to_path_buf(), bytes.clone());
-        Ok(MemFile { bytes })
+        Ok(MemFile {
+            bytes,
+            shared: self.shared.clone(),
+        })
     }
 
     fn open(&self, path: &Path) -> io::Result<MemFile> {
@@ -81,6 +118,7 @@ impl Disk for MemDisk {
         let bytes = tree.files.get(path).ok_or_else(|| not_found(path))?;
         Ok(MemFile {
             bytes: bytes.clone(),
+            shared: self.shared.clone(),
         })
     }
 
@@ -151,6 +189,7 @@ impl Disk for MemDisk {
 /// A handle on a `MemDisk` file; it keeps the bytes alive after a remove, like an open fd.
 pub struct MemFile {
     bytes: Bytes,
+    shared: Arc<Shared>,
 }
 
 impl MemFile {
@@ -167,6 +206,9 @@ impl File for MemFile {
         let start = usize::try_from(pos).unwrap_or(usize::MAX).min(bytes.len());
         let n = buf.len().min(bytes.len() - start);
         buf[..n].copy_from_slice(&bytes[start..start + n]);
+        self.shared
+            .bytes_read
+            .fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 
@@ -182,6 +224,15 @@ impl File for MemFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        let shared = &self.shared;
+        let mut held = shared.syncs_held.lock().expect("sync hold lock");
+        if *held {
+            shared.syncs_waiting.fetch_add(1, Ordering::SeqCst);
+            while *held {
+                held = shared.syncs_released.wait(held).expect("sync hold lock");
+            }
+            shared.syncs_waiting.fetch_sub(1, Ordering::SeqCst);
+        }
         Ok(())
     }
 
@@ -208,6 +259,7 @@ impl File for MemFile {
             view: bytes[..len].to_vec(),
             file: MemFile {
                 bytes: self.bytes.clone(),
+                shared: self.shared.clone(),
             },
         })
     }

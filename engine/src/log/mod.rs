@@ -20,7 +20,9 @@
 //!   rewrites only segments wholly below the recovery point, and swaps each cleaned segment in
 //!   so that a crash leaves the old or the new one (see `compaction`).
 //!
-//! The log is synchronous and single-writer; the caller serialises access.
+//! The log is synchronous and single-writer; the caller serialises access. A flush may be split
+//! (`begin_flush`, `PendingFlush::sync`, `finish_flush`) so that the caller need not hold the
+//! log through the slow sync of the data.
 
 pub mod batch;
 pub mod checkpoint;
@@ -133,6 +135,32 @@ pub struct LogSlice<F: File> {
     pub next_offset: u64,
 }
 
+/// What a flush must sync, taken from the log by `Log::begin_flush`.
+pub struct PendingFlush<F: File> {
+    files: Vec<Arc<F>>,
+    /// The log end when the flush began: what the recovery point moves to.
+    through: u64,
+    /// `Log::truncations` when the flush began.
+    truncations: u64,
+    /// Unflushed messages when the flush began: the flush accounts for these.
+    messages: u64,
+}
+
+impl<F: File> PendingFlush<F> {
+    /// Syncs the segment files' data: the slow part of a flush, done without the log.
+    ///
+    /// # Errors
+    /// IO errors.
+    pub fn sync(&self) -> io::Result<()> {
+        self.files.iter().try_for_each(|file| file.sync_data())
+    }
+
+    /// The log end the flush makes durable.
+    pub fn through(&self) -> u64 {
+        self.through
+    }
+}
+
 /// A partition log on a `Disk`.
 pub struct Log<D: Disk> {
     disk: D,
@@ -159,6 +187,9 @@ pub struct Log<D: Disk> {
     /// A compaction swap failed and could not be settled: no more compaction until the log is
     /// opened again (see `compaction`).
     compaction_blocked: bool,
+    /// How many truncations the log has had since it was opened: a flush that began before one
+    /// must not move the recovery point (see `finish_flush`).
+    truncations: u64,
 }
 
 /// What `Log::open` found and did.
@@ -387,14 +418,50 @@ impl<D: Disk> Log<D> {
     /// # Errors
     /// IO errors; the recovery point then stays where it was.
     pub fn flush(&mut self, now_ms: i64) -> Result<(), LogError> {
+        let pending = self.begin_flush();
+        pending.sync()?;
+        self.finish_flush(pending, now_ms)
+    }
+
+    /// The first half of a flush that need not hold the log while the data is synced: the
+    /// segment files holding what was appended so far. Sync them (`PendingFlush::sync`), with
+    /// the log free for appends and reads meanwhile, then `finish_flush`.
+    pub fn begin_flush(&self) -> PendingFlush<D::File> {
+        let from = self.segment_floor(self.recovery_point);
+        PendingFlush {
+            files: self
+                .segments
+                .range(from..)
+                .map(|(_, segment)| Arc::clone(segment.log_file()))
+                .collect(),
+            through: self.next_offset,
+            truncations: self.truncations,
+            messages: self.unflushed_messages,
+        }
+    }
+
+    /// The second half of a flush, after `pending` was synced: the indexes are synced and the
+    /// recovery point moves to the log end `begin_flush` saw. Batches appended since then stay
+    /// above it; if the log was truncated meanwhile, the offsets synced may since have been
+    /// written again, so nothing is claimed (`truncate_to` left its own recovery point).
+    ///
+    /// # Errors
+    /// IO errors; the recovery point then stays where it was.
+    pub fn finish_flush(
+        &mut self,
+        pending: PendingFlush<D::File>,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        if pending.truncations != self.truncations || pending.through <= self.recovery_point {
+            return Ok(());
+        }
         let from = self.segment_floor(self.recovery_point);
         for segment in self.segments.range(from..).map(|(_, s)| s) {
-            segment.flush()?;
+            segment.flush_indexes()?;
         }
-        let flushed_to = self.next_offset;
-        self.write_checkpoint(flushed_to)?;
-        self.recovery_point = flushed_to;
-        self.unflushed_messages = 0;
+        self.write_checkpoint(pending.through)?;
+        self.recovery_point = pending.through;
+        self.unflushed_messages = self.unflushed_messages.saturating_sub(pending.messages);
         self.last_flush_ms = now_ms;
         Ok(())
     }
@@ -597,6 +664,7 @@ impl<D: Disk> Log<D> {
         if offset >= self.next_offset {
             return Ok(());
         }
+        self.truncations += 1;
         let doomed: Vec<u64> = self.segments.range(offset + 1..).map(|(&b, _)| b).collect();
         for base in doomed {
             if let Some(segment) = self.segments.remove(&base) {

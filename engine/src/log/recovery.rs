@@ -58,6 +58,7 @@ impl<D: Disk> Log<D> {
             cleaned_to: 0,
             tombstones_expire_at_ms: None,
             compaction_blocked: false,
+            truncations: 0,
         };
         if bases.is_empty() {
             log.start_fresh_at(log.log_start_offset)?;

@@ -10,8 +10,13 @@ use std::io;
 use super::batch::{self, BatchHeader, HEADER_BYTES, MAGIC_V2};
 use crate::io::File;
 
-/// How much of the file one read brings in.
+/// The most of the file one read brings in.
 const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
+/// The first read of a header-only scan, and its read after a jump over a large batch: a lookup
+/// reads a few headers near an index entry, and a walk over large batches needs only their
+/// headers, so neither should copy a whole chunk of record bytes. Reads double while the scan
+/// moves through the bytes already read (many small batches), up to `SCAN_CHUNK_BYTES`.
+const HEADER_READ_BYTES: usize = 4096;
 /// How many times bytes that fail verification are read again before they are judged corrupt.
 pub const READ_ATTEMPTS_MAX: u32 = 3;
 /// No batch on disk can be larger than this; a header that says otherwise is corrupt.
@@ -81,6 +86,8 @@ pub struct Scanner<'a, F: File> {
     verify: Verify,
     chunk: Vec<u8>,
     chunk_start: u64,
+    /// How much the next read of the file brings in, at least.
+    read_bytes: usize,
     /// The base offset the next batch must have: batches are dense, each starting right after
     /// the last offset of the one before (the base offset is outside the CRC, so this is what
     /// catches a damaged one). In a log with holes it is the lowest base offset allowed.
@@ -101,6 +108,10 @@ impl<'a, F: File> Scanner<'a, F> {
             verify,
             chunk: Vec::new(),
             chunk_start: position,
+            read_bytes: match verify {
+                Verify::Header => HEADER_READ_BYTES,
+                Verify::Crc => SCAN_CHUNK_BYTES,
+            },
             expected_base: None,
             first: None,
             holes: false,
@@ -257,7 +268,15 @@ impl<'a, F: File> Scanner<'a, F> {
     }
 
     fn fill(&mut self, n: usize) -> io::Result<()> {
-        let want = n.max(SCAN_CHUNK_BYTES) as u64;
+        if self.verify == Verify::Header {
+            let chunk_end = self.chunk_start + self.chunk.len() as u64;
+            self.read_bytes = if !self.chunk.is_empty() && self.position <= chunk_end {
+                (self.read_bytes * 2).min(SCAN_CHUNK_BYTES)
+            } else {
+                HEADER_READ_BYTES
+            };
+        }
+        let want = n.max(self.read_bytes) as u64;
         let len = want.min(self.end - self.position) as usize;
         self.chunk.resize(len, 0);
         self.file.read_exact_at(&mut self.chunk, self.position)?;

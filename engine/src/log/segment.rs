@@ -678,6 +678,11 @@ impl<F: File> Segment<F> {
     /// IO errors.
     pub fn flush(&self) -> io::Result<()> {
         self.log.sync_data()?;
+        self.flush_indexes()
+    }
+
+    /// Syncs the two indexes (the log file is synced apart, see `Log::begin_flush`).
+    pub fn flush_indexes(&self) -> io::Result<()> {
         self.index.flush()?;
         self.time_index.flush()
     }
@@ -767,12 +772,17 @@ impl<F: File> Segment<F> {
             end = jump.0;
             next_offset = jump.1;
         }
-        let mut scanner = Scanner::new(&*self.log, end, limit_position, Verify::Header)
+        // The scan runs to the segment's end, not to the byte limit: a batch that crosses the
+        // limit ends the slice, and is no reason to read the bytes again as a torn one would be.
+        let mut scanner = Scanner::new(&*self.log, end, self.bytes, Verify::Header)
             .expecting(First::Base(next_offset))
             .allowing_holes(self.holes);
         loop {
             match scanner.next_batch() {
-                Ok(Some(batch)) if (batch.header.last_offset() as u64) < offset_limit => {
+                Ok(Some(batch))
+                    if (batch.header.last_offset() as u64) < offset_limit
+                        && batch.position + batch.total_bytes <= limit_position =>
+                {
                     end = batch.position + batch.total_bytes;
                     next_offset = batch.header.last_offset() as u64 + 1;
                 }

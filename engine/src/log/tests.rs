@@ -122,6 +122,47 @@ fn reads_respect_the_offset_limit_and_return_whole_batches() {
 }
 
 #[test]
+fn a_read_touches_headers_not_record_bytes() {
+    // Batches of 64 KiB, as producers with large batches write them: finding the slice for a
+    // 1 MiB fetch must read a few headers near index entries, not the records in between, and a
+    // batch that crosses the byte limit must not be read again as if it were torn.
+    let disk = MemDisk::new();
+    let config = LogConfig {
+        segment_bytes: 64 << 20,
+        segment_index_bytes: 1 << 20,
+        index_interval_bytes: 4096,
+        ..LogConfig::default()
+    };
+    let mut log = open(&disk, config);
+    for _ in 0..64 {
+        append(&mut log, 16, 4096, 1000);
+    }
+    for (offset, bytes_max) in [
+        (0, 1 << 20),
+        (200, 1 << 20),
+        (300, 1_000_000),
+        (700, 300_000),
+    ] {
+        let before = disk.bytes_read();
+        let slice = log.read(offset, bytes_max, u64::MAX).unwrap().unwrap();
+        let read = disk.bytes_read() - before;
+        assert!(slice.bytes <= bytes_max && slice.bytes > bytes_max / 2);
+        assert!(
+            slice.first_offset <= offset && slice.next_offset > offset,
+            "{}..{} for {offset}",
+            slice.first_offset,
+            slice.next_offset
+        );
+        // The first batch's header, the header at the index entry near the limit and the one
+        // after it: three reads of 4 KiB and the 61-byte header read that confirms the entry.
+        assert!(
+            read <= 16 * 1024,
+            "a {bytes_max}-byte read at {offset} read {read} bytes"
+        );
+    }
+}
+
+#[test]
 fn segments_roll_by_size_and_reads_cross_them() {
     let disk = MemDisk::new();
     let mut log = open(&disk, small_config());
@@ -296,6 +337,38 @@ fn flush_policy_says_when_a_flush_is_due() {
         assert!(!log.flush_due(now_ms));
         assert_eq!(log.recovery_point(), log.next_offset());
     }
+}
+
+#[test]
+fn a_flush_in_two_halves_claims_only_what_it_synced() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, small_config());
+    append(&mut log, 3, 10, 1000);
+    let pending = log.begin_flush();
+    // Appended while the sync runs (the log is not held then): not made durable by this flush.
+    append(&mut log, 2, 10, 1000);
+    pending.sync().unwrap();
+    log.finish_flush(pending, 5).unwrap();
+    assert_eq!(log.recovery_point(), 3);
+    assert_eq!(log.unflushed_messages(), 2);
+    // A checkpoint that said 5 would make recovery trust offsets 3 and 4 without reading them.
+    drop(log);
+    let log = open(&disk, small_config());
+    assert!(log.recovery_report().bytes_scanned > 0);
+
+    // A truncation while the sync runs: offsets 3 to 7 are written again after it, so the
+    // flush that began before it must not vouch for them.
+    let mut log = log;
+    append(&mut log, 3, 10, 1000);
+    let pending = log.begin_flush();
+    assert_eq!(pending.through(), 8);
+    log.truncate_to(3).unwrap();
+    append(&mut log, 4, 10, 1000);
+    pending.sync().unwrap();
+    log.finish_flush(pending, 6).unwrap();
+    assert_eq!(log.recovery_point(), 3);
+    log.flush(7).unwrap();
+    assert_eq!(log.recovery_point(), 7);
 }
 
 #[test]

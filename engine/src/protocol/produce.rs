@@ -118,28 +118,20 @@ fn check_records(
     Ok((records, header))
 }
 
-/// Makes the log durable through `last_offset` (flush=always, before the ack). The lock is
-/// taken again after the append, so requests that appended meanwhile share one fsync: a flush
-/// that already covered this batch is not repeated.
+/// Makes the log durable through `last_offset` (flush=always, before the ack). Requests that
+/// appended while another flush ran share the next one: a flush that already covered this
+/// batch is not repeated (see `Partition::flush`).
 fn flush_through<D: Disk, C: Clock, R: Rng>(
     broker: &Broker<D, C, R>,
     partition: &Partition<D>,
     last_offset: u64,
 ) -> Result<(), crate::log::LogError> {
-    let mut guard = partition.log();
-    let Some(log) = guard.as_mut() else {
-        return Err(crate::log::LogError::Io(std::io::Error::other(
-            "partition closed before its flush",
-        )));
-    };
-    if log.recovery_point() > last_offset {
-        return Ok(());
-    }
     let started_ns = broker.clock.monotonic_ns();
-    log.flush(broker.clock.now_ms())?;
-    broker
-        .metrics
-        .fsync(broker.clock.monotonic_ns().saturating_sub(started_ns));
+    if partition.flush(Some(last_offset), broker.clock.now_ms())? {
+        broker
+            .metrics
+            .fsync(broker.clock.monotonic_ns().saturating_sub(started_ns));
+    }
     Ok(())
 }
 
