@@ -2,8 +2,9 @@
 //! release broker, produces N bytes of 1 KiB messages to two 1-partition topics (compression none
 //! and lz4), consumes both from the beginning with librdkafka, fetches the uncompressed one again
 //! with a hand-written Fetch loop that does not parse records, alternating with sendfile(2) of
-//! one of keel's own segment files over loopback as the raw baseline (five runs of each, the
-//! median reported), and prints throughput and CPU per GB for each phase.
+//! one of keel's own segment files over loopback as the raw baseline (nine runs of each: the
+//! median throughput and the mean CPU reported), and prints throughput and CPU per GB for each
+//! phase.
 //! Run through `cargo xtask bench broker [--bytes N]`, which builds keel and passes `--keel`.
 
 mod broker;
@@ -51,8 +52,9 @@ fn main() {
     let on_disk = [log_bytes(&partition("none")), log_bytes(&partition("lz4"))];
     let segment = partition("none").join("00000000000000000000.log");
     // The Fetch loop and the raw baseline are short (well under a second per GB) and so the most
-    // exposed to whatever else the machine does: each runs REPEATS times, alternating, and the
-    // run of median wall time is reported.
+    // exposed to whatever else the machine does: each runs REPEATS times, alternating. The run
+    // of median wall time gives the throughput; CPU seconds are the mean over all runs, since
+    // the broker's are counted in 10 ms clock ticks.
     let (mut fetches, mut raws) = (Vec::new(), Vec::new());
     for _ in 0..REPEATS {
         // The same bytes as "consume none", fetched without a client library's per-message work.
@@ -66,14 +68,29 @@ fn main() {
         }));
         raws.push(raw::run(&segment, on_disk[0]));
     }
-    phases.push(median(fetches, |phase| phase.wall));
-    let raw = median(raws, |raw| raw.wall);
+    let mean = |cpu: f64| cpu / REPEATS as f64;
+    let (broker_cpu, client_cpu) = fetches.iter().fold((0.0, 0.0), |(b, c), phase| {
+        (b + phase.broker_cpu, c + phase.client_cpu)
+    });
+    let (sender_cpu, receiver_cpu) = raws.iter().fold((0.0, 0.0), |(s, r), raw| {
+        (s + raw.sender_cpu, r + raw.receiver_cpu)
+    });
+    phases.push(report::Phase {
+        broker_cpu: mean(broker_cpu),
+        client_cpu: mean(client_cpu),
+        ..median(fetches, |phase| phase.wall)
+    });
+    let raw = raw::Raw {
+        sender_cpu: mean(sender_cpu),
+        receiver_cpu: mean(receiver_cpu),
+        ..median(raws, |raw| raw.wall)
+    };
     report::print(count, on_disk, &phases, &raw);
     drop(broker);
 }
 
 /// How many times the Fetch loop and the raw baseline run.
-const REPEATS: usize = 5;
+pub const REPEATS: usize = 9;
 
 /// The run of median `wall` time.
 fn median<T>(mut runs: Vec<T>, wall: impl Fn(&T) -> Duration) -> T {

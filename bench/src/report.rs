@@ -88,6 +88,10 @@ pub fn print(count: u64, on_disk: [u64; 2], phases: &[Phase], raw: &Raw) {
         on_disk[0] as f64 / 1e6,
         on_disk[0] as f64 / 1e6 / raw.wall.as_secs_f64()
     );
+    println!(
+        "fetch none and raw sendfile ran {} times each, alternating: the run of median wall time is shown, with the mean CPU of all runs",
+        crate::REPEATS
+    );
     print_goals(phases, raw_mb_s, raw_per_gb);
 }
 

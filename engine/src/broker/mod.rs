@@ -16,8 +16,11 @@ pub mod producers;
 pub mod settings;
 pub mod topics;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use self::config::{BrokerConfig, TopicOverrides};
 use self::topics::{Topic, TopicError};
@@ -29,6 +32,11 @@ pub struct Broker<D: Disk, C: Clock, R: Rng> {
     pub clock: C,
     rng: R,
     topics: RwLock<BTreeMap<String, Arc<Topic<D>>>>,
+    /// Topics being created on disk, which takes fsyncs: that happens outside the topics' lock,
+    /// so requests for other topics do not wait on it. Lock order: this, then `topics`.
+    creating: Mutex<BTreeSet<String>>,
+    /// Signalled when a creation ends.
+    created: Condvar,
     /// host and port clients are told to connect to.
     advertised: RwLock<(String, i32)>,
     /// Signalled when data becomes readable (an append, or a flush that moved a high
@@ -68,6 +76,8 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
             clock,
             rng,
             topics: RwLock::new(topics),
+            creating: Mutex::new(BTreeSet::new()),
+            created: Condvar::new(),
             advertised: RwLock::new(advertised),
             data_arrived: tokio::sync::Notify::new(),
             metrics: metrics::Metrics::default(),
@@ -139,19 +149,28 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
             partitions
         };
         topics::validate_name(name)?;
-        let mut all = self.topics.write().unwrap_or_else(|p| p.into_inner());
-        if all.contains_key(name) {
-            return Err(TopicError::AlreadyExists);
-        }
-        if validate_only {
-            config::topic_log_config(&self.config.log, &overrides)
-                .map_err(TopicError::InvalidConfig)?;
-            if !(1..=topics::PARTITIONS_MAX).contains(&partitions) {
-                return Err(TopicError::InvalidPartitions(format!(
-                    "{partitions} partitions"
-                )));
+        {
+            let mut creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+            // A creation of the same name under way ends in a moment, with the topic existing
+            // or not: wait for it rather than answer before it is known.
+            while creating.contains(name) {
+                creating = crate::io::blocking(|| self.created.wait(creating))
+                    .unwrap_or_else(|p| p.into_inner());
             }
-            return Ok(None);
+            if self.topic(name).is_some() {
+                return Err(TopicError::AlreadyExists);
+            }
+            if validate_only {
+                config::topic_log_config(&self.config.log, &overrides)
+                    .map_err(TopicError::InvalidConfig)?;
+                if !(1..=topics::PARTITIONS_MAX).contains(&partitions) {
+                    return Err(TopicError::InvalidPartitions(format!(
+                        "{partitions} partitions"
+                    )));
+                }
+                return Ok(None);
+            }
+            creating.insert(name.to_owned());
         }
         let new = topics::NewTopic {
             name,
@@ -159,15 +178,26 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
             partitions,
             overrides,
         };
-        let topic = topics::create(
-            &self.disk,
-            &self.config.data_dir,
-            new,
-            &self.config.log,
-            self.clock.now_ms(),
-        )?;
-        let topic = Arc::new(topic);
-        all.insert(name.to_owned(), topic.clone());
+        let created = crate::io::blocking(|| {
+            topics::create(
+                &self.disk,
+                &self.config.data_dir,
+                new,
+                &self.config.log,
+                self.clock.now_ms(),
+            )
+        });
+        let mut creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+        let topic = created.map(|topic| {
+            let topic = Arc::new(topic);
+            let mut all = self.topics.write().unwrap_or_else(|p| p.into_inner());
+            all.insert(name.to_owned(), topic.clone());
+            topic
+        });
+        creating.remove(name);
+        drop(creating);
+        self.created.notify_all();
+        let topic = topic?;
         tracing::info!(topic = name, partitions, "topic created");
         Ok(Some(topic))
     }

@@ -84,7 +84,7 @@ impl<D: Disk> Partition<D> {
             }
             log.begin_flush()
         };
-        pending.sync()?;
+        crate::io::blocking(|| pending.sync())?;
         let mut guard = self.log();
         let log = guard.as_mut().ok_or_else(closed)?;
         log.finish_flush(pending, now_ms)?;

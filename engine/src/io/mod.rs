@@ -20,6 +20,24 @@ pub mod mem;
 pub mod net;
 pub mod os;
 
+/// Runs `f`, which may wait on the device (an fsync, a segment rewrite), without stalling the
+/// other tasks of an async worker: on the multi-threaded production runtime the worker first
+/// hands its queued tasks to another thread (`block_in_place`). In the simulator, on a
+/// current-thread runtime or outside any runtime, `f` just runs: the simulator's disk never
+/// waits, and there is no other worker to hand tasks to.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    #[cfg(not(madsim))]
+    {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let multi_thread = Handle::try_current()
+            .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::MultiThread);
+        if multi_thread {
+            return tokio::task::block_in_place(f);
+        }
+    }
+    f()
+}
+
 use std::io;
 use std::path::Path;
 

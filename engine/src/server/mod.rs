@@ -135,11 +135,13 @@ async fn housekeeping<D: Disk, C: Clock, R: Rng>(
             .groups
             .tick((broker.clock.monotonic_ns() / 1_000_000) as i64);
         ticks += 1;
+        // Retention deletes files and compaction rewrites segments: disk work that must not
+        // hold up the connections sharing this worker (flushes take care of their own syncs).
         if ticks.is_multiple_of(retention_every) {
-            broker.apply_retention();
+            crate::io::blocking(|| broker.apply_retention());
         }
         if ticks.is_multiple_of(cleaner_every) {
-            broker.compact_due();
+            crate::io::blocking(|| broker.compact_due());
         }
     }
 }
