@@ -43,15 +43,10 @@ pub fn config(log: &LogConfig) -> BrokerConfig {
 /// The node's main task: open the data directory (recovering every log), then serve until
 /// Ctrl-C.
 pub async fn run(disk: SimDisk, config: BrokerConfig, history: Arc<History>) {
-    let broker = match Broker::open(disk, SimClock, SimRandom, config) {
-        Ok(broker) => broker,
-        Err(e) => {
-            history.record(Event::OpenFailed {
-                error: format!("{e:?}"),
-            });
-            std::future::pending::<()>().await;
-            return;
-        }
+    let open = || Broker::open(disk.clone(), SimClock, SimRandom, config.clone());
+    let Some(broker) = crate::node::open_retrying(&disk, &history, open).await else {
+        std::future::pending::<()>().await;
+        return;
     };
     record_opened(&broker, &history);
     let listener = match TcpNetwork.bind("0.0.0.0:9092").await {

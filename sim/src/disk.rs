@@ -478,6 +478,11 @@ impl SimDisk {
         self.lock().faults
     }
 
+    /// Whether any fault is configured: an operation may fail now for no fault of the engine.
+    pub fn faults_on(&self) -> bool {
+        self.faults() != FaultConfig::default()
+    }
+
     /// Makes every sync report success without making anything durable (or stops doing so).
     pub fn set_lying_fsync(&self, lying: bool) {
         self.lock().lying_fsync = lying;

@@ -65,6 +65,11 @@ pub enum Event {
     OpenFailed {
         error: String,
     },
+    /// Opening failed while disk faults were on; the node tries again, as a supervisor that
+    /// restarts a failed broker would.
+    OpenRetried {
+        error: String,
+    },
     /// Compaction swapped in cleaned segments.
     Compacted {
         segments_cleaned: u64,

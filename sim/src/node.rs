@@ -90,20 +90,17 @@ type SharedLog = Arc<Mutex<Option<Log<SimDisk>>>>;
 
 /// The node's main task: open (recover) the log, then serve until killed.
 pub async fn run(disk: SimDisk, config: NodeConfig, mailbox: Mailbox, history: Arc<History>) {
-    let log = match Log::open(
-        disk.clone(),
-        &config.dir,
-        config.log.clone(),
-        SimClock.now_ms(),
-    ) {
-        Ok(log) => log,
-        Err(e) => {
-            history.record(Event::OpenFailed {
-                error: e.to_string(),
-            });
-            std::future::pending::<()>().await;
-            return;
-        }
+    let open = || {
+        Log::open(
+            disk.clone(),
+            &config.dir,
+            config.log.clone(),
+            SimClock.now_ms(),
+        )
+    };
+    let Some(log) = open_retrying(&disk, &history, open).await else {
+        std::future::pending::<()>().await;
+        return;
     };
     // The marker's contract: it is removed, durably, before the log takes appends, so it can
     // never vouch for data written after it.
@@ -302,6 +299,36 @@ impl Node {
                     offset: log.log_start_offset(),
                     epoch: self.history.epoch(),
                 });
+            }
+        }
+    }
+}
+
+/// How long a node waits before opening again after disk faults made an open fail.
+const OPEN_RETRY_MS: u64 = 20;
+
+/// Opens with `open`, again and again while disk faults are on and make it fail, as a supervisor
+/// restarts a broker that could not start. A failure with the faults off is recorded as
+/// `OpenFailed` (a violation of the recovery checker) and gives `None`.
+pub async fn open_retrying<T, E: std::fmt::Debug>(
+    disk: &SimDisk,
+    history: &History,
+    mut open: impl FnMut() -> Result<T, E>,
+) -> Option<T> {
+    loop {
+        match open() {
+            Ok(opened) => return Some(opened),
+            Err(e) if disk.faults_on() => {
+                history.record(Event::OpenRetried {
+                    error: format!("{e:?}"),
+                });
+                madsim::time::sleep(std::time::Duration::from_millis(OPEN_RETRY_MS)).await;
+            }
+            Err(e) => {
+                history.record(Event::OpenFailed {
+                    error: format!("{e:?}"),
+                });
+                return None;
             }
         }
     }

@@ -678,6 +678,7 @@ pub async fn faults(cluster: Cluster, config: WorkloadConfig, seed_rng: u64) {
             0..=29 => crash(&cluster).await,
             30..=54 => power_loss(&cluster, &mut disk_rng).await,
             55..=69 => clean_restart(&cluster).await,
+            70..=79 => restart_into_faults(&cluster, &config, &mut disk_rng).await,
             _ => {
                 disk_fault_burst(&cluster, &config).await;
                 // End one burst in three with a power loss and one in three with a crash, at
@@ -738,6 +739,27 @@ async fn restart_after_downtime(cluster: &Cluster) {
     cluster.history.record(Event::Restart);
     // Give the node a moment to recover before the next fault.
     sleep_ms(5).await;
+}
+
+/// A crash or a power loss, then a restart while disk faults are on: recovery itself meets
+/// failed syncs, torn and refused writes and rotten reads. Opening may fail and is tried again
+/// (see `node::open_retrying`); what recovery keeps must still satisfy every checker.
+async fn restart_into_faults(cluster: &Cluster, config: &WorkloadConfig, disk_rng: &mut SimRng) {
+    cluster.handle.kill(cluster.node_id);
+    cluster.mailbox.clear();
+    if madsim::rand::thread_rng().gen_bool(0.5) {
+        cluster.disk.crash();
+        cluster.history.record(Event::Crash);
+    } else {
+        cluster.disk.power_loss(disk_rng);
+        cluster.history.power_loss();
+    }
+    cluster.disk.set_faults(config.disk_faults);
+    cluster.history.record(Event::DiskFaults { on: true });
+    restart_after_downtime(cluster).await;
+    sleep_ms(madsim::rand::thread_rng().gen_range(50..300)).await;
+    cluster.disk.set_faults(FaultConfig::default());
+    cluster.history.record(Event::DiskFaults { on: false });
 }
 
 async fn disk_fault_burst(cluster: &Cluster, config: &WorkloadConfig) {

@@ -16,9 +16,6 @@ pub mod producers;
 pub mod settings;
 pub mod topics;
 
-#[cfg(test)]
-mod tests;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 

@@ -29,6 +29,7 @@ use super::bytes::Reader;
 use super::topics::write_atomically;
 use crate::io::{Disk, File};
 use crate::log::batch::{BatchHeader, HEADER_BYTES};
+use crate::log::scan::READ_ATTEMPTS_MAX;
 use crate::log::{Log, LogError};
 
 /// Batches remembered per producer and partition, as in Kafka.
@@ -314,12 +315,17 @@ impl ProducerState {
             None => (ProducerState::default(), start),
         };
         while next < end {
-            let bytes = match log.read_copy(next, REPLAY_READ_BYTES, end) {
+            let bytes = match replay_read(log, next, end) {
                 Ok(bytes) => bytes,
-                Err(e) => {
-                    tracing::warn!(dir = %log.dir().display(), offset = next, error = %e, "producer state replay stopped");
+                // Damaged for good: what follows is not replayed, so a retry of a batch after
+                // this point may be written again. Refusing to start would be worse.
+                Err(e @ LogError::Corrupt { .. }) => {
+                    tracing::warn!(dir = %log.dir().display(), offset = next, error = %e, "producer state replay stopped at a damaged batch");
                     break;
                 }
+                // An IO error says nothing about the data: the open fails and may be tried
+                // again, rather than go on with producers forgotten.
+                Err(e) => return Err(e),
             };
             if bytes.is_empty() {
                 break;
@@ -340,6 +346,19 @@ impl ProducerState {
     /// IO errors; the previous snapshot is then still in place.
     pub fn write_snapshot<D: Disk>(&self, disk: &D, dir: &Path, offset: u64) -> io::Result<()> {
         write_atomically(disk, &dir.join(SNAPSHOT_FILE), &self.encode(offset))
+    }
+}
+
+/// The batches from `offset` for the replay. A read that fails its CRC is made again, each
+/// time with `read_copy`'s own re-reads: a replay that stopped early at a transient error would
+/// forget producers, and the retries of their last batches would be written twice.
+fn replay_read<D: Disk>(log: &mut Log<D>, offset: u64, end: u64) -> Result<Vec<u8>, LogError> {
+    let mut attempt = 1;
+    loop {
+        match log.read_copy(offset, REPLAY_READ_BYTES, end) {
+            Err(LogError::Corrupt { .. }) if attempt < READ_ATTEMPTS_MAX => attempt += 1,
+            other => return other,
+        }
     }
 }
 

@@ -1,0 +1,149 @@
+//! Disk waits must not hold up other work: a flush syncs without the partition's lock, and a
+//! topic's creation syncs without the topics' lock. Real threads pause in a held sync of the
+//! in-memory disk while others go on (or, if the code regressed, hang until a timeout fails the
+//! test).
+
+use std::path::Path;
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use keel::broker::config::{BrokerConfig, TopicOverrides};
+use keel::broker::partition::Partition;
+use keel::broker::topics::TopicError;
+use keel::broker::Broker;
+use keel::io::mem::MemDisk;
+use keel::io::os::{OsClock, OsRng};
+use keel::log::batch::{BatchBuilder, NewRecord};
+use keel::log::{Log, LogConfig};
+
+fn wait_for_a_held_sync(disk: &MemDisk) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while disk.syncs_waiting() == 0 {
+        assert!(Instant::now() < deadline, "no sync was reached");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn batch(value: &[u8]) -> Vec<u8> {
+    let record = NewRecord {
+        timestamp: 1000,
+        key: None,
+        value: Some(value.to_vec()),
+        headers: vec![],
+    };
+    BatchBuilder::default().build(&[record]).expect("a batch")
+}
+
+#[test]
+fn appends_and_reads_go_on_while_a_flush_syncs() {
+    let disk = MemDisk::new();
+    let dir = Path::new("/data/t-0");
+    let log = Log::open(disk.clone(), dir, LogConfig::default(), 0).expect("open");
+    let partition = Arc::new(Partition::open("t".into(), 0, &disk, log).expect("partition"));
+    let append = |value: &[u8]| {
+        let mut guard = partition.log();
+        let log = guard.as_mut().expect("open log");
+        log.append(&mut batch(value), 1000)
+            .expect("append")
+            .last_offset
+    };
+    let last = append(b"before the flush");
+    disk.hold_syncs();
+    let flusher = {
+        let partition = Arc::clone(&partition);
+        thread::spawn(move || partition.flush(None, 2000))
+    };
+    wait_for_a_held_sync(&disk);
+    // The flush is inside its sync: the log must be free. Take it on another thread so a
+    // flush that held it fails this test instead of hanging it.
+    let (done, finished) = mpsc::channel();
+    {
+        let partition = Arc::clone(&partition);
+        thread::spawn(move || {
+            let mut guard = partition.log();
+            let log = guard.as_mut().expect("open log");
+            let appended = log.append(&mut batch(b"during the flush"), 1000);
+            let read = log.read(0, 1 << 20, u64::MAX).map(|slice| slice.is_some());
+            let _ = done.send((appended.is_ok(), read.ok()));
+        });
+    }
+    let outcome = finished.recv_timeout(Duration::from_secs(10));
+    disk.release_syncs();
+    assert_eq!(
+        outcome.expect("the log was held through the flush's sync"),
+        (true, Some(true))
+    );
+    assert!(flusher.join().expect("flusher").expect("flush"));
+    let guard = partition.log();
+    let log = guard.as_ref().expect("open log");
+    assert_eq!(
+        log.recovery_point(),
+        last + 1,
+        "only what preceded the flush"
+    );
+    assert_eq!(log.next_offset(), last + 2);
+    drop(guard);
+    // A flush through an offset already durable syncs nothing.
+    assert!(!partition.flush(Some(last), 3000).expect("flush"));
+    assert!(partition.flush(None, 3000).expect("flush"));
+}
+
+type TestBroker = Broker<MemDisk, OsClock, OsRng>;
+
+fn broker(disk: &MemDisk) -> Arc<TestBroker> {
+    let config = BrokerConfig {
+        data_dir: "/data".into(),
+        ..BrokerConfig::default()
+    };
+    let broker = Broker::open(disk.clone(), OsClock, OsRng::default(), config);
+    Arc::new(broker.expect("open"))
+}
+
+#[test]
+fn creating_a_topic_holds_up_neither_other_topics_nor_a_second_create_of_it() {
+    let disk = MemDisk::new();
+    let broker = broker(&disk);
+    broker
+        .create_topic("a", 1, TopicOverrides::new(), false)
+        .expect("create a");
+    disk.hold_syncs();
+    let create = |broker: &Arc<TestBroker>| {
+        let broker = Arc::clone(broker);
+        thread::spawn(move || broker.create_topic("b", 3, TopicOverrides::new(), false))
+    };
+    let first = create(&broker);
+    wait_for_a_held_sync(&disk);
+    // "b" is being created, stuck in a sync: "a" must still be found and written to.
+    let (done, finished) = mpsc::channel();
+    {
+        let broker = Arc::clone(&broker);
+        thread::spawn(move || {
+            let topic = broker.topic("a").expect("topic a");
+            let mut guard = topic.partitions[0].log();
+            let appended = guard.as_mut().expect("open").append(&mut batch(b"v"), 1000);
+            let _ = done.send((appended.is_ok(), broker.topics().len()));
+        });
+    }
+    let other = finished.recv_timeout(Duration::from_secs(10));
+    let second = create(&broker);
+    thread::sleep(Duration::from_millis(50));
+    let second_waited = !second.is_finished();
+    disk.release_syncs();
+    assert_eq!(
+        other.expect("topic a was held up by the creation of b"),
+        (true, 1),
+        "b is not listed before it exists"
+    );
+    let created = first.join().expect("first create").expect("b created");
+    assert_eq!(created.expect("not validate-only").partitions.len(), 3);
+    assert!(
+        second_waited,
+        "the second create answered while the first was under way"
+    );
+    assert!(matches!(
+        second.join().expect("second create"),
+        Err(TopicError::AlreadyExists)
+    ));
+    assert_eq!(broker.topics().len(), 2);
+}
