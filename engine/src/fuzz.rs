@@ -965,10 +965,13 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a current-thread runtime");
+        let mut builder = tokio::runtime::Builder::new_current_thread();
+        builder.enable_all();
+        // Under cargo-fuzz (see fuzz/Cargo.toml) time is paused and jumps ahead whenever the
+        // runtime idles, so waits cost no wall time; `cargo test`'s corpus replay waits for real.
+        #[cfg(fuzzing)]
+        builder.start_paused(true);
+        let runtime = builder.build().expect("a current-thread runtime");
         let mut config = BrokerConfig {
             data_dir: "/data".into(),
             log: small_config(),
