@@ -306,19 +306,26 @@ impl Node {
 
 /// How long a node waits before opening again after disk faults made an open fail.
 const OPEN_RETRY_MS: u64 = 20;
+/// How many opens a node tries while faults are on: well past the longest burst (300 ms), so a
+/// failure that repeats for this long is not the faults' doing (and faults that never stop,
+/// as `--bit-rot` sets, cannot hide it).
+const OPEN_ATTEMPTS_MAX: u32 = 100;
 
-/// Opens with `open`, again and again while disk faults are on and make it fail, as a supervisor
-/// restarts a broker that could not start. A failure with the faults off is recorded as
-/// `OpenFailed` (a violation of the recovery checker) and gives `None`.
+/// Opens with `open`, again every `OPEN_RETRY_MS` while disk faults are on and make it fail, as
+/// a supervisor restarts a broker that could not start. A failure with the faults off, or after
+/// `OPEN_ATTEMPTS_MAX` attempts, is recorded as `OpenFailed` (a violation of the recovery
+/// checker) and gives `None`.
 pub async fn open_retrying<T, E: std::fmt::Debug>(
     disk: &SimDisk,
     history: &History,
     mut open: impl FnMut() -> Result<T, E>,
 ) -> Option<T> {
+    let mut attempt = 0;
     loop {
+        attempt += 1;
         match open() {
             Ok(opened) => return Some(opened),
-            Err(e) if disk.faults_on() => {
+            Err(e) if disk.faults_on() && attempt < OPEN_ATTEMPTS_MAX => {
                 history.record(Event::OpenRetried {
                     error: format!("{e:?}"),
                 });

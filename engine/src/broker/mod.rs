@@ -45,6 +45,22 @@ pub struct Broker<D: Disk, C: Clock, R: Rng> {
     pub fetch_sessions: fetch_sessions::FetchSessions,
 }
 
+/// A topic's name in `Broker::creating` for as long as this lives.
+struct Creating<'a, D: Disk, C: Clock, R: Rng> {
+    broker: &'a Broker<D, C, R>,
+    name: &'a str,
+}
+
+impl<D: Disk, C: Clock, R: Rng> Drop for Creating<'_, D, C, R> {
+    fn drop(&mut self) {
+        let broker = self.broker;
+        let mut creating = broker.creating.lock().unwrap_or_else(|p| p.into_inner());
+        creating.remove(self.name);
+        drop(creating);
+        broker.created.notify_all();
+    }
+}
+
 impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
     /// Opens the data directory: every described topic, every partition recovered.
     ///
@@ -169,6 +185,9 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
             }
             creating.insert(name.to_owned());
         }
+        // Whatever happens below, a panic included, the name leaves `creating` and waiters
+        // wake: a name left there would make every later create of it wait for ever.
+        let _creating = Creating { broker: self, name };
         let new = topics::NewTopic {
             name,
             id: self.new_topic_id(),
@@ -184,17 +203,12 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
                 self.clock.now_ms(),
             )
         });
-        let mut creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
         let topic = created.map(|topic| {
             let topic = Arc::new(topic);
             let mut all = self.topics.write().unwrap_or_else(|p| p.into_inner());
             all.insert(name.to_owned(), topic.clone());
             topic
-        });
-        creating.remove(name);
-        drop(creating);
-        self.created.notify_all();
-        let topic = topic?;
+        })?;
         tracing::info!(topic = name, partitions, "topic created");
         Ok(Some(topic))
     }

@@ -144,13 +144,16 @@ pub fn load<D: Disk>(topic: &Topic<D>) -> Result<BTreeMap<String, GroupOffsets>,
         let end = log.next_offset();
         let mut next = log.log_start_offset();
         while next < end {
-            let bytes = match log.read_copy(next, LOAD_READ_BYTES, end) {
+            let bytes = match log.replay_copy(next, LOAD_READ_BYTES, end) {
                 Ok(bytes) if !bytes.is_empty() => bytes,
                 Ok(_) => break,
-                Err(e) => {
+                Err(e @ LogError::Corrupt { .. }) => {
                     tracing::warn!(partition = partition.index, offset = next, error = %e, "committed offsets not read past a damaged batch");
                     break;
                 }
+                // An IO error says nothing about the data: the open fails (and may be tried
+                // again) rather than go on with commits forgotten.
+                Err(e) => return Err(e),
             };
             let mut pos = 0;
             while let Ok(header) = BatchHeader::parse(&bytes[pos..]) {

@@ -68,6 +68,12 @@ impl<D: Disk> Partition<D> {
     /// # Errors
     /// IO errors, also when the partition was closed.
     pub fn flush(&self, through: Option<u64>, now_ms: i64) -> Result<bool, LogError> {
+        // All of it may wait on the device: on the gate behind another flush's sync, in the
+        // sync, and in the index and checkpoint syncs that end it.
+        crate::io::blocking(|| self.flush_waiting(through, now_ms))
+    }
+
+    fn flush_waiting(&self, through: Option<u64>, now_ms: i64) -> Result<bool, LogError> {
         let _gate = self
             .flush_gate
             .lock()
@@ -84,10 +90,18 @@ impl<D: Disk> Partition<D> {
             }
             log.begin_flush()
         };
-        crate::io::blocking(|| pending.sync())?;
+        pending.sync()?;
+        let target = through.map_or(pending.through(), |offset| offset + 1);
         let mut guard = self.log();
         let log = guard.as_mut().ok_or_else(closed)?;
         log.finish_flush(pending, now_ms)?;
+        // A truncation during the sync keeps the recovery point where it was: what was asked
+        // for is then not durable, and must not be acknowledged as if it were.
+        if log.recovery_point() < target {
+            return Err(LogError::Io(std::io::Error::other(
+                "the log was truncated while it was being flushed",
+            )));
+        }
         Ok(true)
     }
 

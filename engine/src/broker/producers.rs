@@ -29,7 +29,6 @@ use super::bytes::Reader;
 use super::topics::write_atomically;
 use crate::io::{Disk, File};
 use crate::log::batch::{BatchHeader, HEADER_BYTES};
-use crate::log::scan::READ_ATTEMPTS_MAX;
 use crate::log::{Log, LogError};
 
 /// Batches remembered per producer and partition, as in Kafka.
@@ -315,7 +314,7 @@ impl ProducerState {
             None => (ProducerState::default(), start),
         };
         while next < end {
-            let bytes = match replay_read(log, next, end) {
+            let bytes = match log.replay_copy(next, REPLAY_READ_BYTES, end) {
                 Ok(bytes) => bytes,
                 // Damaged for good: what follows is not replayed, so a retry of a batch after
                 // this point may be written again. Refusing to start would be worse.
@@ -346,19 +345,6 @@ impl ProducerState {
     /// IO errors; the previous snapshot is then still in place.
     pub fn write_snapshot<D: Disk>(&self, disk: &D, dir: &Path, offset: u64) -> io::Result<()> {
         write_atomically(disk, &dir.join(SNAPSHOT_FILE), &self.encode(offset))
-    }
-}
-
-/// The batches from `offset` for the replay. A read that fails its CRC is made again, each
-/// time with `read_copy`'s own re-reads: a replay that stopped early at a transient error would
-/// forget producers, and the retries of their last batches would be written twice.
-fn replay_read<D: Disk>(log: &mut Log<D>, offset: u64, end: u64) -> Result<Vec<u8>, LogError> {
-    let mut attempt = 1;
-    loop {
-        match log.read_copy(offset, REPLAY_READ_BYTES, end) {
-            Err(LogError::Corrupt { .. }) if attempt < READ_ATTEMPTS_MAX => attempt += 1,
-            other => return other,
-        }
     }
 }
 

@@ -420,7 +420,10 @@ impl<D: Disk> Log<D> {
     pub fn flush(&mut self, now_ms: i64) -> Result<(), LogError> {
         let pending = self.begin_flush();
         pending.sync()?;
-        self.finish_flush(pending, now_ms)
+        // Unlike `finish_flush`, never skipped: recovery lowers the recovery point and then
+        // relies on this to sync what it cut and rewrite the checkpoint, and a close relies on
+        // it to sync the indexes it just trimmed.
+        self.record_flush(&pending, now_ms)
     }
 
     /// The first half of a flush that need not hold the log while the data is synced: the
@@ -455,7 +458,16 @@ impl<D: Disk> Log<D> {
         if pending.truncations != self.truncations || pending.through <= self.recovery_point {
             return Ok(());
         }
-        let from = self.segment_floor(self.recovery_point);
+        self.record_flush(&pending, now_ms)
+    }
+
+    /// Syncs the indexes and checkpoints `pending.through` as the recovery point.
+    fn record_flush(
+        &mut self,
+        pending: &PendingFlush<D::File>,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let from = self.segment_floor(self.recovery_point.min(pending.through));
         for segment in self.segments.range(from..).map(|(_, s)| s) {
             segment.flush_indexes()?;
         }
@@ -464,6 +476,40 @@ impl<D: Disk> Log<D> {
         self.unflushed_messages = self.unflushed_messages.saturating_sub(pending.messages);
         self.last_flush_ms = now_ms;
         Ok(())
+    }
+
+    /// `read_copy` for the replays at open (producer state, committed offsets), which must not
+    /// stop early at a transient error: that would forget whatever follows. A batch that fails
+    /// verification is read again, `READ_ATTEMPTS_MAX` times over (each time with `read_copy`'s
+    /// own re-reads). Damage that persists is `Corrupt`, also when a lookup met unparsable
+    /// bytes (which it reports as an `InvalidData` IO error).
+    ///
+    /// # Errors
+    /// `Corrupt` for lasting damage; other IO errors as they come, for the caller to fail on.
+    pub fn replay_copy(
+        &mut self,
+        offset: u64,
+        bytes_max: u64,
+        offset_limit: u64,
+    ) -> Result<Vec<u8>, LogError> {
+        let damaged = |e: &LogError| match e {
+            LogError::Corrupt { .. } => true,
+            LogError::Io(io) => io.kind() == io::ErrorKind::InvalidData,
+            _ => false,
+        };
+        let mut attempt = 1;
+        loop {
+            match self.read_copy(offset, bytes_max, offset_limit) {
+                Err(e) if damaged(&e) && attempt < scan::READ_ATTEMPTS_MAX => attempt += 1,
+                Err(LogError::Io(e)) if e.kind() == io::ErrorKind::InvalidData => {
+                    return Err(LogError::Corrupt {
+                        offset,
+                        reason: e.to_string(),
+                    })
+                }
+                other => return other,
+            }
+        }
     }
 
     fn write_checkpoint(&mut self, recovery_point: u64) -> io::Result<()> {

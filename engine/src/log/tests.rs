@@ -372,6 +372,30 @@ fn a_flush_in_two_halves_claims_only_what_it_synced() {
 }
 
 #[test]
+fn recovery_that_lowers_the_recovery_point_checkpoints_the_lower_one() {
+    // The disk lost flushed data: recovery ends the log below the checkpoint's recovery point.
+    // It must write the lower one, or batches appended later would sit below a recovery point
+    // that the next open trusts without reading them.
+    let disk = MemDisk::new();
+    let mut log = open(&disk, small_config());
+    append(&mut log, 3, 10, 1000);
+    let end_of_first = log.size_bytes() as usize;
+    append(&mut log, 3, 10, 1000);
+    log.flush(0).unwrap();
+    let path = active_log(&log);
+    drop(log);
+    let mut bytes = disk.file_bytes(&path).unwrap();
+    bytes.truncate(end_of_first);
+    disk.set_file_bytes(&path, bytes);
+    let log = open(&disk, small_config());
+    assert_eq!(log.recovery_report().recovery_point_lost, Some((6, 3)));
+    assert_eq!(log.recovery_point(), 3);
+    drop(log);
+    let log = open(&disk, small_config());
+    assert_eq!(log.recovery_report().recovery_point_lost, None);
+}
+
+#[test]
 fn a_clean_close_skips_recovery_and_the_marker_is_used_once() {
     let disk = MemDisk::new();
     let mut log = open(&disk, small_config());
