@@ -9,7 +9,8 @@ use std::process::Command;
 /// Arguments for the ci simulation step: a few hundred seeds of the full faulted workload.
 pub const CI_SIM_ARGS: &[&str] = &["--seeds", "300"];
 
-/// Arguments for the ci determinism step: one seed run twice must give identical traces.
+/// Arguments for the ci determinism step: one seed run alone twice, each in a fresh process, and
+/// once after another seed in one process, must give identical traces.
 pub const CI_DETERMINISM_ARGS: &[&str] = &["--check-determinism", "--seed", "1"];
 
 /// The simulator's code is compiled only under `--cfg madsim`, so the ordinary clippy and test

@@ -13,13 +13,13 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::broker::Broker;
 use crate::io::net::{Connection, Listener, Network};
@@ -52,14 +52,18 @@ where
 {
     broker.set_bound_address(&listener.local_address()?);
     tracing::info!(address = %listener.local_address()?, "keel is serving");
-    let (stop_sender, stop) = watch::channel(false);
+    let stop = Stop::default();
     let open = Arc::new(AtomicUsize::new(0));
     let housekeeping = tokio::spawn(housekeeping(broker.clone(), stop.clone()));
     let metrics =
         metrics.map(|listener| tokio::spawn(serve_metrics::<N, D, C, R>(listener, broker.clone())));
     tokio::pin!(shutdown);
     loop {
+        // Every `select!` here is biased: an unbiased one draws its order from tokio's
+        // per-thread generator, seeded from a process-wide counter (see `Stop`). The order
+        // written is the one wanted.
         tokio::select! {
+            biased;
             () = &mut shutdown => break,
             accepted = listener.accept() => {
                 let (connection, peer) = match accepted {
@@ -74,7 +78,7 @@ where
         }
     }
     tracing::info!("shutting down: no new connections; finishing requests in flight");
-    let _ = stop_sender.send(true);
+    stop.stop();
     // Joins and syncs waiting on a rebalance would hold their connections to the drain's end.
     broker.groups.shutdown();
     drain(&open, &broker.clock).await;
@@ -91,7 +95,7 @@ fn admit<N, D, C, R>(
     peer: String,
     broker: &Arc<Broker<D, C, R>>,
     open: &Arc<AtomicUsize>,
-    stop: watch::Receiver<bool>,
+    stop: Stop,
 ) where
     N: Network,
     D: Disk,
@@ -112,6 +116,41 @@ fn admit<N, D, C, R>(
     });
 }
 
+/// The server's stop signal: a flag, and the connections waiting for it woken in the order they
+/// began to wait. (tokio's watch channel spreads its waiters over shards it picks with a
+/// generator seeded from a process-wide counter: the order in which connections saw the stop,
+/// and with it a simulated seed's history, depended on the seeds run before it.)
+#[derive(Clone, Default)]
+struct Stop(Arc<StopState>);
+
+#[derive(Default)]
+struct StopState {
+    stopped: AtomicBool,
+    waiters: Notify,
+}
+
+impl Stop {
+    fn stop(&self) {
+        self.0.stopped.store(true, Ordering::SeqCst);
+        self.0.waiters.notify_waiters();
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.0.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once `stop` has been called. Cancel-safe.
+    async fn stopped(&self) {
+        let waiting = self.0.waiters.notified();
+        tokio::pin!(waiting);
+        // Registered before the flag is read, so a `stop` in between still wakes it.
+        waiting.as_mut().enable();
+        if !self.is_stopped() {
+            waiting.await;
+        }
+    }
+}
+
 async fn drain<C: Clock>(open: &AtomicUsize, clock: &C) {
     let deadline_ns = clock.monotonic_ns() + DRAIN_MS_MAX * 1_000_000;
     while open.load(Ordering::SeqCst) > 0 && clock.monotonic_ns() < deadline_ns {
@@ -120,15 +159,12 @@ async fn drain<C: Clock>(open: &AtomicUsize, clock: &C) {
 }
 
 /// Flushes that the flush policies say are due, retention and compaction, until told to stop.
-async fn housekeeping<D: Disk, C: Clock, R: Rng>(
-    broker: Arc<Broker<D, C, R>>,
-    stop: watch::Receiver<bool>,
-) {
+async fn housekeeping<D: Disk, C: Clock, R: Rng>(broker: Arc<Broker<D, C, R>>, stop: Stop) {
     let retention_every =
         (broker.config.retention_check_interval_ms / FLUSH_CHECK_INTERVAL_MS).max(1);
     let cleaner_every = (broker.config.cleaner_backoff_ms / FLUSH_CHECK_INTERVAL_MS).max(1);
     let mut ticks: u64 = 0;
-    while !*stop.borrow() {
+    while !stop.is_stopped() {
         tokio::time::sleep(Duration::from_millis(FLUSH_CHECK_INTERVAL_MS)).await;
         broker.flush_due();
         broker
@@ -175,7 +211,7 @@ async fn converse<Conn, D, C, R>(
     mut connection: Conn,
     peer: &str,
     broker: &Broker<D, C, R>,
-    mut stop: watch::Receiver<bool>,
+    stop: Stop,
 ) -> Result<(), Ended>
 where
     Conn: Connection,
@@ -191,8 +227,9 @@ where
             Some(frame) => frame,
             None => {
                 let next = tokio::select! {
+                    biased;
+                    () = stop.stopped() => return Ok(()),
                     frame = reader.next(&mut connection) => frame?,
-                    _ = stop.changed() => return Ok(()),
                 };
                 match next {
                     Some(frame) => frame,
@@ -209,6 +246,7 @@ where
         let answer = loop {
             let may_read = !reader.ended && queued.len() < queue_max;
             tokio::select! {
+                biased;
                 answer = &mut handling => break answer,
                 frame = reader.next(&mut connection), if may_read => match frame? {
                     Some(frame) => queued.push_back(frame),
@@ -219,7 +257,7 @@ where
         if let Some(answer) = answer.map_err(Ended::Protocol)? {
             write_frame(&mut connection, answer).await?;
         }
-        if *stop.borrow() || (reader.ended && queued.is_empty()) {
+        if stop.is_stopped() || (reader.ended && queued.is_empty()) {
             return Ok(());
         }
     }
