@@ -3,8 +3,10 @@
 Creates a one-partition topic with cleanup.policy=compact (small segments, a tiny dirty ratio and
 delete.retention.ms as given), produces --updates updates spread over --keys keys, then a
 tombstone for each of the first --tombstones keys, then filler updates of one more key so that
-all of the above lands in closed segments the cleaner may clean. A message without a key must be
-refused (INVALID_RECORD).
+all of the above lands in closed segments the cleaner may clean. Each filler value carries a
+digest, which no codec shrinks: the filler fills segments however the client batches it (with
+repetitive values and full lz4 batches it once fitted in the active segment, and the updates
+before it were never cleaned). A message without a key must be refused (INVALID_RECORD).
 
 Then it reads the partition from the beginning, again and again, until compaction shows (or a
 deadline passes):
@@ -19,6 +21,7 @@ Prints a one-line summary; exits 1 on any mismatch.
 """
 
 import argparse
+import hashlib
 import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
@@ -79,7 +82,8 @@ def produce(args):
         produced.append((key_of(k, args.keys), None))
     filler_from = len(produced)
     for i in range(args.filler):
-        produced.append((b"filler", f"filler-{i}-".encode() + b"y" * 40))
+        digest = hashlib.sha256(b"filler-%d" % i).digest()
+        produced.append((b"filler", f"filler-{i}-".encode() + digest + b"y" * 8))
 
     delivered = {}
     errors = []
