@@ -89,6 +89,52 @@ fn appends_and_reads_go_on_while_a_flush_syncs() {
     assert!(partition.flush(None, 3000).expect("flush"));
 }
 
+#[test]
+fn a_flush_that_a_truncation_overtakes_fails_instead_of_acknowledging() {
+    let disk = MemDisk::new();
+    let dir = Path::new("/data/t-0");
+    let log = Log::open(disk.clone(), dir, LogConfig::default(), 0).expect("open");
+    let partition = Arc::new(Partition::open("t".into(), 0, &disk, log).expect("partition"));
+    let last = {
+        let mut guard = partition.log();
+        let log = guard.as_mut().expect("open log");
+        log.append(&mut batch(b"kept"), 1000).expect("append");
+        log.append(&mut batch(b"cut"), 1000)
+            .expect("append")
+            .last_offset
+    };
+    disk.hold_syncs();
+    let flusher = {
+        let partition = Arc::clone(&partition);
+        thread::spawn(move || partition.flush(Some(last), 2000))
+    };
+    wait_for_a_held_sync(&disk);
+    // While the flush syncs, the log is cut below `last` (as a follower's truncation would). The
+    // truncation holds the log through its own sync, so the flush finishes after it.
+    let truncater = {
+        let partition = Arc::clone(&partition);
+        thread::spawn(move || {
+            let mut guard = partition.log();
+            guard.as_mut().expect("open log").truncate_to(last)
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while disk.syncs_waiting() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the truncation never reached its sync"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    disk.release_syncs();
+    truncater.join().expect("truncater").expect("truncate");
+    let flushed = flusher.join().expect("flusher");
+    let error = flushed.expect_err("offset `last` was cut: the flush must not vouch for it");
+    assert!(error.to_string().contains("truncated"), "{error}");
+    let guard = partition.log();
+    assert!(guard.as_ref().expect("open log").recovery_point() <= last);
+}
+
 type TestBroker = Broker<MemDisk, OsClock, OsRng>;
 
 fn broker(disk: &MemDisk) -> Arc<TestBroker> {

@@ -34,6 +34,8 @@ struct Shared {
     syncs_held: Mutex<bool>,
     syncs_released: Condvar,
     syncs_waiting: AtomicU64,
+    /// Reads still to come back rotten (see `MemDisk::rot_reads`).
+    rotten_reads: AtomicU64,
 }
 
 impl MemDisk {
@@ -64,6 +66,17 @@ impl MemDisk {
     /// How many `sync_data` calls are waiting on `hold_syncs` now.
     pub fn syncs_waiting(&self) -> u64 {
         self.shared.syncs_waiting.load(Ordering::SeqCst)
+    }
+
+    /// Makes the next `count` reads that return bytes come back with their last byte flipped,
+    /// the file itself intact: transient rot, for tests of what reads again. 0 ends it.
+    pub fn rot_reads(&self, count: u64) {
+        self.shared.rotten_reads.store(count, Ordering::SeqCst);
+    }
+
+    /// How many of the reads `rot_reads` asked for are still to come.
+    pub fn rotten_reads_left(&self) -> u64 {
+        self.shared.rotten_reads.load(Ordering::SeqCst)
     }
 
     /// A copy of the bytes of `path`, if it exists.
@@ -209,6 +222,15 @@ impl File for MemFile {
         self.shared
             .bytes_read
             .fetch_add(n as u64, Ordering::Relaxed);
+        let rotten = |left: u64| left.checked_sub(1);
+        let rots = &self.shared.rotten_reads;
+        if n > 0
+            && rots
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, rotten)
+                .is_ok()
+        {
+            buf[n - 1] ^= 0x01;
+        }
         Ok(n)
     }
 

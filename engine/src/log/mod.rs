@@ -492,21 +492,19 @@ impl<D: Disk> Log<D> {
         bytes_max: u64,
         offset_limit: u64,
     ) -> Result<Vec<u8>, LogError> {
-        let damaged = |e: &LogError| match e {
-            LogError::Corrupt { .. } => true,
-            LogError::Io(io) => io.kind() == io::ErrorKind::InvalidData,
-            _ => false,
-        };
         let mut attempt = 1;
         loop {
-            match self.read_copy(offset, bytes_max, offset_limit) {
-                Err(e) if damaged(&e) && attempt < scan::READ_ATTEMPTS_MAX => attempt += 1,
+            let read = match self.read_copy(offset, bytes_max, offset_limit) {
                 Err(LogError::Io(e)) if e.kind() == io::ErrorKind::InvalidData => {
-                    return Err(LogError::Corrupt {
+                    Err(LogError::Corrupt {
                         offset,
                         reason: e.to_string(),
                     })
                 }
+                other => other,
+            };
+            match read {
+                Err(LogError::Corrupt { .. }) if attempt < scan::READ_ATTEMPTS_MAX => attempt += 1,
                 other => return other,
             }
         }

@@ -1323,3 +1323,32 @@ fn a_swap_that_fails_part_way_is_settled_and_compaction_goes_on() {
         assert_eq!(report.problems, vec![], "step {step}: keel check");
     }
 }
+
+#[test]
+fn a_replay_read_outlasts_rot_that_fails_one_read_copy() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, small_config());
+    append(&mut log, 3, 10, 1000);
+    let intact = log.read_copy(0, 1 << 20, 3).unwrap();
+    // Every read rotten: `read_copy` gives up after its own re-reads. Count the reads it made.
+    disk.rot_reads(1_000);
+    let failed = log.read_copy(0, 1 << 20, 3);
+    assert!(
+        matches!(failed, Err(LogError::Corrupt { .. })),
+        "{failed:?}"
+    );
+    let reads = 1_000 - disk.rotten_reads_left();
+    // Rot lasting exactly that long fails one `read_copy`; the replay reads again and gets the
+    // batches (stopping there would forget the producers and commits after them).
+    disk.rot_reads(reads);
+    assert_eq!(log.replay_copy(0, 1 << 20, 3).unwrap(), intact);
+    // Rot that lasts is damage, which the replays stop at: `Corrupt`, never an IO error.
+    disk.rot_reads(1_000);
+    let lasting = log.replay_copy(0, 1 << 20, 3);
+    assert!(
+        matches!(lasting, Err(LogError::Corrupt { .. })),
+        "{lasting:?}"
+    );
+    disk.rot_reads(0);
+    assert_eq!(log.replay_copy(0, 1 << 20, 3).unwrap(), intact);
+}
