@@ -35,12 +35,16 @@ fn batch(value: &[u8]) -> Vec<u8> {
     BatchBuilder::default().build(&[record]).expect("a batch")
 }
 
+fn partition(disk: &MemDisk) -> Arc<Partition<MemDisk>> {
+    let dir = Path::new("/data/t-0");
+    let log = Log::open(disk.clone(), dir, LogConfig::default(), 0).expect("open");
+    Arc::new(Partition::open("t".into(), 0, disk, log).expect("partition"))
+}
+
 #[test]
 fn appends_and_reads_go_on_while_a_flush_syncs() {
     let disk = MemDisk::new();
-    let dir = Path::new("/data/t-0");
-    let log = Log::open(disk.clone(), dir, LogConfig::default(), 0).expect("open");
-    let partition = Arc::new(Partition::open("t".into(), 0, &disk, log).expect("partition"));
+    let partition = partition(&disk);
     let append = |value: &[u8]| {
         let mut guard = partition.log();
         let log = guard.as_mut().expect("open log");
@@ -92,9 +96,7 @@ fn appends_and_reads_go_on_while_a_flush_syncs() {
 #[test]
 fn a_flush_that_a_truncation_overtakes_fails_instead_of_acknowledging() {
     let disk = MemDisk::new();
-    let dir = Path::new("/data/t-0");
-    let log = Log::open(disk.clone(), dir, LogConfig::default(), 0).expect("open");
-    let partition = Arc::new(Partition::open("t".into(), 0, &disk, log).expect("partition"));
+    let partition = partition(&disk);
     let last = {
         let mut guard = partition.log();
         let log = guard.as_mut().expect("open log");
