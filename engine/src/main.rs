@@ -67,12 +67,7 @@ struct ServeArgs {
 }
 
 fn settings_help() -> String {
-    let mut help = String::from("Settings (Kafka's names, for --config and --set):\n");
-    for (name, meaning) in keel::broker::settings::SETTINGS {
-        help.push_str(&format!("  {name:34} {meaning}\n"));
-    }
-    help.push_str("Topic settings (CreateTopics, AlterConfigs): retention.ms, retention.bytes, segment.bytes, segment.ms, segment.index.bytes, index.interval.bytes, max.message.bytes, flush.messages, flush.ms, message.timestamp.type, cleanup.policy (delete, compact, compact,delete), delete.retention.ms, min.cleanable.dirty.ratio, min.compaction.lag.ms, min.insync.replicas (1).");
-    help
+    settings::help()
 }
 
 fn main() -> ExitCode {

@@ -17,6 +17,8 @@ const API_KEYS_MAX: usize = 128;
 pub struct Metrics {
     requests: [AtomicU64; API_KEYS_MAX],
     errors: [AtomicU64; API_KEYS_MAX],
+    /// Requests with bytes after their body (ignored, as Kafka ignores them).
+    trailing: [AtomicU64; API_KEYS_MAX],
     /// Frames that could not be parsed far enough to know their API.
     malformed: AtomicU64,
     bytes_in: AtomicU64,
@@ -31,6 +33,7 @@ impl Default for Metrics {
         Metrics {
             requests: std::array::from_fn(|_| AtomicU64::new(0)),
             errors: std::array::from_fn(|_| AtomicU64::new(0)),
+            trailing: std::array::from_fn(|_| AtomicU64::new(0)),
             malformed: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
@@ -57,6 +60,11 @@ impl Metrics {
             Some(api) => self.errors[slot(api)].fetch_add(1, Ordering::Relaxed),
             None => self.malformed.fetch_add(1, Ordering::Relaxed),
         };
+    }
+
+    /// A request whose body was followed by bytes its version does not define.
+    pub fn trailing_bytes(&self, api: ApiKey) {
+        self.trailing[slot(api)].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn bytes_in(&self, bytes: u64) {
@@ -98,6 +106,12 @@ pub fn render<D: Disk, C: Clock, R: Rng>(broker: &Broker<D, C, R>) -> String {
         "Requests or partitions answered with an error, by API.",
     );
     per_api(&mut out, "keel_request_errors_total", &m.errors);
+    counter(
+        &mut out,
+        "keel_requests_trailing_bytes_total",
+        "Requests with bytes after the body their version defines (ignored, as Kafka does).",
+    );
+    per_api(&mut out, "keel_requests_trailing_bytes_total", &m.trailing);
     counter(
         &mut out,
         "keel_malformed_requests_total",

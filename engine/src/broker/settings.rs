@@ -1,213 +1,927 @@
-//! Broker settings from a TOML file and `--set NAME=VALUE` flags, with Kafka's names.
+//! The broker's settings as one table: each row is a setting's Kafka name, its type as
+//! DescribeConfigs reports it (KIP-569), its meaning, and how a value is parsed, range-checked and
+//! read back. `keel serve --help`, the TOML and `--set` parser, DescribeConfigs for the broker
+//! resource and the defaults shown for topic settings all come from it, so they cannot disagree.
 //! Nested TOML tables are flattened with dots, so `[log] segment.bytes = 1024` and
 //! `"log.segment.bytes" = 1024` mean the same.
+//!
+//! A value out of range is refused with Kafka's message ("Invalid value X for configuration
+//! NAME: ..."), never clamped. Settings Kafka has that change nothing in keel are accepted only
+//! where a user of Kafka would expect them to be, each with the reason in its row.
 
 use std::path::PathBuf;
 
 use super::config::{flush_policy, flush_settings, BrokerConfig};
+use crate::log::config::{
+    SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MIN, SEGMENT_INDEX_BYTES_MIN, TIMESTAMP_TYPES,
+};
 use crate::log::TimestampType;
 
-/// Every broker setting keel reads, with what it means (shown by `keel serve --help`).
-pub const SETTINGS: &[(&str, &str)] = &[
-    (
-        "listeners",
-        "address to listen on, host:port or PLAINTEXT://host:port (127.0.0.1:9092)",
-    ),
-    (
-        "advertised.listeners",
-        "address clients are told to use (the bound address)",
-    ),
-    ("log.dirs", "data directory (./keel-data)"),
-    ("node.id", "this broker's id (0)"),
-    (
-        "auto.create.topics.enable",
-        "create unknown topics on Metadata and Produce (true)",
-    ),
-    ("num.partitions", "partitions of auto-created topics (1)"),
-    (
-        "socket.request.max.bytes",
-        "largest request frame accepted (104857600)",
-    ),
-    ("max.connections", "connections accepted at once (10000)"),
-    (
-        "queued.max.requests",
-        "requests a connection reads ahead of the one being answered (16)",
-    ),
-    (
-        "log.retention.check.interval.ms",
-        "how often retention runs (300000)",
-    ),
-    (
-        "log.cleaner.backoff.ms",
-        "how often compaction looks for partitions to clean (15000)",
-    ),
-    (
-        "log.cleanup.policy",
-        "delete, compact, or compact,delete (delete)",
-    ),
-    (
-        "log.cleaner.delete.retention.ms",
-        "how long compaction keeps tombstones (86400000)",
-    ),
-    (
-        "log.cleaner.min.cleanable.ratio",
-        "dirty share of a partition that starts compaction (0.5)",
-    ),
-    (
-        "log.cleaner.min.compaction.lag.ms",
-        "age below which records are not compacted (0)",
-    ),
-    (
-        "log.segment.bytes",
-        "segment size before a roll (1073741824)",
-    ),
-    ("log.roll.ms", "segment age before a roll (604800000)"),
-    (
-        "log.retention.ms",
-        "age after which closed segments are deleted; -1 keeps all (604800000)",
-    ),
-    (
-        "log.retention.bytes",
-        "partition size above which old segments are deleted; -1 keeps all (-1)",
-    ),
-    (
-        "log.index.interval.bytes",
-        "bytes between offset index entries (4096)",
-    ),
-    (
-        "log.index.size.max.bytes",
-        "preallocated size of each index file (10485760)",
-    ),
-    (
-        "message.max.bytes",
-        "largest record batch accepted (1048588)",
-    ),
-    (
-        "log.flush.interval.messages",
-        "fsync after this many records; 1 = before every ack (never)",
-    ),
-    ("log.flush.interval.ms", "fsync at least this often (never)"),
-    (
-        "log.message.timestamp.type",
-        "CreateTime or LogAppendTime (CreateTime)",
-    ),
-    (
-        "producer.id.expiration.ms",
-        "idle time after which an idempotent producer's sequences are forgotten (86400000)",
-    ),
-    (
-        "group.initial.rebalance.delay.ms",
-        "how long an empty group's first rebalance waits for more members (3000)",
-    ),
-    (
-        "group.min.session.timeout.ms",
-        "smallest session timeout a group member may ask for (6000)",
-    ),
-    (
-        "group.max.session.timeout.ms",
-        "largest session timeout a group member may ask for (1800000)",
-    ),
-    ("group.max.size", "members per group (2147483647)"),
-    (
-        "offsets.topic.num.partitions",
-        "partitions of __consumer_offsets, fixed once it exists (50)",
-    ),
-    (
-        "offsets.topic.segment.bytes",
-        "segment size of __consumer_offsets (104857600)",
-    ),
-    (
-        "offset.metadata.max.bytes",
-        "largest metadata string of a committed offset (4096)",
-    ),
-];
+/// A setting's type, as DescribeConfigs v3+ reports it (KIP-569's ConfigType codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Short = 4,
+    Long = 5,
+    Double = 6,
+    List = 7,
+    Class = 8,
+    Password = 9,
+}
 
-/// Applies one setting.
-///
-/// # Errors
-/// Unknown names and unreadable values, with the name.
-pub fn apply(config: &mut BrokerConfig, name: &str, value: &str) -> Result<(), String> {
-    let int = || {
-        value
-            .parse::<i64>()
-            .map_err(|_| format!("{name}: '{value}' is not a number"))
-    };
-    let (mut flush_messages, mut flush_ms) = flush_settings(config.log.flush);
-    match name {
-        "listeners" => config.listen = strip_scheme(value),
-        "advertised.listeners" => config.advertised = Some(strip_scheme(value)),
-        "log.dirs" | "log.dir" => config.data_dir = PathBuf::from(value),
-        "node.id" | "broker.id" => config.node_id = int()? as i32,
-        "auto.create.topics.enable" => {
-            config.auto_create_topics = value
-                .parse()
-                .map_err(|_| format!("{name}: true or false"))?
-        }
-        "num.partitions" => config.partitions_default = int()? as i32,
-        "socket.request.max.bytes" => config.request_bytes_max = int()?.max(0) as usize,
-        "max.connections" => config.connections_max = int()?.max(0) as usize,
-        "queued.max.requests" => config.inflight_requests_max = int()?.max(1) as usize,
-        "log.retention.check.interval.ms" => {
-            config.retention_check_interval_ms = int()?.max(1) as u64
-        }
-        "log.cleaner.backoff.ms" => config.cleaner_backoff_ms = int()?.max(1) as u64,
-        "log.cleanup.policy" => config.log.cleanup_policy = value.parse()?,
-        "log.cleaner.delete.retention.ms" => config.log.delete_retention_ms = int()?,
-        "log.cleaner.min.cleanable.ratio" => {
-            config.log.min_cleanable_dirty_ratio = super::config::ratio(name, value)?
-        }
-        "log.cleaner.min.compaction.lag.ms" => config.log.min_compaction_lag_ms = int()?,
-        "log.segment.bytes" => config.log.segment_bytes = int()?.max(0) as u64,
-        "log.roll.ms" => config.log.segment_ms = int()?,
-        "log.retention.ms" => config.log.retention_ms = int()?,
-        "log.retention.bytes" => config.log.retention_bytes = int()?,
-        "log.index.interval.bytes" => config.log.index_interval_bytes = int()?.max(1) as u64,
-        "log.index.size.max.bytes" => config.log.segment_index_bytes = int()?.max(0) as usize,
-        "message.max.bytes" => config.log.message_bytes_max = int()?.max(0) as usize,
-        "log.flush.interval.messages" => flush_messages = int()?,
-        "log.flush.interval.ms" => flush_ms = int()?,
-        "log.message.timestamp.type" => {
-            config.log.timestamp_type = match value {
-                "CreateTime" => TimestampType::CreateTime,
-                "LogAppendTime" => TimestampType::LogAppendTime,
-                _ => return Err(format!("{name}: CreateTime or LogAppendTime")),
-            }
-        }
-        "producer.id.expiration.ms" => config.producer_id_expiration_ms = int()?.max(1),
-        "group.initial.rebalance.delay.ms" => {
-            config.groups.initial_rebalance_delay_ms = int()?.max(0)
-        }
-        "group.min.session.timeout.ms" => {
-            config.groups.session_timeout_min_ms = int()?.clamp(1, i64::from(i32::MAX)) as i32
-        }
-        "group.max.session.timeout.ms" => {
-            config.groups.session_timeout_max_ms = int()?.clamp(1, i64::from(i32::MAX)) as i32
-        }
-        "group.max.size" => config.groups.members_max = int()?.max(1) as usize,
-        "offsets.topic.num.partitions" => {
-            config.groups.offsets_partitions = int()?.clamp(1, 10_000) as i32
-        }
-        "offsets.topic.segment.bytes" => {
-            config.groups.offsets_segment_bytes = int()?.max(1024) as u64
-        }
-        "offset.metadata.max.bytes" => {
-            config.groups.offset_metadata_bytes_max = int()?.max(0) as usize
-        }
-        "metrics.listen" => {
-            config.metrics_listen = (!value.is_empty()).then(|| strip_scheme(value));
-        }
-        _ => return Err(format!("unknown setting '{name}' (see keel serve --help)")),
+impl ConfigType {
+    /// The wire code.
+    pub fn code(self) -> i8 {
+        self as i8
     }
-    config.log.flush = flush_policy(flush_messages, flush_ms);
+
+    /// Kafka's name of the type, as `--help` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigType::Boolean => "boolean",
+            ConfigType::String => "string",
+            ConfigType::Int => "int",
+            ConfigType::Short => "short",
+            ConfigType::Long => "long",
+            ConfigType::Double => "double",
+            ConfigType::List => "list",
+            ConfigType::Class => "class",
+            ConfigType::Password => "password",
+        }
+    }
+}
+
+/// How a setting's value reaches the broker.
+pub enum Value<C: 'static> {
+    /// Parsed into a field of `C`: `set` checks and stores it, `get` reads the effective value
+    /// back in Kafka's syntax.
+    Field {
+        set: fn(&mut C, &str) -> Result<(), String>,
+        get: fn(&C) -> String,
+    },
+    /// Accepted and reported, but nothing in keel depends on it: `check` refuses what Kafka
+    /// refuses (and what keel cannot honour), `why` says why the value changes nothing.
+    Ignored {
+        default: &'static str,
+        check: fn(&str) -> Result<(), String>,
+        why: &'static str,
+    },
+}
+
+/// One broker setting.
+pub struct BrokerSetting {
+    /// Kafka's name.
+    pub name: &'static str,
+    /// Other names Kafka reads for the same setting (`log.dir`, `broker.id`).
+    pub aliases: &'static [&'static str],
+    pub config_type: ConfigType,
+    /// What it means, one sentence (DescribeConfigs' documentation and `--help`).
+    pub doc: &'static str,
+    pub value: Value<BrokerConfig>,
+}
+
+impl BrokerSetting {
+    /// The value in force: what was set, or the default.
+    pub fn current(&self, config: &BrokerConfig) -> String {
+        match &self.value {
+            Value::Field { get, .. } => get(config),
+            Value::Ignored { default, .. } => config
+                .explicit
+                .get(self.name)
+                .cloned()
+                .unwrap_or_else(|| (*default).to_owned()),
+        }
+    }
+
+    /// The value when nothing sets it.
+    pub fn default_value(&self) -> String {
+        match &self.value {
+            Value::Field { get, .. } => get(&BrokerConfig::default()),
+            Value::Ignored { default, .. } => (*default).to_owned(),
+        }
+    }
+
+    /// Whether `name` is this setting.
+    pub fn is(&self, name: &str) -> bool {
+        self.name == name || self.aliases.contains(&name)
+    }
+}
+
+/// The row of a broker setting by its name or an alias.
+pub fn broker_setting(name: &str) -> Option<&'static BrokerSetting> {
+    BROKER_SETTINGS.iter().find(|s| s.is(name))
+}
+
+/// Kafka's message for a refused value.
+pub fn invalid(name: &str, value: &str, why: &str) -> String {
+    format!("Invalid value {value} for configuration {name}: {why}")
+}
+
+// Value parsers shared by the broker and topic tables. Each returns the reason a value is
+// refused, worded as Kafka's ConfigDef words it; the caller adds the name.
+
+pub fn long(value: &str) -> Result<i64, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| "Not a number of type LONG".to_owned())
+}
+
+pub fn int(value: &str) -> Result<i32, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| "Not a number of type INT".to_owned())
+}
+
+pub fn boolean(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("Expected value to be either true or false".to_owned()),
+    }
+}
+
+pub fn double(value: &str) -> Result<f64, String> {
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| "Not a number of type DOUBLE".to_owned())
+}
+
+/// `value` if it is at least `min`.
+pub fn at_least<T: PartialOrd + std::fmt::Display>(value: T, min: T) -> Result<T, String> {
+    if value >= min {
+        Ok(value)
+    } else {
+        Err(format!("Value must be at least {min}"))
+    }
+}
+
+/// `value` if it lies in `min..=max`, refused in the words of Kafka's `Range.between`.
+pub fn between<T: PartialOrd + std::fmt::Display>(value: T, min: T, max: T) -> Result<T, String> {
+    if value < min {
+        Err(format!("Value must be at least {min}"))
+    } else if value > max {
+        Err(format!("Value must be no more than {max}"))
+    } else {
+        Ok(value)
+    }
+}
+
+/// One of `allowed`, compared as Kafka's `ValidString.in` does (exactly).
+pub fn one_of<'a>(value: &'a str, allowed: &[&str]) -> Result<&'a str, String> {
+    if allowed.contains(&value.trim()) {
+        Ok(value.trim())
+    } else {
+        Err(format!("String must be one of: {}", allowed.join(", ")))
+    }
+}
+
+pub fn timestamp_type(value: &str) -> Result<TimestampType, String> {
+    match one_of(value, &TIMESTAMP_TYPES)? {
+        "LogAppendTime" => Ok(TimestampType::LogAppendTime),
+        _ => Ok(TimestampType::CreateTime),
+    }
+}
+
+pub fn timestamp_type_name(value: TimestampType) -> String {
+    match value {
+        TimestampType::CreateTime => "CreateTime".to_owned(),
+        TimestampType::LogAppendTime => "LogAppendTime".to_owned(),
+    }
+}
+
+/// A value keel accepts without checking beyond its type.
+pub fn any_boolean(value: &str) -> Result<(), String> {
+    boolean(value).map(drop)
+}
+
+/// Only `false`: keel never elects a leader that may lack acknowledged records.
+pub fn unclean_election(value: &str) -> Result<(), String> {
+    if boolean(value)? {
+        Err("keel never elects an out-of-sync replica (unclean election stays off)".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
+/// segment.bytes: from one batch header up to what a u32 index position can address.
+pub fn segment_bytes(value: &str) -> Result<u64, String> {
+    let bytes = between(
+        int(value)?,
+        SEGMENT_BYTES_MIN as i32,
+        SEGMENT_BYTES_LIMIT as i32,
+    )?;
+    Ok(bytes as u64)
+}
+
+/// Milliseconds in an hour and a minute, for the `.hours` / `.minutes` forms of Kafka's settings.
+const HOUR_MS: i64 = 60 * 60 * 1000;
+const MINUTE_MS: i64 = 60 * 1000;
+
+/// Kafka's "never" for flush settings.
+const NEVER: i64 = i64::MAX;
+
+/// -1 (keep for ever) or a number of `unit_ms`, as milliseconds.
+fn retention_in(value: &str, unit_ms: i64) -> Result<i64, String> {
+    let units = at_least(long(value)?, -1)?;
+    if units == -1 {
+        return Ok(-1);
+    }
+    units
+        .checked_mul(unit_ms)
+        .ok_or_else(|| "Value is too large".to_owned())
+}
+
+/// A retention in milliseconds shown in `unit_ms` (-1 stays -1).
+fn retention_as(ms: i64, unit_ms: i64) -> String {
+    if ms < 0 {
+        ms.to_string()
+    } else {
+        (ms / unit_ms).to_string()
+    }
+}
+
+fn set_flush_messages(config: &mut BrokerConfig, value: &str) -> Result<(), String> {
+    let messages = at_least(long(value)?, 1)?;
+    let (_, ms) = flush_settings(config.log.flush);
+    config.log.flush = flush_policy(messages, ms);
     Ok(())
 }
 
-fn strip_scheme(value: &str) -> String {
+fn set_flush_ms(config: &mut BrokerConfig, value: &str) -> Result<(), String> {
+    let ms = at_least(long(value)?, 0)?;
+    let (messages, _) = flush_settings(config.log.flush);
+    config.log.flush = flush_policy(messages, if ms == 0 { NEVER } else { ms });
+    Ok(())
+}
+
+/// "host:port" from `PLAINTEXT://host:port` (the first listener of a list).
+fn listener_address(value: &str) -> Result<String, String> {
     let first = value.split(',').next().unwrap_or(value).trim();
-    first
+    let address = first
         .split_once("://")
-        .map_or(first, |(_, address)| address)
-        .to_owned()
+        .map_or(first, |(_, address)| address);
+    match address.rsplit_once(':') {
+        Some((_, port)) if port.parse::<u16>().is_ok() => Ok(address.to_owned()),
+        _ => Err("expected host:port or PLAINTEXT://host:port".to_owned()),
+    }
+}
+
+fn plaintext(address: &str) -> String {
+    format!("PLAINTEXT://{address}")
+}
+
+/// Every broker setting keel reads.
+pub static BROKER_SETTINGS: &[BrokerSetting] = &[
+    BrokerSetting {
+        name: "listeners",
+        aliases: &[],
+        config_type: ConfigType::String,
+        doc: "Address to listen on, host:port or PLAINTEXT://host:port.",
+        value: Value::Field {
+            set: |c, v| {
+                c.listen = listener_address(v)?;
+                Ok(())
+            },
+            get: |c| plaintext(&c.listen),
+        },
+    },
+    BrokerSetting {
+        name: "advertised.listeners",
+        aliases: &[],
+        config_type: ConfigType::String,
+        doc: "Address clients are told to connect to; the listener's when unset.",
+        value: Value::Field {
+            set: |c, v| {
+                c.advertised = Some(listener_address(v)?);
+                Ok(())
+            },
+            get: |c| plaintext(c.advertised.as_deref().unwrap_or(&c.listen)),
+        },
+    },
+    BrokerSetting {
+        name: "log.dirs",
+        aliases: &["log.dir"],
+        config_type: ConfigType::String,
+        doc: "The data directory (one).",
+        value: Value::Field {
+            set: |c, v| {
+                if v.contains(',') {
+                    return Err("keel keeps its data in one directory".to_owned());
+                }
+                c.data_dir = PathBuf::from(v.trim());
+                Ok(())
+            },
+            get: |c| c.data_dir.display().to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "node.id",
+        aliases: &["broker.id"],
+        config_type: ConfigType::Int,
+        doc: "This broker's id.",
+        value: Value::Field {
+            set: |c, v| {
+                c.node_id = at_least(int(v)?, 0)?;
+                Ok(())
+            },
+            get: |c| c.node_id.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "auto.create.topics.enable",
+        aliases: &[],
+        config_type: ConfigType::Boolean,
+        doc: "Create unknown topics on Metadata and Produce.",
+        value: Value::Field {
+            set: |c, v| {
+                c.auto_create_topics = boolean(v)?;
+                Ok(())
+            },
+            get: |c| c.auto_create_topics.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "num.partitions",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "Partitions of auto-created topics and of CreateTopics asking for the default.",
+        value: Value::Field {
+            set: |c, v| {
+                c.partitions_default = between(int(v)?, 1, super::topics::PARTITIONS_MAX)?;
+                Ok(())
+            },
+            get: |c| c.partitions_default.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "default.replication.factor",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "Replicas of auto-created topics; a single keel node holds one.",
+        value: Value::Ignored {
+            default: "1",
+            check: |v| {
+                between(int(v)?, 1, 1)?;
+                Ok(())
+            },
+            why: "a single-node keel keeps one replica of every partition",
+        },
+    },
+    BrokerSetting {
+        name: "socket.request.max.bytes",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "The largest request frame accepted.",
+        value: Value::Field {
+            set: |c, v| {
+                c.request_bytes_max = at_least(int(v)?, 1)? as usize;
+                Ok(())
+            },
+            get: |c| c.request_bytes_max.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "max.connections",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "Connections accepted at once.",
+        value: Value::Field {
+            set: |c, v| {
+                c.connections_max = at_least(int(v)?, 0)? as usize;
+                Ok(())
+            },
+            get: |c| c.connections_max.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "queued.max.requests",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "Requests a connection reads ahead of the one being answered.",
+        value: Value::Field {
+            set: |c, v| {
+                c.inflight_requests_max = at_least(int(v)?, 1)? as usize;
+                Ok(())
+            },
+            get: |c| c.inflight_requests_max.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.retention.check.interval.ms",
+        aliases: &[],
+        config_type: ConfigType::Long,
+        doc: "How often retention runs.",
+        value: Value::Field {
+            set: |c, v| {
+                c.retention_check_interval_ms = at_least(long(v)?, 1)? as u64;
+                Ok(())
+            },
+            get: |c| c.retention_check_interval_ms.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.cleaner.backoff.ms",
+        aliases: &[],
+        config_type: ConfigType::Long,
+        doc: "How often compaction looks for partitions to clean.",
+        value: Value::Field {
+            set: |c, v| {
+                c.cleaner_backoff_ms = at_least(long(v)?, 1)? as u64;
+                Ok(())
+            },
+            get: |c| c.cleaner_backoff_ms.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.cleanup.policy",
+        aliases: &[],
+        config_type: ConfigType::List,
+        doc: "Default cleanup.policy: delete, compact, or compact,delete.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.cleanup_policy = v.parse()?;
+                Ok(())
+            },
+            get: |c| c.log.cleanup_policy.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.cleaner.delete.retention.ms",
+        aliases: &[],
+        config_type: ConfigType::Long,
+        doc: "Default delete.retention.ms: how long compaction keeps tombstones.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.delete_retention_ms = at_least(long(v)?, 0)?;
+                Ok(())
+            },
+            get: |c| c.log.delete_retention_ms.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.cleaner.min.cleanable.ratio",
+        aliases: &[],
+        config_type: ConfigType::Double,
+        doc: "Default min.cleanable.dirty.ratio: the dirty share of a log that starts compaction.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.min_cleanable_dirty_ratio = between(double(v)?, 0.0, 1.0)?;
+                Ok(())
+            },
+            get: |c| c.log.min_cleanable_dirty_ratio.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.cleaner.min.compaction.lag.ms",
+        aliases: &[],
+        config_type: ConfigType::Long,
+        doc: "Default min.compaction.lag.ms: records younger than this are not compacted.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.min_compaction_lag_ms = at_least(long(v)?, 0)?;
+                Ok(())
+            },
+            get: |c| c.log.min_compaction_lag_ms.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.cleaner.max.compaction.lag.ms",
+        aliases: &[],
+        config_type: ConfigType::Long,
+        doc: "Default max.compaction.lag.ms: a log with records older than this that are not yet compacted is compacted whatever its dirty ratio.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.max_compaction_lag_ms = at_least(long(v)?, 1)?;
+                Ok(())
+            },
+            get: |c| c.log.max_compaction_lag_ms.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.segment.bytes",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "Default segment.bytes: the size at which a segment rolls.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.segment_bytes = segment_bytes(v)?;
+                Ok(())
+            },
+            get: |c| c.log.segment_bytes.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.roll.ms",
+        aliases: &[],
+        config_type: ConfigType::Long,
+        doc: "Default segment.ms: the age at which a segment rolls.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.segment_ms = at_least(long(v)?, 1)?;
+                Ok(())
+            },
+            get: |c| c.log.segment_ms.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.roll.hours",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "log.roll.ms in hours.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.segment_ms = i64::from(at_least(int(v)?, 1)?) * HOUR_MS;
+                Ok(())
+            },
+            get: |c| (c.log.segment_ms / HOUR_MS).to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.roll.jitter.ms",
+        aliases: &[],
+        config_type: ConfigType::Long,
+        doc: "Default segment.jitter.ms.",
+        value: Value::Ignored {
+            default: "0",
+            check: |v| at_least(long(v)?, 0).map(drop),
+            why: "keel rolls each segment at segment.ms exactly",
+        },
+    },
+    BrokerSetting {
+        name: "log.retention.ms",
+        aliases: &[],
+        config_type: ConfigType::Long,
+        doc: "Default retention.ms: the age after which closed segments are deleted; -1 keeps all.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.retention_ms = retention_in(v, 1)?;
+                Ok(())
+            },
+            get: |c| c.log.retention_ms.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.retention.minutes",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "log.retention.ms in minutes.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.retention_ms = retention_in(v, MINUTE_MS)?;
+                Ok(())
+            },
+            get: |c| retention_as(c.log.retention_ms, MINUTE_MS),
+        },
+    },
+    BrokerSetting {
+        name: "log.retention.hours",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "log.retention.ms in hours.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.retention_ms = retention_in(v, HOUR_MS)?;
+                Ok(())
+            },
+            get: |c| retention_as(c.log.retention_ms, HOUR_MS),
+        },
+    },
+    BrokerSetting {
+        name: "log.retention.bytes",
+        aliases: &[],
+        config_type: ConfigType::Long,
+        doc: "Default retention.bytes: the partition size above which old segments are deleted; -1 keeps all.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.retention_bytes = at_least(long(v)?, -1)?;
+                Ok(())
+            },
+            get: |c| c.log.retention_bytes.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.index.interval.bytes",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "Default index.interval.bytes: log bytes between offset index entries.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.index_interval_bytes = at_least(int(v)?, 0)? as u64;
+                Ok(())
+            },
+            get: |c| c.log.index_interval_bytes.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.index.size.max.bytes",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "Default segment.index.bytes: the preallocated size of each index file.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.segment_index_bytes = at_least(int(v)?, SEGMENT_INDEX_BYTES_MIN)? as usize;
+                Ok(())
+            },
+            get: |c| c.log.segment_index_bytes.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.preallocate",
+        aliases: &[],
+        config_type: ConfigType::Boolean,
+        doc: "Default preallocate.",
+        value: Value::Ignored {
+            default: "false",
+            check: any_boolean,
+            why: "keel's segments grow as they are written; recovery relies on their length",
+        },
+    },
+    BrokerSetting {
+        name: "log.segment.delete.delay.ms",
+        aliases: &[],
+        config_type: ConfigType::Long,
+        doc: "Default file.delete.delay.ms.",
+        value: Value::Ignored {
+            default: "60000",
+            check: |v| at_least(long(v)?, 0).map(drop),
+            why: "keel removes a deleted segment's files at once, after its readers are done",
+        },
+    },
+    BrokerSetting {
+        name: "message.max.bytes",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "Default max.message.bytes: the largest record batch accepted.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.message_bytes_max = at_least(int(v)?, 1)? as usize;
+                Ok(())
+            },
+            get: |c| c.log.message_bytes_max.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "compression.type",
+        aliases: &[],
+        config_type: ConfigType::String,
+        doc: "Default compression.type: producer keeps batches as produced; a codec recompresses batches that use another.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.compression = v.parse()?;
+                Ok(())
+            },
+            get: |c| c.log.compression.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.flush.interval.messages",
+        aliases: &[],
+        config_type: ConfigType::Long,
+        doc: "Default flush.messages: fsync after this many records; 1 fsyncs before every acknowledgement.",
+        value: Value::Field {
+            set: set_flush_messages,
+            get: |c| flush_settings(c.log.flush).0.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.flush.interval.ms",
+        aliases: &[],
+        config_type: ConfigType::Long,
+        doc: "Default flush.ms: fsync at least this often.",
+        value: Value::Field {
+            set: set_flush_ms,
+            get: |c| flush_settings(c.log.flush).1.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.message.timestamp.type",
+        aliases: &[],
+        config_type: ConfigType::String,
+        doc: "Default message.timestamp.type: CreateTime or LogAppendTime.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.timestamp_type = timestamp_type(v)?;
+                Ok(())
+            },
+            get: |c| timestamp_type_name(c.log.timestamp_type),
+        },
+    },
+    BrokerSetting {
+        name: "log.message.timestamp.before.max.ms",
+        aliases: &[],
+        config_type: ConfigType::Long,
+        doc: "Default message.timestamp.before.max.ms: how far in the past a CreateTime timestamp may be.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.timestamp_before_max_ms = at_least(long(v)?, 0)?;
+                Ok(())
+            },
+            get: |c| c.log.timestamp_before_max_ms.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.message.timestamp.after.max.ms",
+        aliases: &[],
+        config_type: ConfigType::Long,
+        doc: "Default message.timestamp.after.max.ms: how far in the future a CreateTime timestamp may be.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.timestamp_after_max_ms = at_least(long(v)?, 0)?;
+                Ok(())
+            },
+            get: |c| c.log.timestamp_after_max_ms.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "log.message.timestamp.difference.max.ms",
+        aliases: &[],
+        config_type: ConfigType::Long,
+        doc: "Deprecated default of message.timestamp.difference.max.ms.",
+        value: Value::Ignored {
+            default: "9223372036854775807",
+            check: |v| at_least(long(v)?, 0).map(drop),
+            why: "deprecated in Kafka 3.6 for the before/after pair, which keel applies",
+        },
+    },
+    BrokerSetting {
+        name: "log.message.format.version",
+        aliases: &[],
+        config_type: ConfigType::String,
+        doc: "Deprecated: keel writes message format v2 only.",
+        value: Value::Ignored {
+            default: "3.0-IV1",
+            check: |_| Ok(()),
+            why: "deprecated; every keel log holds message format v2, as Kafka 3.x ignores it for v2 logs",
+        },
+    },
+    BrokerSetting {
+        name: "min.insync.replicas",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "Default min.insync.replicas; a single keel node has one replica.",
+        value: Value::Ignored {
+            default: "1",
+            check: |v| between(int(v)?, 1, 1).map(drop),
+            why: "a single-node keel has one in-sync replica",
+        },
+    },
+    BrokerSetting {
+        name: "unclean.leader.election.enable",
+        aliases: &[],
+        config_type: ConfigType::Boolean,
+        doc: "Whether a replica that is not in sync may become leader: never in keel.",
+        value: Value::Ignored {
+            default: "false",
+            check: unclean_election,
+            why: "keel never elects an out-of-sync replica",
+        },
+    },
+    BrokerSetting {
+        name: "producer.id.expiration.ms",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "Idle time after which an idempotent producer's sequences are forgotten.",
+        value: Value::Field {
+            set: |c, v| {
+                c.producer_id_expiration_ms = i64::from(at_least(int(v)?, 1)?);
+                Ok(())
+            },
+            get: |c| c.producer_id_expiration_ms.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "group.initial.rebalance.delay.ms",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "How long an empty group's first rebalance waits for more members.",
+        value: Value::Field {
+            set: |c, v| {
+                c.groups.initial_rebalance_delay_ms = i64::from(at_least(int(v)?, 0)?);
+                Ok(())
+            },
+            get: |c| c.groups.initial_rebalance_delay_ms.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "group.min.session.timeout.ms",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "The smallest session timeout a group member may ask for.",
+        value: Value::Field {
+            set: |c, v| {
+                c.groups.session_timeout_min_ms = at_least(int(v)?, 1)?;
+                Ok(())
+            },
+            get: |c| c.groups.session_timeout_min_ms.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "group.max.session.timeout.ms",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "The largest session timeout a group member may ask for.",
+        value: Value::Field {
+            set: |c, v| {
+                c.groups.session_timeout_max_ms = at_least(int(v)?, 1)?;
+                Ok(())
+            },
+            get: |c| c.groups.session_timeout_max_ms.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "group.max.size",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "Members per group.",
+        value: Value::Field {
+            set: |c, v| {
+                c.groups.members_max = at_least(int(v)?, 1)? as usize;
+                Ok(())
+            },
+            get: |c| c.groups.members_max.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "offsets.topic.num.partitions",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "Partitions of __consumer_offsets, fixed once it exists.",
+        value: Value::Field {
+            set: |c, v| {
+                c.groups.offsets_partitions = between(int(v)?, 1, super::topics::PARTITIONS_MAX)?;
+                Ok(())
+            },
+            get: |c| c.groups.offsets_partitions.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "offsets.topic.segment.bytes",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "Segment size of __consumer_offsets.",
+        value: Value::Field {
+            set: |c, v| {
+                c.groups.offsets_segment_bytes = at_least(int(v)?, 1024)? as u64;
+                Ok(())
+            },
+            get: |c| c.groups.offsets_segment_bytes.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "offset.metadata.max.bytes",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "The largest metadata string of a committed offset.",
+        value: Value::Field {
+            set: |c, v| {
+                c.groups.offset_metadata_bytes_max = at_least(int(v)?, 0)? as usize;
+                Ok(())
+            },
+            get: |c| c.groups.offset_metadata_bytes_max.to_string(),
+        },
+    },
+    BrokerSetting {
+        name: "metrics.listen",
+        aliases: &[],
+        config_type: ConfigType::String,
+        doc: "host:port where GET /metrics answers in Prometheus' text format; empty turns it off.",
+        value: Value::Field {
+            set: |c, v| {
+                c.metrics_listen = if v.trim().is_empty() {
+                    None
+                } else {
+                    Some(listener_address(v)?)
+                };
+                Ok(())
+            },
+            get: |c| c.metrics_listen.clone().unwrap_or_default(),
+        },
+    },
+];
+
+/// Applies one setting, by its Kafka name or an alias, and remembers it as set explicitly.
+///
+/// # Errors
+/// Unknown names, and values the setting refuses, in Kafka's words.
+pub fn apply(config: &mut BrokerConfig, name: &str, value: &str) -> Result<(), String> {
+    let setting = broker_setting(name)
+        .ok_or_else(|| format!("unknown setting '{name}' (see keel serve --help)"))?;
+    match &setting.value {
+        Value::Field { set, .. } => set(config, value),
+        Value::Ignored { check, .. } => check(value),
+    }
+    .map_err(|why| invalid(name, value, &why))?;
+    config
+        .explicit
+        .insert(setting.name.to_owned(), value.trim().to_owned());
+    Ok(())
 }
 
 /// Applies every setting of a TOML document.
@@ -237,11 +951,54 @@ fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) {
             toml::Value::Integer(i) => out.push((name, i.to_string())),
             toml::Value::Boolean(b) => out.push((name, b.to_string())),
             toml::Value::Float(f) => out.push((name, f.to_string())),
-            // Arrays and dates mean nothing to any setting: passed as text, they are refused
-            // with the setting's name.
+            // A list (listeners, say) is Kafka's comma-separated value.
+            toml::Value::Array(items) => out.push((
+                name,
+                items
+                    .iter()
+                    .map(|item| match item {
+                        toml::Value::String(s) => s.clone(),
+                        other => format!("{other:?}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )),
+            // Dates mean nothing to any setting: passed as text, they are refused with the
+            // setting's name.
             other => out.push((name, format!("{other:?}"))),
         }
     }
+}
+
+/// The settings part of `keel serve --help`: every broker setting with its type, default and
+/// meaning, then the topic settings.
+pub fn help() -> String {
+    let mut help = String::from("Settings (Kafka's names, for --config and --set):\n");
+    for setting in BROKER_SETTINGS {
+        let default = setting.default_value();
+        let default = if default.is_empty() {
+            "empty".to_owned()
+        } else {
+            default
+        };
+        help.push_str(&format!(
+            "  {:40} {} [{}, default {}]\n",
+            setting.name,
+            setting.doc,
+            setting.config_type.name(),
+            default
+        ));
+    }
+    help.push_str("\nTopic settings (CreateTopics, AlterConfigs, IncrementalAlterConfigs):\n");
+    for setting in super::config::TOPIC_SETTINGS {
+        help.push_str(&format!(
+            "  {:40} {} [{}]\n",
+            setting.name,
+            setting.doc,
+            setting.config_type.name()
+        ));
+    }
+    help
 }
 
 #[cfg(test)]
@@ -261,5 +1018,78 @@ mod tests {
         assert!(!config.auto_create_topics);
         assert!(apply(&mut config, "no.such.setting", "1").is_err());
         assert!(apply(&mut config, "num.partitions", "x").is_err());
+        assert_eq!(
+            config.explicit.get("log.segment.bytes").map(String::as_str),
+            Some("4096")
+        );
+    }
+
+    /// Out-of-range values are refused with the name, the value and the range, never clamped.
+    #[test]
+    fn out_of_range_values_are_refused_not_clamped() {
+        let cases = [
+            ("log.segment.bytes", "13", "at least 14"),
+            ("queued.max.requests", "0", "at least 1"),
+            ("group.min.session.timeout.ms", "-5", "at least 1"),
+            ("offsets.topic.num.partitions", "0", "at least 1"),
+            ("log.cleaner.min.cleanable.ratio", "1.5", "no more than 1"),
+            ("unclean.leader.election.enable", "true", "never"),
+            ("default.replication.factor", "3", "no more than 1"),
+            ("log.retention.ms", "-2", "at least -1"),
+            ("auto.create.topics.enable", "yes", "true or false"),
+            ("listeners", "nowhere", "host:port"),
+        ];
+        for (name, value, why) in cases {
+            let mut config = BrokerConfig::default();
+            let before = format!("{config:?}");
+            let err = apply(&mut config, name, value).unwrap_err();
+            assert!(
+                err.contains(name) && err.contains(value) && err.contains(why),
+                "{name}={value}: {err}"
+            );
+            assert_eq!(
+                format!("{config:?}"),
+                before,
+                "{name}={value} changed the config"
+            );
+        }
+    }
+
+    /// Every setting reads back what it was set to, and its default parses as a value of its
+    /// own: the table cannot describe a default it would refuse.
+    #[test]
+    fn every_setting_takes_its_own_default_and_reads_it_back() {
+        for setting in BROKER_SETTINGS {
+            let mut config = BrokerConfig::default();
+            let default = setting.default_value();
+            if default.is_empty() {
+                continue;
+            }
+            apply(&mut config, setting.name, &default)
+                .unwrap_or_else(|e| panic!("{}: default {default}: {e}", setting.name));
+            assert_eq!(setting.current(&config), default, "{}", setting.name);
+        }
+    }
+
+    #[test]
+    fn hours_and_minutes_forms_set_milliseconds() {
+        let mut config = BrokerConfig::default();
+        apply(&mut config, "log.retention.hours", "2").unwrap();
+        assert_eq!(config.log.retention_ms, 2 * HOUR_MS);
+        apply(&mut config, "log.retention.minutes", "-1").unwrap();
+        assert_eq!(config.log.retention_ms, -1);
+        apply(&mut config, "log.roll.hours", "1").unwrap();
+        assert_eq!(config.log.segment_ms, HOUR_MS);
+    }
+
+    #[test]
+    fn help_lists_every_setting_with_type_and_default() {
+        let help = help();
+        for setting in BROKER_SETTINGS {
+            assert!(help.contains(setting.name), "{}", setting.name);
+        }
+        assert!(help.contains("metrics.listen"));
+        assert!(help.contains("log.segment.bytes"));
+        assert!(help.contains("[int, default 1073741824]"));
     }
 }

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::compression::Codec;
+
 pub const INDEX_INTERVAL_BYTES_DEFAULT: u64 = 4096;
 pub const SEGMENT_BYTES_DEFAULT: u64 = 1024 * 1024 * 1024;
 pub const SEGMENT_INDEX_BYTES_DEFAULT: usize = 10 * 1024 * 1024;
@@ -18,6 +20,44 @@ pub const SEGMENT_BYTES_MIN: u64 = 14;
 pub const DELETE_RETENTION_MS_DEFAULT: i64 = 24 * 60 * 60 * 1000;
 /// min.cleanable.dirty.ratio (Kafka's default).
 pub const MIN_CLEANABLE_DIRTY_RATIO_DEFAULT: f64 = 0.5;
+/// The smallest index file: one page (Kafka refuses less than one entry's 8 bytes; keel maps
+/// whole pages).
+pub const SEGMENT_INDEX_BYTES_MIN: i32 = 4096;
+/// message.timestamp.type's values.
+pub const TIMESTAMP_TYPES: [&str; 2] = ["CreateTime", "LogAppendTime"];
+
+/// What a topic does with the codec of produced batches (Kafka's compression.type): `producer`
+/// keeps each batch as its producer compressed it; a codec makes the broker recompress batches
+/// that use another one, as Kafka does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Producer,
+    Codec(Codec),
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Compression::Producer => f.write_str("producer"),
+            Compression::Codec(codec) => f.write_str(codec.name()),
+        }
+    }
+}
+
+impl FromStr for Compression {
+    type Err = String;
+
+    /// Kafka's names: producer, uncompressed or none, gzip, snappy, lz4, zstd.
+    fn from_str(s: &str) -> Result<Compression, String> {
+        match s.trim() {
+            "producer" => Ok(Compression::Producer),
+            "uncompressed" => Ok(Compression::Codec(Codec::None)),
+            other => other.parse().map(Compression::Codec).map_err(|_| {
+                "String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer".to_owned()
+            }),
+        }
+    }
+}
 
 /// What happens to old segments (Kafka's cleanup.policy): deleted by retention, compacted by key,
 /// or both.
@@ -151,6 +191,15 @@ pub struct LogConfig {
     pub min_cleanable_dirty_ratio: f64,
     /// min.compaction.lag.ms: a segment is compacted only once its newest record is this old.
     pub min_compaction_lag_ms: i64,
+    /// max.compaction.lag.ms: a log whose oldest uncleaned record is this old is compacted
+    /// whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// compression.type.
+    pub compression: Compression,
+    /// message.timestamp.before.max.ms: the furthest in the past a CreateTime record may be.
+    pub timestamp_before_max_ms: i64,
+    /// message.timestamp.after.max.ms: the furthest in the future a CreateTime record may be.
+    pub timestamp_after_max_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -169,6 +218,10 @@ impl Default for LogConfig {
             delete_retention_ms: DELETE_RETENTION_MS_DEFAULT,
             min_cleanable_dirty_ratio: MIN_CLEANABLE_DIRTY_RATIO_DEFAULT,
             min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            compression: Compression::Producer,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: i64::MAX,
         }
     }
 }
@@ -185,7 +238,7 @@ impl LogConfig {
                 self.segment_bytes
             ));
         }
-        if self.segment_index_bytes < 4096 {
+        if self.segment_index_bytes < SEGMENT_INDEX_BYTES_MIN as usize {
             return Err(format!(
                 "segment.index.bytes {} is below 4096",
                 self.segment_index_bytes
@@ -207,6 +260,18 @@ impl LogConfig {
             return Err(format!(
                 "delete.retention.ms {} and min.compaction.lag.ms {} may not be negative",
                 self.delete_retention_ms, self.min_compaction_lag_ms
+            ));
+        }
+        if self.max_compaction_lag_ms < 1 {
+            return Err(format!(
+                "max.compaction.lag.ms {} must be positive",
+                self.max_compaction_lag_ms
+            ));
+        }
+        if self.timestamp_before_max_ms < 0 || self.timestamp_after_max_ms < 0 {
+            return Err(format!(
+                "message.timestamp.before.max.ms {} and message.timestamp.after.max.ms {} may not be negative",
+                self.timestamp_before_max_ms, self.timestamp_after_max_ms
             ));
         }
         if !self.cleanup_policy.delete && !self.cleanup_policy.compact {

@@ -44,7 +44,7 @@ use std::sync::Arc;
 
 use self::batch::{BatchError, BatchHeader};
 use self::checkpoint::{Checkpoint, CheckpointFile, CleanShutdown};
-pub use self::config::{CleanupPolicy, FlushPolicy, LogConfig, TimestampType};
+pub use self::config::{CleanupPolicy, Compression, FlushPolicy, LogConfig, TimestampType};
 use self::segment::{AppendedBatch, Segment};
 use crate::io::{Disk, File};
 

@@ -9,7 +9,7 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, CreatePartitionsRequest, CreatePartitionsResponse,
@@ -21,18 +21,25 @@ use uuid::Uuid;
 
 use super::frame::Frame;
 use super::{decode, encode, errors, str_bytes, topic_name, ProtocolError, Request};
-use crate::broker::config::{self, TopicOverrides, TOPIC_CONFIG_NAMES};
+use crate::broker::config::{self, BrokerConfig, TopicOverrides, TopicSetting, TOPIC_SETTINGS};
+use crate::broker::settings::{self, BrokerSetting, ConfigType, BROKER_SETTINGS};
 use crate::broker::Broker;
 use crate::io::{Clock, Disk, Rng};
+use crate::log::LogConfig;
 
-/// Kafka's ConfigResource type for topics.
+/// Kafka's ConfigResource types.
 const RESOURCE_TOPIC: i8 = 2;
-/// DescribeConfigs sources.
+const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_BROKER_LOGGER: i8 = 8;
+/// DescribeConfigs sources (DescribeConfigsResponse's ConfigSource).
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 /// IncrementalAlterConfigs operations.
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
 
 pub fn create_topics<D: Disk, C: Clock, R: Rng>(
     broker: &Broker<D, C, R>,
@@ -170,40 +177,37 @@ pub fn describe_configs<D: Disk, C: Clock, R: Rng>(
 ) -> Result<Frame<D::File>, ProtocolError> {
     let body: DescribeConfigsRequest = decode(request)?;
     let mut response = DescribeConfigsResponse::default();
+    let detail = Detail {
+        synonyms: body.include_synonyms,
+        documentation: body.include_documentation && request.version >= 3,
+        types: request.version >= 3,
+    };
     for resource in &body.resources {
         let mut result = DescribeConfigsResult::default();
         result.resource_type = resource.resource_type;
         result.resource_name = resource.resource_name.clone();
-        let topic = broker.topic(resource.resource_name.as_str());
-        match (resource.resource_type, topic) {
-            (RESOURCE_TOPIC, Some(topic)) => {
-                // Null lists every config; so does an empty list (as Kafka's ConfigHelper does).
-                let wanted = resource
-                    .configuration_keys
-                    .as_ref()
-                    .filter(|keys| !keys.is_empty());
-                result.configs = config::describe(&topic.config)
+        // Null lists every config; so does an empty list (as Kafka's ConfigHelper does).
+        let wanted = resource
+            .configuration_keys
+            .as_ref()
+            .filter(|keys| !keys.is_empty());
+        let is_wanted =
+            |name: &str| wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == name));
+        match described(
+            broker,
+            resource.resource_type,
+            resource.resource_name.as_str(),
+        ) {
+            Ok(entries) => {
+                result.configs = entries
                     .into_iter()
-                    .filter(|(name, _)| {
-                        wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == *name))
-                    })
-                    .map(|(name, value)| {
-                        let mut entry = DescribeConfigsResourceResult::default();
-                        entry.name = str_bytes(name);
-                        entry.value = Some(str_bytes(&value));
-                        entry.config_source = if topic.overrides.contains_key(name) {
-                            SOURCE_TOPIC
-                        } else {
-                            SOURCE_DEFAULT
-                        };
-                        entry
-                    })
+                    .filter(|entry| is_wanted(entry.name))
+                    .map(|entry| entry.encode(&detail))
                     .collect();
             }
-            (RESOURCE_TOPIC, None) => result.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,
-            _ => {
-                result.error_code = errors::INVALID_REQUEST;
-                result.error_message = Some(str_bytes("keel describes topic configs only"));
+            Err((code, message)) => {
+                result.error_code = code;
+                result.error_message = Some(str_bytes(&message));
             }
         }
         response.results.push(result);
@@ -211,37 +215,212 @@ pub fn describe_configs<D: Disk, C: Clock, R: Rng>(
     encode(request, &response)
 }
 
+/// What a DescribeConfigs request asked to see beyond names and values.
+struct Detail {
+    synonyms: bool,
+    documentation: bool,
+    types: bool,
+}
+
+/// One described setting, before it is shaped for the request's version.
+struct Described {
+    name: &'static str,
+    value: String,
+    source: i8,
+    read_only: bool,
+    config_type: ConfigType,
+    doc: &'static str,
+    /// (name, value, source), the value in force first, as Kafka orders them.
+    synonyms: Vec<(&'static str, String, i8)>,
+}
+
+impl Described {
+    fn encode(self, detail: &Detail) -> DescribeConfigsResourceResult {
+        let mut entry = DescribeConfigsResourceResult::default();
+        entry.name = str_bytes(self.name);
+        entry.value = Some(str_bytes(&self.value));
+        entry.read_only = self.read_only;
+        entry.config_source = self.source;
+        entry.is_sensitive = self.config_type == ConfigType::Password;
+        if entry.is_sensitive {
+            entry.value = None;
+        }
+        if detail.synonyms {
+            entry.synonyms = self
+                .synonyms
+                .into_iter()
+                .map(|(name, value, source)| {
+                    let mut synonym = DescribeConfigsSynonym::default();
+                    synonym.name = str_bytes(name);
+                    synonym.value = Some(str_bytes(&value));
+                    synonym.source = source;
+                    synonym
+                })
+                .collect();
+        }
+        if detail.types {
+            entry.config_type = self.config_type.code();
+        }
+        if detail.documentation {
+            entry.documentation = Some(str_bytes(self.doc));
+        }
+        entry
+    }
+}
+
+/// Every setting of one resource, or the error the resource gets.
+fn described<D: Disk, C: Clock, R: Rng>(
+    broker: &Broker<D, C, R>,
+    resource_type: i8,
+    name: &str,
+) -> Result<Vec<Described>, (i16, String)> {
+    match resource_type {
+        RESOURCE_TOPIC => {
+            let topic = broker.topic(name).ok_or((
+                errors::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("unknown topic {name}"),
+            ))?;
+            Ok(describe_topic(
+                &broker.config,
+                &topic.config,
+                &topic.overrides,
+            ))
+        }
+        RESOURCE_BROKER if name.is_empty() => {
+            // The cluster-wide dynamic defaults: keel has none, every setting is static.
+            Ok(Vec::new())
+        }
+        RESOURCE_BROKER if name == broker.config.node_id.to_string() => {
+            Ok(describe_broker(&broker.config))
+        }
+        RESOURCE_BROKER if name.parse::<i32>().is_err() => Err((
+            errors::INVALID_REQUEST,
+            format!("Broker id must be an integer, but it is: {name}"),
+        )),
+        RESOURCE_BROKER => Err((
+            errors::INVALID_REQUEST,
+            format!(
+                "Unexpected broker id, expected {} or empty string, but received {name}",
+                broker.config.node_id
+            ),
+        )),
+        RESOURCE_BROKER_LOGGER => Err((
+            errors::INVALID_REQUEST,
+            "keel has no broker loggers to describe (its log filter is RUST_LOG)".to_owned(),
+        )),
+        other => Err((
+            errors::INVALID_REQUEST,
+            format!("keel describes topics (2) and brokers (4), not resource type {other}"),
+        )),
+    }
+}
+
+/// A broker setting's synonyms: the value set at start, then the default.
+fn broker_synonyms(
+    config: &BrokerConfig,
+    setting: &'static BrokerSetting,
+) -> Vec<(&'static str, String, i8)> {
+    let mut synonyms = Vec::new();
+    if config.explicit.contains_key(setting.name) {
+        synonyms.push((setting.name, setting.current(config), SOURCE_STATIC_BROKER));
+    }
+    synonyms.push((setting.name, setting.default_value(), SOURCE_DEFAULT));
+    synonyms
+}
+
+fn describe_broker(config: &BrokerConfig) -> Vec<Described> {
+    BROKER_SETTINGS
+        .iter()
+        .map(|setting| Described {
+            name: setting.name,
+            value: setting.current(config),
+            source: if config.explicit.contains_key(setting.name) {
+                SOURCE_STATIC_BROKER
+            } else {
+                SOURCE_DEFAULT
+            },
+            // keel reads its settings once, at start: none can be changed while it runs.
+            read_only: true,
+            config_type: setting.config_type,
+            doc: setting.doc,
+            synonyms: broker_synonyms(config, setting),
+        })
+        .collect()
+}
+
+fn describe_topic(
+    broker: &BrokerConfig,
+    config: &LogConfig,
+    overrides: &TopicOverrides,
+) -> Vec<Described> {
+    TOPIC_SETTINGS
+        .iter()
+        .map(|setting| {
+            let value = setting.current(config, overrides);
+            let mut synonyms = Vec::new();
+            if overrides.contains_key(setting.name) {
+                synonyms.push((setting.name, value.clone(), SOURCE_TOPIC));
+            }
+            match setting.broker_setting.and_then(settings::broker_setting) {
+                Some(broker_setting) => synonyms.extend(broker_synonyms(broker, broker_setting)),
+                None => synonyms.push((
+                    setting.name,
+                    setting.current(&LogConfig::default(), &TopicOverrides::new()),
+                    SOURCE_DEFAULT,
+                )),
+            }
+            Described {
+                name: setting.name,
+                value,
+                source: synonyms[0].2,
+                read_only: false,
+                config_type: setting.config_type,
+                doc: setting.doc,
+                synonyms,
+            }
+        })
+        .collect()
+}
+
 /// Applies one resource's new overrides; the error code and message on failure.
 fn alter<D: Disk, C: Clock, R: Rng>(
     broker: &Broker<D, C, R>,
     resource_type: i8,
     name: &str,
-    change: impl FnOnce(&mut TopicOverrides) -> Result<(), String>,
+    change: impl FnOnce(&mut TopicOverrides) -> Result<(), (i16, String)>,
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
-    if resource_type != RESOURCE_TOPIC {
-        return Err((
-            errors::INVALID_REQUEST,
-            "keel alters topic configs only".to_owned(),
-        ));
+    match resource_type {
+        RESOURCE_TOPIC => {}
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => {
+            return Err((
+                errors::INVALID_REQUEST,
+                "keel's broker settings are read at start and cannot be changed while it runs: \
+                 set them in the config file or with --set and restart"
+                    .to_owned(),
+            ))
+        }
+        other => {
+            return Err((
+                errors::INVALID_REQUEST,
+                format!("keel alters topic configs, not resource type {other}"),
+            ))
+        }
     }
     let topic = broker.topic(name).ok_or((
         errors::UNKNOWN_TOPIC_OR_PARTITION,
-        "unknown topic".to_owned(),
+        format!("unknown topic {name}"),
     ))?;
     let mut overrides = topic.overrides.clone();
-    change(&mut overrides).map_err(|m| (errors::INVALID_CONFIG, m))?;
+    change(&mut overrides)?;
     broker
         .set_topic_overrides(name, overrides, validate_only)
         .map_err(|e| errors::topic_error(&e))
 }
 
-fn known(name: &str) -> Result<(), String> {
-    if TOPIC_CONFIG_NAMES.contains(&name) {
-        Ok(())
-    } else {
-        Err(format!("unknown topic config '{name}'"))
-    }
+/// The topic setting called `name`.
+fn known(name: &str) -> Result<&'static TopicSetting, String> {
+    config::topic_setting(name).ok_or_else(|| format!("Unknown topic config name: {name}"))
 }
 
 pub fn alter_configs<D: Disk, C: Clock, R: Rng>(
@@ -255,7 +434,7 @@ pub fn alter_configs<D: Disk, C: Clock, R: Rng>(
         let change = |overrides: &mut TopicOverrides| {
             overrides.clear();
             for c in &resource.configs {
-                known(c.name.as_str())?;
+                known(c.name.as_str()).map_err(|m| (errors::INVALID_CONFIG, m))?;
                 if let Some(value) = &c.value {
                     overrides.insert(c.name.to_string(), value.to_string());
                 }
@@ -291,22 +470,23 @@ pub fn incremental_alter_configs<D: Disk, C: Clock, R: Rng>(
     let mut response = IncrementalAlterConfigsResponse::default();
     for resource in &body.resources {
         let change = |overrides: &mut TopicOverrides| {
+            let nulls: Vec<&str> = resource
+                .configs
+                .iter()
+                .filter(|c| c.value.is_none() && c.config_operation != OP_DELETE)
+                .map(|c| c.name.as_str())
+                .collect();
+            if !nulls.is_empty() {
+                return Err((
+                    errors::INVALID_REQUEST,
+                    format!("Null value not supported for : {}", nulls.join(", ")),
+                ));
+            }
             for c in &resource.configs {
-                known(c.name.as_str())?;
-                match (c.config_operation, &c.value) {
-                    (OP_SET, Some(value)) => {
-                        overrides.insert(c.name.to_string(), value.to_string());
-                    }
-                    (OP_DELETE, _) => {
-                        overrides.remove(c.name.as_str());
-                    }
-                    (op, _) => {
-                        return Err(format!(
-                            "config operation {op} on '{}' is not supported",
-                            c.name
-                        ))
-                    }
-                }
+                let setting = known(c.name.as_str()).map_err(|m| (errors::INVALID_CONFIG, m))?;
+                let value = c.value.as_ref().map(|v| v.as_str());
+                incremental_change(setting, overrides, c.config_operation, value)
+                    .map_err(|m| (errors::INVALID_CONFIG, m))?;
             }
             Ok(())
         };
@@ -328,6 +508,64 @@ pub fn incremental_alter_configs<D: Disk, C: Clock, R: Rng>(
         response.responses.push(result);
     }
     encode(request, &response)
+}
+
+/// One IncrementalAlterConfigs operation on a topic's overrides. APPEND and SUBTRACT work on
+/// list settings (cleanup.policy, the throttled replica lists), starting from the topic's
+/// override, or else from the setting's own default (not the broker's), as Kafka's controller
+/// does; an append adds only values not already there.
+fn incremental_change(
+    setting: &TopicSetting,
+    overrides: &mut TopicOverrides,
+    operation: i8,
+    value: Option<&str>,
+) -> Result<(), String> {
+    let name = setting.name;
+    match (operation, value) {
+        (OP_SET, Some(value)) => {
+            overrides.insert(name.to_owned(), value.to_owned());
+        }
+        (OP_DELETE, _) => {
+            overrides.remove(name);
+        }
+        (OP_APPEND | OP_SUBTRACT, _) if setting.config_type != ConfigType::List => {
+            let verb = if operation == OP_APPEND {
+                "APPEND"
+            } else {
+                "SUBTRACT"
+            };
+            return Err(format!(
+                "Can't {verb} to key {name} because its type is not LIST."
+            ));
+        }
+        (OP_APPEND | OP_SUBTRACT, value) => {
+            let items = |text: &str| -> Vec<String> {
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            };
+            let start = match overrides.get(name) {
+                Some(value) => value.clone(),
+                None => setting.current(&LogConfig::default(), overrides),
+            };
+            let mut list = items(&start);
+            let given = items(value.unwrap_or(""));
+            if operation == OP_APPEND {
+                for item in given {
+                    if !list.contains(&item) {
+                        list.push(item);
+                    }
+                }
+            } else {
+                list.retain(|item| !given.contains(item));
+            }
+            overrides.insert(name.to_owned(), list.join(","));
+        }
+        (op, _) => return Err(format!("Unknown config operation {op} for {name}")),
+    }
+    Ok(())
 }
 
 pub fn delete_records<D: Disk, C: Clock, R: Rng>(

@@ -73,6 +73,9 @@ pub struct Request {
     /// The client's address as the server saw it ("/host" as Kafka shows it), or empty.
     pub client_host: String,
     pub body: Bytes,
+    /// Bytes found after the body when it was decoded; Kafka ignores them, and so does keel,
+    /// counting such requests (`keel_requests_trailing_bytes_total`).
+    trailing_bytes: std::sync::atomic::AtomicUsize,
 }
 
 /// Splits a frame (without its size prefix) into header and body.
@@ -103,6 +106,7 @@ pub fn parse_request(mut frame: Bytes) -> Result<Request, ProtocolError> {
         client_id: header.client_id.map(|c| c.to_string()),
         client_host: String::new(),
         body: frame,
+        trailing_bytes: std::sync::atomic::AtomicUsize::new(0),
     })
 }
 
@@ -114,7 +118,10 @@ pub fn supported_range(api_key: ApiKey) -> Option<(i16, i16)> {
         .map(|&(_, min, max)| (min, max))
 }
 
-/// Decodes a request body of type `T` at `version`, which must consume the whole body.
+/// Decodes a request body of type `T` at `version`. Bytes after what the version defines are
+/// ignored, as Kafka's request parser ignores them: librdkafka 2.12 and later sends its
+/// Metadata v12 "all topics" request with 3 spare bytes after the body. They are remembered on
+/// the request, so that `handle` counts the request in the metrics.
 ///
 /// # Errors
 /// When the bytes do not decode.
@@ -126,15 +133,18 @@ pub fn decode<T: Decodable>(request: &Request) -> Result<T, ProtocolError> {
             request.api_key, request.version
         ))
     })?;
-    if body.has_remaining() {
-        return Err(ProtocolError(format!(
-            "{:?} v{} request has {} bytes after its body",
-            request.api_key,
-            request.version,
-            body.remaining()
-        )));
-    }
+    request
+        .trailing_bytes
+        .store(body.remaining(), std::sync::atomic::Ordering::Relaxed);
     Ok(decoded)
+}
+
+impl Request {
+    /// How many bytes followed the body the last time it was decoded.
+    pub fn trailing_bytes(&self) -> usize {
+        self.trailing_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Encodes a response: size prefix, response header, body.
@@ -184,8 +194,26 @@ pub async fn handle<D: Disk, C: Clock, R: Rng>(
     request: Request,
 ) -> Result<Option<Frame<D::File>>, ProtocolError> {
     broker.metrics.request(request.api_key);
+    let answer = dispatch(broker, &request).await;
+    let trailing = request.trailing_bytes();
+    if trailing > 0 {
+        broker.metrics.trailing_bytes(request.api_key);
+        tracing::debug!(
+            api = ?request.api_key,
+            version = request.version,
+            trailing,
+            "ignored bytes after the request body"
+        );
+    }
+    answer
+}
+
+async fn dispatch<D: Disk, C: Clock, R: Rng>(
+    broker: &Broker<D, C, R>,
+    request: &Request,
+) -> Result<Option<Frame<D::File>>, ProtocolError> {
     if request.api_key == ApiKey::ApiVersions {
-        return api_versions::handle(&request).map(Some);
+        return api_versions::handle(request).map(Some);
     }
     let (min, max) = supported_range(request.api_key)
         .ok_or_else(|| ProtocolError(format!("{:?} is not implemented", request.api_key)))?;
@@ -196,30 +224,30 @@ pub async fn handle<D: Disk, C: Clock, R: Rng>(
         )));
     }
     match request.api_key {
-        ApiKey::Metadata => metadata::handle(broker, &request).map(Some),
-        ApiKey::Produce => produce::handle(broker, &request).await,
-        ApiKey::Fetch => fetch::handle(broker, &request).await.map(Some),
-        ApiKey::ListOffsets => list_offsets::handle(broker, &request).map(Some),
-        ApiKey::CreateTopics => admin::create_topics(broker, &request).map(Some),
-        ApiKey::DeleteTopics => admin::delete_topics(broker, &request).map(Some),
-        ApiKey::CreatePartitions => admin::create_partitions(broker, &request).map(Some),
-        ApiKey::DescribeConfigs => admin::describe_configs(broker, &request).map(Some),
-        ApiKey::AlterConfigs => admin::alter_configs(broker, &request).map(Some),
+        ApiKey::Metadata => metadata::handle(broker, request).map(Some),
+        ApiKey::Produce => produce::handle(broker, request).await,
+        ApiKey::Fetch => fetch::handle(broker, request).await.map(Some),
+        ApiKey::ListOffsets => list_offsets::handle(broker, request).map(Some),
+        ApiKey::CreateTopics => admin::create_topics(broker, request).map(Some),
+        ApiKey::DeleteTopics => admin::delete_topics(broker, request).map(Some),
+        ApiKey::CreatePartitions => admin::create_partitions(broker, request).map(Some),
+        ApiKey::DescribeConfigs => admin::describe_configs(broker, request).map(Some),
+        ApiKey::AlterConfigs => admin::alter_configs(broker, request).map(Some),
         ApiKey::IncrementalAlterConfigs => {
-            admin::incremental_alter_configs(broker, &request).map(Some)
+            admin::incremental_alter_configs(broker, request).map(Some)
         }
-        ApiKey::DeleteRecords => admin::delete_records(broker, &request).map(Some),
-        ApiKey::InitProducerId => init_producer_id::handle(broker, &request).map(Some),
-        ApiKey::FindCoordinator => groups::find_coordinator(broker, &request).map(Some),
-        ApiKey::JoinGroup => groups::join_group(broker, &request).await.map(Some),
-        ApiKey::SyncGroup => groups::sync_group(broker, &request).await.map(Some),
-        ApiKey::Heartbeat => groups::heartbeat(broker, &request).map(Some),
-        ApiKey::LeaveGroup => groups::leave_group(broker, &request).map(Some),
-        ApiKey::OffsetCommit => groups::offset_commit(broker, &request).map(Some),
-        ApiKey::OffsetFetch => groups::offset_fetch(broker, &request).map(Some),
-        ApiKey::ListGroups => groups::list_groups(broker, &request).map(Some),
-        ApiKey::DescribeGroups => groups::describe_groups(broker, &request).map(Some),
-        ApiKey::DeleteGroups => groups::delete_groups(broker, &request).map(Some),
+        ApiKey::DeleteRecords => admin::delete_records(broker, request).map(Some),
+        ApiKey::InitProducerId => init_producer_id::handle(broker, request).map(Some),
+        ApiKey::FindCoordinator => groups::find_coordinator(broker, request).map(Some),
+        ApiKey::JoinGroup => groups::join_group(broker, request).await.map(Some),
+        ApiKey::SyncGroup => groups::sync_group(broker, request).await.map(Some),
+        ApiKey::Heartbeat => groups::heartbeat(broker, request).map(Some),
+        ApiKey::LeaveGroup => groups::leave_group(broker, request).map(Some),
+        ApiKey::OffsetCommit => groups::offset_commit(broker, request).map(Some),
+        ApiKey::OffsetFetch => groups::offset_fetch(broker, request).map(Some),
+        ApiKey::ListGroups => groups::list_groups(broker, request).map(Some),
+        ApiKey::DescribeGroups => groups::describe_groups(broker, request).map(Some),
+        ApiKey::DeleteGroups => groups::delete_groups(broker, request).map(Some),
         other => Err(ProtocolError(format!("{other:?} is not implemented"))),
     }
 }

@@ -66,6 +66,17 @@ pub(super) fn exchange<T: Encodable>(
         .encode(&mut frame, key.request_header_version(version))
         .unwrap();
     body.encode(&mut frame, version).unwrap();
+    answer_frame(broker, key, version, frame)
+}
+
+/// Answers a request frame (header and body, without the size prefix) and returns the response
+/// body bytes after the header.
+pub(super) fn answer_frame(
+    broker: &TestBroker,
+    key: ApiKey,
+    version: i16,
+    frame: BytesMut,
+) -> Option<Bytes> {
     let request = parse_request(frame.freeze()).unwrap();
     let answer =
         run(handle(broker, request)).unwrap_or_else(|e| panic!("{key:?} v{version}: {e}"))?;
@@ -439,4 +450,69 @@ fn malformed_frames_are_protocol_errors_not_panics() {
         assert!(outcome.is_err(), "{name}");
     }
     let _ = MemFile::read_at; // the in-memory file type is part of the broker under test
+}
+
+/// librdkafka 2.12 and later sends Metadata v12 "all topics" with 3 spare bytes after the body
+/// (it reserves 4 bytes for the topic count and writes 1). Kafka reads what the version defines
+/// and ignores the rest; keel answers it, at every version of every API, and counts it.
+#[test]
+fn bytes_after_a_request_body_are_ignored_and_counted() {
+    let broker = broker();
+    create_topic(&broker, "spare", 1);
+    for (key, _, _) in SUPPORTED {
+        if *key != ApiKey::Metadata && *key != ApiKey::ApiVersions {
+            continue;
+        }
+        for version in versions(*key) {
+            let mut header = RequestHeader::default();
+            header.request_api_key = *key as i16;
+            header.request_api_version = version;
+            header.correlation_id = 7;
+            let mut frame = BytesMut::new();
+            header
+                .encode(&mut frame, key.request_header_version(version))
+                .unwrap();
+            match key {
+                ApiKey::Metadata => {
+                    let mut body = MetadataRequest::default();
+                    body.topics = None;
+                    if version < 1 {
+                        body.topics = Some(vec![]);
+                    }
+                    body.encode(&mut frame, version).unwrap();
+                }
+                _ => {
+                    let mut body = ApiVersionsRequest::default();
+                    if version >= 3 {
+                        body.client_software_name = StrBytes::from_static_str("spare");
+                        body.client_software_version = StrBytes::from_static_str("1");
+                    }
+                    body.encode(&mut frame, version).unwrap();
+                }
+            }
+            frame.extend_from_slice(&[0, 0, 0]);
+            let bytes = answer_frame(&broker, *key, version, frame).unwrap();
+            if *key == ApiKey::Metadata {
+                let response: MetadataResponse = decode_all(bytes, version, "Metadata");
+                assert!(
+                    response
+                        .topics
+                        .iter()
+                        .any(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "spare")),
+                    "Metadata v{version} with spare bytes lists the topic"
+                );
+            } else {
+                let response: ApiVersionsResponse = decode_all(bytes, version, "ApiVersions");
+                assert_eq!(response.error_code, 0, "ApiVersions v{version}");
+            }
+        }
+    }
+    let page = crate::broker::metrics::render(&broker);
+    let metadata_versions = versions(ApiKey::Metadata).count();
+    assert!(
+        page.contains(&format!(
+            "keel_requests_trailing_bytes_total{{api=\"Metadata\"}} {metadata_versions}"
+        )),
+        "{page}"
+    );
 }
