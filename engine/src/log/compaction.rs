@@ -164,12 +164,22 @@ impl<D: Disk> Log<D> {
         }
         let mut total = 0;
         let mut dirty = 0;
+        let mut overdue = false;
+        let lag_max_ms = self.config.max_compaction_lag_ms;
         for base in self.cleanable_bases(now_ms) {
-            let bytes = self.segments[&base].bytes();
+            let segment = &self.segments[&base];
+            let bytes = segment.bytes();
             total += bytes;
             if base >= self.cleaned_to {
                 dirty += bytes;
+                // max.compaction.lag.ms: a dirty record this old is cleaned whatever the ratio.
+                overdue |= segment
+                    .first_batch_timestamp()
+                    .is_some_and(|first| now_ms.saturating_sub(first) >= lag_max_ms);
             }
+        }
+        if dirty > 0 && overdue {
+            return true;
         }
         dirty > 0 && dirty as f64 >= self.config.min_cleanable_dirty_ratio * total as f64
     }

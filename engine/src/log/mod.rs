@@ -69,6 +69,15 @@ pub enum LogError {
         reason: String,
     },
     Config(String),
+    /// A CreateTime record's timestamp lies outside the topic's
+    /// message.timestamp.before.max.ms / after.max.ms window; nothing was written.
+    TimestampOutOfRange {
+        /// The record's index in its batch.
+        record: usize,
+        timestamp: i64,
+        min: i64,
+        max: i64,
+    },
 }
 
 impl fmt::Display for LogError {
@@ -94,6 +103,15 @@ impl fmt::Display for LogError {
                 write!(f, "corrupt data at offset {offset}: {reason}")
             }
             LogError::Config(why) => write!(f, "invalid log configuration: {why}"),
+            LogError::TimestampOutOfRange {
+                record,
+                timestamp,
+                min,
+                max,
+            } => write!(
+                f,
+                "Timestamp {timestamp} of record {record} of the batch is out of range. The timestamp should be within [{min}, {max}]"
+            ),
         }
     }
 }
@@ -290,6 +308,9 @@ impl<D: Disk> Log<D> {
         }
         let info = batch::validate(batch, true)?;
         let header = info.header;
+        if self.config.timestamp_type == TimestampType::CreateTime {
+            self.check_timestamps(batch, now_ms)?;
+        }
         let log_append_time = match self.config.timestamp_type {
             TimestampType::LogAppendTime => {
                 batch::set_max_timestamp(batch, now_ms, true);
@@ -329,6 +350,34 @@ impl<D: Disk> Log<D> {
         })
     }
 
+    /// Refuses a batch with a CreateTime timestamp outside
+    /// [now - message.timestamp.before.max.ms, now + message.timestamp.after.max.ms], as Kafka's
+    /// log validator does for each record. Only topics that set a bound pay for the record walk.
+    fn check_timestamps(&self, batch: &[u8], now_ms: i64) -> Result<(), LogError> {
+        let (before, after) = (
+            self.config.timestamp_before_max_ms,
+            self.config.timestamp_after_max_ms,
+        );
+        if before == i64::MAX && after == i64::MAX {
+            return Ok(());
+        }
+        let min = now_ms.saturating_sub(before);
+        let max = now_ms.saturating_add(after);
+        let records = batch::decode_records(batch)?;
+        match records
+            .iter()
+            .position(|r| !(min..=max).contains(&r.timestamp))
+        {
+            None => Ok(()),
+            Some(record) => Err(LogError::TimestampOutOfRange {
+                record,
+                timestamp: records[record].timestamp,
+                min,
+                max,
+            }),
+        }
+    }
+
     fn write_batch(
         &mut self,
         batch: &[u8],
@@ -351,7 +400,15 @@ impl<D: Disk> Log<D> {
         now_ms: i64,
     ) -> Result<(), LogError> {
         let segment_bytes = self.config.segment_bytes;
-        let segment_ms = self.config.segment_ms;
+        // A compacted log rolls by max.compaction.lag.ms too, so that no record waits longer
+        // than that in the active segment, which is never cleaned (Kafka's maxSegmentMs).
+        let segment_ms = if self.config.cleanup_policy.compact {
+            self.config
+                .segment_ms
+                .min(self.config.max_compaction_lag_ms)
+        } else {
+            self.config.segment_ms
+        };
         let active = self.active();
         if active.is_empty() {
             return Ok(());

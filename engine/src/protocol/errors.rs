@@ -13,6 +13,7 @@ pub const MESSAGE_TOO_LARGE: i16 = 10;
 pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
 pub const INVALID_REQUIRED_ACKS: i16 = 21;
+pub const INVALID_TIMESTAMP: i16 = 32;
 pub const UNSUPPORTED_VERSION: i16 = 35;
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
 pub const INVALID_PARTITIONS: i16 = 37;
@@ -49,5 +50,6 @@ pub fn log_error(error: &LogError) -> i16 {
         LogError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
         LogError::Corrupt { .. } => CORRUPT_MESSAGE,
         LogError::Config(_) => INVALID_CONFIG,
+        LogError::TimestampOutOfRange { .. } => INVALID_TIMESTAMP,
     }
 }

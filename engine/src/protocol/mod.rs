@@ -264,6 +264,8 @@ pub fn str_bytes(text: &str) -> kafka_protocol::protocol::StrBytes {
 }
 
 #[cfg(test)]
+mod config_tests;
+#[cfg(test)]
 mod group_tests;
 #[cfg(test)]
 mod tests;

@@ -18,7 +18,7 @@ use crate::broker::producers::{self, Verdict};
 use crate::broker::Broker;
 use crate::io::{Clock, Disk, Rng};
 use crate::log::batch::BatchHeader;
-use crate::log::FlushPolicy;
+use crate::log::{Compression, FlushPolicy};
 
 pub async fn handle<D: Disk, C: Clock, R: Rng>(
     broker: &Broker<D, C, R>,
@@ -135,6 +135,29 @@ fn flush_through<D: Disk, C: Clock, R: Rng>(
     Ok(())
 }
 
+/// The batch as the partition stores it: as produced, or recompressed when the topic's
+/// compression.type names another codec than the producer used (control batches stay as they
+/// are). Recompression runs before the partition's lock is taken, and only after the batch has
+/// passed its CRC check, so that garbage is refused rather than decompressed.
+fn recompressed<D: Disk>(
+    partition: &Partition<D>,
+    records: &[u8],
+    header: &BatchHeader,
+) -> Result<Vec<u8>, crate::log::LogError> {
+    let compression = partition.log().as_ref().map(|log| log.config().compression);
+    let Some(Compression::Codec(codec)) = compression else {
+        return Ok(records.to_vec());
+    };
+    let produced = header
+        .codec()
+        .map_err(|e| crate::log::LogError::InvalidBatch(e.into()))?;
+    if produced == codec || header.is_control() {
+        return Ok(records.to_vec());
+    }
+    crate::log::batch::validate(records, true)?;
+    Ok(crate::log::batch::recompress(records, codec)?)
+}
+
 fn append<D: Disk, C: Clock, R: Rng>(
     broker: &Broker<D, C, R>,
     partition: &Partition<D>,
@@ -146,7 +169,10 @@ fn append<D: Disk, C: Clock, R: Rng>(
         Ok(checked) => checked,
         Err((code, message)) => return refused(index, code, &message),
     };
-    let mut batch = records.to_vec();
+    let mut batch = match recompressed(partition, records, &header) {
+        Ok(batch) => batch,
+        Err(e) => return refused(index, errors::log_error(&e), &e.to_string()),
+    };
     let batch_bytes = batch.len() as u64;
     let now_ms = broker.clock.now_ms();
     let mut guard = partition.log();
