@@ -12,10 +12,10 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{
-    AlterConfigsRequest, AlterConfigsResponse, CreatePartitionsRequest, CreatePartitionsResponse,
-    CreateTopicsRequest, CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    AlterConfigsRequest, AlterConfigsResponse, BrokerId, CreatePartitionsRequest,
+    CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteRecordsRequest,
+    DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
+    DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use uuid::Uuid;
 
@@ -63,15 +63,19 @@ pub fn create_topics<D: Disk, C: Clock, R: Rng>(
                 errors::INVALID_REPLICATION_FACTOR,
                 "a single-node keel has replication factor 1".to_owned(),
             ))
-        } else if !topic.assignments.is_empty() {
-            Err((
-                errors::INVALID_REPLICA_ASSIGNMENT,
-                "manual replica assignment is not supported".to_owned(),
-            ))
         } else {
-            broker
-                .create_topic(name, topic.num_partitions, overrides, body.validate_only)
-                .map_err(|e| errors::topic_error(&e))
+            let assigned: Vec<(i32, &[BrokerId])> = topic
+                .assignments
+                .iter()
+                .map(|a| (a.partition_index, a.broker_ids.as_slice()))
+                .collect();
+            manual_partitions(broker.config.node_id, topic.num_partitions, &assigned, 0).and_then(
+                |partitions| {
+                    broker
+                        .create_topic(name, partitions, overrides, body.validate_only)
+                        .map_err(|e| errors::topic_error(&e))
+                },
+            )
         };
         match outcome {
             Ok(created) => {
@@ -101,6 +105,72 @@ pub fn create_topics<D: Disk, C: Clock, R: Rng>(
         response.topics.push(result);
     }
     encode(request, &response)
+}
+
+/// The partition count a CreateTopics asks for, checking a manual assignment: partitions
+/// numbered from `first` up without gaps, each with one replica that names this node (a
+/// single-node keel keeps one replica; replication will lift that). With no assignment,
+/// `count` as asked.
+fn manual_partitions(
+    node_id: i32,
+    count: i32,
+    assigned: &[(i32, &[BrokerId])],
+    first: i32,
+) -> Result<i32, (i16, String)> {
+    if assigned.is_empty() {
+        return Ok(count);
+    }
+    if count != -1 {
+        return Err((
+            errors::INVALID_REQUEST,
+            "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".to_owned(),
+        ));
+    }
+    let mut indexes: Vec<i32> = assigned.iter().map(|(index, _)| *index).collect();
+    indexes.sort_unstable();
+    if indexes
+        .iter()
+        .enumerate()
+        .any(|(i, &index)| index != first + i as i32)
+    {
+        return Err((
+            errors::INVALID_REPLICA_ASSIGNMENT,
+            "Partitions should be a consecutive 0-based integer sequence".to_owned(),
+        ));
+    }
+    check_assignment(node_id, assigned)?;
+    Ok(assigned.len() as i32)
+}
+
+/// Every assigned partition has exactly one replica, this node.
+fn check_assignment(node_id: i32, assigned: &[(i32, &[BrokerId])]) -> Result<(), (i16, String)> {
+    for (index, replicas) in assigned {
+        if replicas.is_empty() {
+            return Err((
+                errors::INVALID_REPLICA_ASSIGNMENT,
+                format!("partition {index} is assigned no replicas"),
+            ));
+        }
+        if let Some(unknown) = replicas.iter().find(|b| b.0 != node_id) {
+            return Err((
+                errors::INVALID_REPLICA_ASSIGNMENT,
+                format!(
+                    "partition {index} names broker {}, which is not in the cluster (this node is {node_id})",
+                    unknown.0
+                ),
+            ));
+        }
+        if replicas.len() > 1 {
+            return Err((
+                errors::INVALID_REPLICATION_FACTOR,
+                format!(
+                    "partition {index} names {} replicas: a single-node keel keeps one replica of each partition",
+                    replicas.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub fn delete_topics<D: Disk, C: Clock, R: Rng>(
@@ -152,16 +222,35 @@ pub fn create_partitions<D: Disk, C: Clock, R: Rng>(
     for topic in &body.topics {
         let mut result = CreatePartitionsTopicResult::default();
         result.name = topic.name.clone();
-        let outcome = if topic.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
-            Err((
-                errors::INVALID_REPLICA_ASSIGNMENT,
-                "manual replica assignment is not supported".to_owned(),
-            ))
-        } else {
-            broker
-                .add_partitions(topic.name.0.as_str(), topic.count, body.validate_only)
-                .map_err(|e| errors::topic_error(&e))
-        };
+        let existing = broker
+            .topic(topic.name.0.as_str())
+            .map_or(0, |t| t.partitions.len() as i32);
+        let assigned: Vec<(i32, &[BrokerId])> = topic
+            .assignments
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, a)| (existing + i as i32, a.broker_ids.as_slice()))
+            .collect();
+        let outcome = check_assignment(broker.config.node_id, &assigned)
+            .and_then(|()| {
+                if !assigned.is_empty() && assigned.len() as i32 != topic.count - existing {
+                    return Err((
+                        errors::INVALID_REPLICA_ASSIGNMENT,
+                        format!(
+                            "Increasing the number of partitions by {} but {} assignments provided.",
+                            topic.count - existing,
+                            assigned.len()
+                        ),
+                    ));
+                }
+                Ok(())
+            })
+            .and_then(|()| {
+                broker
+                    .add_partitions(topic.name.0.as_str(), topic.count, body.validate_only)
+                    .map_err(|e| errors::topic_error(&e))
+            });
         if let Err((code, message)) = outcome {
             result.error_code = code;
             result.error_message = Some(str_bytes(&message));

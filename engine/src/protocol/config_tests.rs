@@ -432,3 +432,131 @@ fn a_compacted_topic_rolls_its_active_segment_at_the_max_compaction_lag() {
     log.append(&mut batch(2).to_vec(), now + 1500).unwrap();
     assert_eq!(log.segment_count(), 2, "older than the lag: rolled");
 }
+
+#[test]
+fn describe_cluster_names_this_node_as_broker_and_controller() {
+    let broker = broker_with(&[("node.id", "3")]);
+    for version in versions(ApiKey::DescribeCluster) {
+        let mut body = DescribeClusterRequest::default();
+        body.include_cluster_authorized_operations = true;
+        if version >= 1 {
+            body.endpoint_type = 1;
+        }
+        let bytes = exchange(&broker, ApiKey::DescribeCluster, version, &body).unwrap();
+        let response: DescribeClusterResponse = decode_all(bytes, version, "DescribeCluster");
+        assert_eq!(response.error_code, 0, "v{version}");
+        assert_eq!(response.controller_id.0, 3);
+        assert_eq!(response.brokers.len(), 1);
+        assert_eq!(response.brokers[0].broker_id.0, 3);
+        assert_eq!(response.cluster_id.as_str(), broker.config.cluster_id);
+        assert!(response.cluster_authorized_operations > 0);
+        if version >= 1 {
+            body.endpoint_type = 2;
+            let bytes = exchange(&broker, ApiKey::DescribeCluster, version, &body).unwrap();
+            let response: DescribeClusterResponse = decode_all(bytes, version, "DescribeCluster");
+            assert_eq!(response.error_code, super::errors::MISMATCHED_ENDPOINT_TYPE);
+        }
+    }
+}
+
+#[test]
+fn log_dirs_describe_each_partition_and_a_move_to_the_same_dir_succeeds() {
+    let broker = broker_with(&[]);
+    create_topic(&broker, "sized", 2);
+    assert_eq!(produce(&broker, "sized", batch(5)).error_code, 0);
+    for version in versions(ApiKey::DescribeLogDirs) {
+        let mut body = DescribeLogDirsRequest::default();
+        body.topics = None;
+        let bytes = exchange(&broker, ApiKey::DescribeLogDirs, version, &body).unwrap();
+        let response: DescribeLogDirsResponse = decode_all(bytes, version, "DescribeLogDirs");
+        let dir = &response.results[0];
+        assert_eq!(dir.log_dir.as_str(), "/data");
+        let topic = dir
+            .topics
+            .iter()
+            .find(|t| t.name.0.as_str() == "sized")
+            .unwrap();
+        let mut sizes: Vec<(i32, i64)> = topic
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.partition_size))
+            .collect();
+        sizes.sort_unstable();
+        assert_eq!(sizes.len(), 2, "v{version}");
+        assert_eq!(
+            sizes[0].1,
+            batch(5).len() as i64,
+            "partition 0 holds the batch"
+        );
+        assert_eq!(sizes[1].1, 0);
+    }
+    for version in versions(ApiKey::AlterReplicaLogDirs) {
+        let mut results = Vec::new();
+        for path in ["/data", "/elsewhere"] {
+            let mut topic = alter_replica_log_dirs_request::AlterReplicaLogDirTopic::default();
+            topic.name = super::topic_name("sized");
+            topic.partitions = vec![0, 9];
+            let mut dir = alter_replica_log_dirs_request::AlterReplicaLogDir::default();
+            dir.path = StrBytes::from_static_str(path);
+            dir.topics = vec![topic];
+            let mut body = AlterReplicaLogDirsRequest::default();
+            body.dirs = vec![dir];
+            let bytes = exchange(&broker, ApiKey::AlterReplicaLogDirs, version, &body).unwrap();
+            let response: AlterReplicaLogDirsResponse =
+                decode_all(bytes, version, "AlterReplicaLogDirs");
+            results.extend(
+                response.results[0]
+                    .partitions
+                    .iter()
+                    .map(|p| p.error_code)
+                    .collect::<Vec<_>>(),
+            );
+        }
+        assert_eq!(
+            results,
+            vec![
+                super::errors::NONE,
+                super::errors::REPLICA_NOT_AVAILABLE,
+                super::errors::LOG_DIR_NOT_FOUND,
+                super::errors::LOG_DIR_NOT_FOUND
+            ]
+        );
+    }
+}
+
+#[test]
+fn manual_assignments_naming_this_node_create_the_partitions() {
+    let broker = broker_with(&[]);
+    let create = |name: &str, replicas: &[&[i32]]| {
+        let mut topic = create_topics_request::CreatableTopic::default();
+        topic.name = super::topic_name(name);
+        topic.num_partitions = -1;
+        topic.replication_factor = -1;
+        topic.assignments = replicas
+            .iter()
+            .enumerate()
+            .map(|(i, ids)| {
+                let mut a = create_topics_request::CreatableReplicaAssignment::default();
+                a.partition_index = i as i32;
+                a.broker_ids = ids.iter().map(|&id| BrokerId(id)).collect();
+                a
+            })
+            .collect();
+        let mut body = CreateTopicsRequest::default();
+        body.topics = vec![topic];
+        let bytes = exchange(&broker, ApiKey::CreateTopics, 7, &body).unwrap();
+        let response: CreateTopicsResponse = decode_all(bytes, 7, "CreateTopics");
+        response.topics[0].error_code
+    };
+    assert_eq!(create("assigned", &[&[0], &[0], &[0]]), 0);
+    assert_eq!(broker.topic("assigned").unwrap().partitions.len(), 3);
+    assert_eq!(
+        create("elsewhere", &[&[0], &[5]]),
+        super::errors::INVALID_REPLICA_ASSIGNMENT
+    );
+    assert_eq!(
+        create("replicated", &[&[0, 0]]),
+        super::errors::INVALID_REPLICATION_FACTOR
+    );
+    assert!(broker.topic("elsewhere").is_none());
+}

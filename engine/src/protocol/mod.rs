@@ -9,6 +9,7 @@
 
 mod admin;
 mod api_versions;
+mod cluster;
 pub mod errors;
 mod fetch;
 pub mod fetch_frame;
@@ -52,6 +53,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::AlterReplicaLogDirs, 1, 2),
 ];
 
 /// Why a request could not be answered; the connection is closed.
@@ -248,6 +252,9 @@ async fn dispatch<D: Disk, C: Clock, R: Rng>(
         ApiKey::ListGroups => groups::list_groups(broker, request).map(Some),
         ApiKey::DescribeGroups => groups::describe_groups(broker, request).map(Some),
         ApiKey::DeleteGroups => groups::delete_groups(broker, request).map(Some),
+        ApiKey::DescribeCluster => cluster::describe_cluster(broker, request).map(Some),
+        ApiKey::DescribeLogDirs => cluster::describe_log_dirs(broker, request).map(Some),
+        ApiKey::AlterReplicaLogDirs => cluster::alter_replica_log_dirs(broker, request).map(Some),
         other => Err(ProtocolError(format!("{other:?} is not implemented"))),
     }
 }
