@@ -112,7 +112,7 @@ pub fn describe_log_dirs<D: Disk, C: Clock, R: Rng>(
             let guard = partition.log();
             let Some(log) = guard.as_ref() else { continue };
             let mut entry = DescribeLogDirsPartition::default();
-            entry.partition_index = partition.index as i32;
+            entry.partition_index = partition.index;
             entry.partition_size = log.size_bytes() as i64;
             // Kafka: max(high watermark - log end, 0), so 0 for a current log.
             entry.offset_lag = (high_watermark(log) as i64 - log.next_offset() as i64).max(0);

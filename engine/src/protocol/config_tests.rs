@@ -560,3 +560,72 @@ fn manual_assignments_naming_this_node_create_the_partitions() {
     );
     assert!(broker.topic("elsewhere").is_none());
 }
+
+#[test]
+fn offset_for_leader_epoch_answers_from_the_one_epoch_and_fences_others() {
+    let broker = broker_with(&[]);
+    create_topic(&broker, "epochs", 1);
+    assert_eq!(produce(&broker, "epochs", batch(4)).error_code, 0);
+    // (current leader epoch, asked epoch) -> (error, epoch, end offset)
+    let cases = [
+        ((-1, 0), (0, 0, 4)),
+        ((0, 0), (0, 0, 4)),
+        ((-1, 3), (0, -1, -1)),
+        ((-1, -1), (0, -1, -1)),
+        ((1, 0), (super::errors::UNKNOWN_LEADER_EPOCH, -1, -1)),
+        ((-2, 0), (super::errors::FENCED_LEADER_EPOCH, -1, -1)),
+    ];
+    for version in versions(ApiKey::OffsetForLeaderEpoch) {
+        for ((current, asked), (error, epoch, end)) in cases {
+            let mut partition =
+                offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
+            partition.partition = 0;
+            partition.current_leader_epoch = current;
+            partition.leader_epoch = asked;
+            let mut topic = offset_for_leader_epoch_request::OffsetForLeaderTopic::default();
+            topic.topic = super::topic_name("epochs");
+            topic.partitions = vec![partition];
+            let mut body = OffsetForLeaderEpochRequest::default();
+            body.replica_id = BrokerId(-1);
+            body.topics = vec![topic];
+            let bytes = exchange(&broker, ApiKey::OffsetForLeaderEpoch, version, &body).unwrap();
+            let response: OffsetForLeaderEpochResponse =
+                decode_all(bytes, version, "OffsetForLeaderEpoch");
+            let answer = &response.topics[0].partitions[0];
+            assert_eq!(
+                (answer.error_code, answer.leader_epoch, answer.end_offset),
+                (error, epoch, end),
+                "v{version} current {current} asked {asked}"
+            );
+        }
+    }
+}
+
+#[test]
+fn list_offsets_answers_latest_tiered_and_fences_newer_epochs() {
+    let broker = broker_with(&[]);
+    create_topic(&broker, "tiers", 1);
+    let ask = |timestamp: i64, current: i32| {
+        let mut partition = list_offsets_request::ListOffsetsPartition::default();
+        partition.partition_index = 0;
+        partition.timestamp = timestamp;
+        partition.current_leader_epoch = current;
+        let mut topic = list_offsets_request::ListOffsetsTopic::default();
+        topic.name = super::topic_name("tiers");
+        topic.partitions = vec![partition];
+        let mut body = ListOffsetsRequest::default();
+        body.replica_id = BrokerId(-1);
+        body.topics = vec![topic];
+        let bytes = exchange(&broker, ApiKey::ListOffsets, 9, &body).unwrap();
+        let mut response: ListOffsetsResponse = decode_all(bytes, 9, "ListOffsets");
+        let answer = response.topics.remove(0).partitions.remove(0);
+        (answer.error_code, answer.offset)
+    };
+    assert_eq!(
+        ask(-5, -1),
+        (0, -1),
+        "no tiered storage: no offset, no error"
+    );
+    assert_eq!(ask(-2, 0), (0, 0));
+    assert_eq!(ask(-1, 1), (super::errors::UNKNOWN_LEADER_EPOCH, -1));
+}

@@ -113,7 +113,7 @@ fn describe<D: Disk>(topic: &Topic<D>, node: BrokerId, version: i16) -> Metadata
             partition.partition_index = p.index;
             partition.leader_id = node;
             if version >= 7 {
-                partition.leader_epoch = 0;
+                partition.leader_epoch = super::list_offsets::LEADER_EPOCH;
             }
             partition.replica_nodes = vec![node];
             partition.isr_nodes = vec![node];

@@ -56,6 +56,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::AlterReplicaLogDirs, 1, 2),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 
 /// Why a request could not be answered; the connection is closed.
@@ -232,6 +233,9 @@ async fn dispatch<D: Disk, C: Clock, R: Rng>(
         ApiKey::Produce => produce::handle(broker, request).await,
         ApiKey::Fetch => fetch::handle(broker, request).await.map(Some),
         ApiKey::ListOffsets => list_offsets::handle(broker, request).map(Some),
+        ApiKey::OffsetForLeaderEpoch => {
+            list_offsets::offset_for_leader_epoch(broker, request).map(Some)
+        }
         ApiKey::CreateTopics => admin::create_topics(broker, request).map(Some),
         ApiKey::DeleteTopics => admin::delete_topics(broker, request).map(Some),
         ApiKey::CreatePartitions => admin::create_partitions(broker, request).map(Some),
