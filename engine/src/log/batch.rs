@@ -73,6 +73,31 @@ pub enum BatchError {
     BadRecords(String),
     BadTimestamp(String),
     Compression(CompressionError),
+    /// Records that a topic's rules refuse (a keyless record on a compacted topic), each named
+    /// by its index in the batch: Kafka's record errors (KIP-467), never empty.
+    RecordErrors(Vec<RecordError>),
+}
+
+/// One record a batch was refused for: its index among the batch's records and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    pub batch_index: i32,
+    pub message: String,
+}
+
+/// How many record errors the batch's own error message spells out (all of them are listed in
+/// a Produce answer's record_errors); Kafka shows three.
+pub const RECORD_ERRORS_SHOWN_MAX: usize = 3;
+
+impl fmt::Display for RecordError {
+    /// As Kafka's `RecordError.toString`, which its batch-level message quotes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RecordError(batchIndex={}, message='{}')",
+            self.batch_index, self.message
+        )
+    }
 }
 
 impl fmt::Display for BatchError {
@@ -97,6 +122,21 @@ impl fmt::Display for BatchError {
             BatchError::BadRecords(why) => write!(f, "invalid records: {why}"),
             BatchError::BadTimestamp(why) => write!(f, "invalid timestamp: {why}"),
             BatchError::Compression(e) => write!(f, "{e}"),
+            // Kafka's words (LogValidator), which clients show their users.
+            BatchError::RecordErrors(errors) => {
+                let shown: Vec<String> = errors
+                    .iter()
+                    .take(RECORD_ERRORS_SHOWN_MAX)
+                    .map(RecordError::to_string)
+                    .collect();
+                write!(
+                    f,
+                    "One or more records have been rejected due to {} record errors in total, \
+                     and only showing the first three errors at most: [{}]",
+                    errors.len(),
+                    shown.join(", ")
+                )
+            }
         }
     }
 }

@@ -1046,23 +1046,38 @@ fn compact_alone_keeps_old_segments_that_delete_would_remove() {
 
 #[test]
 fn keyless_records_are_refused_for_compacted_topics() {
-    let keyless = BatchBuilder::default()
-        .build(&[NewRecord {
-            value: Some(b"v".to_vec()),
-            ..NewRecord::default()
-        }])
-        .unwrap();
-    let error = super::compaction::check_keys(&keyless).unwrap_err();
-    assert!(error
-        .to_string()
-        .contains("Compacted topic cannot accept message without key"));
-    let keyed = BatchBuilder::default()
-        .build(&[NewRecord {
-            key: Some(b"k".to_vec()),
-            ..NewRecord::default()
-        }])
-        .unwrap();
-    super::compaction::check_keys(&keyed).unwrap();
+    let record = |key: Option<&str>| NewRecord {
+        key: key.map(|k| k.as_bytes().to_vec()),
+        value: Some(b"v".to_vec()),
+        ..NewRecord::default()
+    };
+    let mixed = [None, Some("a"), Some("b"), None, Some("c"), None, None];
+    let records: Vec<NewRecord> = mixed.iter().map(|&key| record(key)).collect();
+    let batch = BatchBuilder::default().build(&records).unwrap();
+    let error = super::compaction::check_keys(&batch, "t-0").unwrap_err();
+    let batch::BatchError::RecordErrors(errors) = &error else {
+        panic!("{error:?}")
+    };
+    let indexes: Vec<i32> = errors.iter().map(|e| e.batch_index).collect();
+    assert_eq!(indexes, [0, 3, 5, 6]);
+    for e in errors {
+        assert_eq!(
+            e.message,
+            "Compacted topic cannot accept message without key in topic partition t-0."
+        );
+    }
+    // Kafka's message: the count, and the first three.
+    assert_eq!(
+        error.to_string(),
+        "One or more records have been rejected due to 4 record errors in total, and only \
+         showing the first three errors at most: [RecordError(batchIndex=0, message='Compacted \
+         topic cannot accept message without key in topic partition t-0.'), \
+         RecordError(batchIndex=3, message='Compacted topic cannot accept message without key \
+         in topic partition t-0.'), RecordError(batchIndex=5, message='Compacted topic cannot \
+         accept message without key in topic partition t-0.')]"
+    );
+    let keyed = BatchBuilder::default().build(&[record(Some("k"))]).unwrap();
+    super::compaction::check_keys(&keyed, "t-0").unwrap();
 }
 
 /// A `MemDisk` that stops working after `budget` namespace operations and syncs, the way a crash

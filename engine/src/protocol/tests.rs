@@ -386,6 +386,64 @@ fn a_payload_that_does_not_decompress_is_corrupt_and_an_unknown_codec_unsupporte
     assert_eq!((answer.error_code, answer.base_offset), (0, 3));
 }
 
+/// A batch mixing keyed and keyless records sent to a compacted topic is refused whole with
+/// INVALID_RECORD; from Produce v8 on the answer names each keyless record by its index in the
+/// batch (record_errors, KIP-467) and carries Kafka's message. Nothing is written.
+#[test]
+fn keyless_records_on_a_compacted_topic_are_named_in_record_errors() {
+    let broker = broker();
+    let mut overrides = crate::broker::config::TopicOverrides::new();
+    overrides.insert("cleanup.policy".into(), "compact".into());
+    broker
+        .create_topic("compacted", 1, overrides, false)
+        .unwrap();
+    let records: Vec<NewRecord> = (0..6)
+        .map(|i| NewRecord {
+            timestamp: 1_699_999_999_000 + i,
+            key: (i % 3 != 1).then(|| format!("k{i}").into_bytes()),
+            value: Some(format!("v{i}").into_bytes()),
+            headers: vec![],
+        })
+        .collect();
+    let mixed = Bytes::from(BatchBuilder::default().build(&records).unwrap());
+    let reason = "Compacted topic cannot accept message without key in topic partition \
+                  compacted-0.";
+    for version in versions(ApiKey::Produce) {
+        let answer = produce_one(&broker, "compacted", mixed.clone(), version);
+        assert_eq!(
+            answer.error_code,
+            super::errors::INVALID_RECORD,
+            "v{version}"
+        );
+        assert_eq!(answer.base_offset, -1);
+        if version < 8 {
+            assert!(answer.record_errors.is_empty(), "v{version}");
+            continue;
+        }
+        let named: Vec<(i32, Option<&str>)> = answer
+            .record_errors
+            .iter()
+            .map(|e| {
+                let message = e.batch_index_error_message.as_ref().map(|m| m.as_str());
+                (e.batch_index, message)
+            })
+            .collect();
+        assert_eq!(named, [(1, Some(reason)), (4, Some(reason))], "v{version}");
+        let message = answer.error_message.as_ref().map(|m| m.to_string());
+        let expected = format!(
+            "One or more records have been rejected due to 2 record errors in total, and only \
+             showing the first three errors at most: [RecordError(batchIndex=1, \
+             message='{reason}'), RecordError(batchIndex=4, message='{reason}')]"
+        );
+        assert_eq!(message.as_deref(), Some(expected.as_str()), "v{version}");
+    }
+    let keyed: Vec<NewRecord> = records.into_iter().filter(|r| r.key.is_some()).collect();
+    let keyed = Bytes::from(BatchBuilder::default().build(&keyed).unwrap());
+    let answer = produce_one(&broker, "compacted", keyed, 9);
+    assert_eq!((answer.error_code, answer.base_offset), (0, 0));
+    assert!(answer.record_errors.is_empty());
+}
+
 #[test]
 fn topic_administration_at_every_version() {
     let broker = broker();
