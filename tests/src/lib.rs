@@ -1,5 +1,5 @@
 //! The end-to-end harness: real `keel serve` processes on 127.0.0.1, driven by real Kafka clients
-//! (kcat, confluent-kafka and kafka-python from Python).
+//! (kcat, confluent-kafka and kafka-python from Python, sarama from Go).
 //!
 //! # Finding the keel binary
 //!
@@ -28,17 +28,20 @@
 //!
 //! # Clients
 //!
-//! [`python`] runs a script from tests/py/ with the venv at target/py, [`kcat`] runs kcat; both
-//! with a timeout, and both fail the test when the client fails. Nothing is skipped: a missing
-//! client fails with a message saying to run `cargo xtask deps`, which installs them.
+//! [`python`] runs a script from tests/py/ with the venv at target/py, [`kcat`] runs kcat, [`go`]
+//! runs a Go program from tests/go/ (built once per process into `<target>/go/`, against the Go
+//! packages Debian installs under /usr/share/gocode, sarama among them); all with a timeout, and
+//! all fail the test when the client fails. Nothing is skipped: a missing client fails with a
+//! message saying to run `cargo xtask deps`, which installs them.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -50,6 +53,13 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 pub const PYTHON_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long one kcat run may take before it is killed and the test fails.
 pub const KCAT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one Go client run may take before it is killed and the test fails.
+pub const GO_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the harness waits for `go build` of one program in tests/go/.
+const GO_BUILD_TIMEOUT: Duration = Duration::from_secs(300);
+/// Where Debian's Go library packages (golang-github-shopify-sarama-dev) put their sources: the
+/// Go programs in tests/go/ build in GOPATH mode against exactly those.
+const GOPATH: &str = "/usr/share/gocode";
 /// How long the harness waits for `cargo build -p keel --bin keel`.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
 /// Attempts at finding a port nobody takes between our probe and keel's bind.
@@ -333,6 +343,81 @@ pub fn kcat(args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
         String::from_utf8_lossy(&run.stdout)
     );
     run.stdout
+}
+
+/// The program built from tests/go/`name`/, once per process per program, at
+/// `<target>/go/<name>`. `go build` decides what is stale (its cache makes an up-to-date build
+/// cost a fraction of a second), as cargo does for keel. Panics when it cannot be built.
+fn go_bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<BTreeMap<String, Result<PathBuf, String>>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(|| Mutex::new(BTreeMap::new()))
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let result = built
+        .entry(name.to_owned())
+        .or_insert_with(|| build_go(name));
+    match result {
+        Ok(path) => path.clone(),
+        Err(message) => panic!("{message}"),
+    }
+}
+
+fn build_go(name: &str) -> Result<PathBuf, String> {
+    let source = repo_root().join("tests/go").join(name);
+    if !source.is_dir() {
+        return Err(format!("{} is missing", source.display()));
+    }
+    let (target_dir, _) = build_dirs();
+    let bin = target_dir.join("go").join(name);
+    let mut command = Command::new("go");
+    command
+        .current_dir(&source)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", GOPATH)
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(".");
+    let shown = format!(
+        "GO111MODULE=off GOPATH={GOPATH} go build -o {} . (in tests/go/{name})",
+        bin.display()
+    );
+    let run = run_bounded(command, None, GO_BUILD_TIMEOUT)
+        .map_err(|message| format!("`{shown}`: {message}; {DEPS_HINT}"))?;
+    if !run.status.success() {
+        return Err(format!(
+            "`{shown}` failed ({}):\n{}\n{DEPS_HINT}",
+            run.status,
+            String::from_utf8_lossy(&run.stderr)
+        ));
+    }
+    Ok(bin)
+}
+
+/// Runs the Go program tests/go/`program` with `args` and returns its stdout; fails the test
+/// when it cannot be built, exits non-zero, or runs longer than [`GO_TIMEOUT`], showing all it
+/// printed.
+pub fn go(program: &str, args: &[&str]) -> String {
+    let mut command = Command::new(go_bin(program));
+    command.args(args);
+    let shown = format!("tests/go/{program} {}", args.join(" "));
+    let run = match run_bounded(command, None, GO_TIMEOUT) {
+        Ok(run) => run,
+        Err(message) => panic!("`{shown}`: {message}"),
+    };
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    println!(
+        "$ {shown}  ({:.1}s, {})\n{stdout}{stderr}",
+        run.elapsed.as_secs_f64(),
+        run.status
+    );
+    assert!(
+        run.status.success(),
+        "`{shown}` failed ({}):\n--- stdout\n{stdout}--- stderr\n{stderr}",
+        run.status
+    );
+    stdout
 }
 
 /// Milliseconds since the epoch, for explicit record timestamps close to now (so that retention

@@ -37,7 +37,9 @@ fn steps(root: &Path) -> Vec<Step> {
         },
         Step {
             name: "deps",
-            what: "cargo xtask deps (in-process): kcat and the target/py venv for tests/".into(),
+            what:
+                "cargo xtask deps (in-process): kcat, go, sarama and the target/py venv for tests/"
+                    .into(),
             run: Box::new(|root: &Path| deps::run(root)),
         },
         cargo_step(root, "test", &["test", "--workspace"]),

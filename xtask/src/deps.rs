@@ -4,6 +4,9 @@
 //! - `kcat`, from apt (`apt-get install -y kcat`; `apt-get update` first only when that install
 //!   fails, since the package lists are usually fresh enough). Installing needs root, which CI
 //!   has; as another user a missing kcat is an error that says what to run.
+//! - Go and sarama 1.22, from apt (`golang-go`, `golang-github-shopify-sarama-dev`, the same
+//!   way as kcat): the harness builds tests/go/ in GOPATH mode against /usr/share/gocode, where
+//!   Debian puts sarama's sources.
 //! - a Python venv at target/py holding `confluent-kafka` and `kafka-python` from PyPI, made with
 //!   `python3 -m venv` and its own pip. It is left alone when it already imports both. Debian
 //!   ships venv support separately (`python3-venv`); when `python3 -m venv` fails as root, that
@@ -28,6 +31,7 @@ const IMPORT_CHECK: &str = "import confluent_kafka, kafka";
 /// Installs whatever is missing; a no-op (two quick checks) when everything is there.
 pub fn run(root: &Path) -> Result {
     ensure_kcat()?;
+    ensure_sarama()?;
     ensure_venv(root)?;
     Ok(())
 }
@@ -44,7 +48,7 @@ fn ensure_kcat() -> Result {
         ));
     }
     println!("deps: installing kcat (apt-get install -y kcat)");
-    apt_install("kcat")?;
+    apt_install(&["kcat"])?;
     match kcat_version() {
         Some(version) => {
             println!("deps: kcat installed: {version}");
@@ -54,6 +58,58 @@ fn ensure_kcat() -> Result {
             "`apt-get install -y kcat` succeeded but `kcat -V` still does not run",
         )),
     }
+}
+
+/// The Debian packages the Go clients in tests/go/ build with.
+const GO_PACKAGES: &[&str] = &["golang-go", "golang-github-shopify-sarama-dev"];
+
+/// Where golang-github-shopify-sarama-dev puts sarama (GOPATH /usr/share/gocode).
+const SARAMA_SOURCE: &str = "/usr/share/gocode/src/github.com/Shopify/sarama";
+
+fn ensure_sarama() -> Result {
+    if let Some(version) = go_version().filter(|_| Path::new(SARAMA_SOURCE).is_dir()) {
+        println!("deps: go and sarama present: {version}, {SARAMA_SOURCE}");
+        return Ok(());
+    }
+    let packages = GO_PACKAGES.join(" ");
+    if !is_root() {
+        return Err(Error::failed(format!(
+            "go or sarama is missing and installing them needs root: run \
+             `sudo apt-get install -y {packages}`, then `cargo xtask deps` again"
+        )));
+    }
+    println!("deps: installing go and sarama (apt-get install -y {packages})");
+    apt_install(GO_PACKAGES)?;
+    match go_version().filter(|_| Path::new(SARAMA_SOURCE).is_dir()) {
+        Some(version) => {
+            println!("deps: go and sarama installed: {version}, {SARAMA_SOURCE}");
+            Ok(())
+        }
+        None => Err(Error::failed(format!(
+            "`apt-get install -y {packages}` succeeded but `go version` does not run or \
+             {SARAMA_SOURCE} is missing"
+        ))),
+    }
+}
+
+/// What `go version` prints ("go version go1.19.8 linux/amd64" → "go1.19.8"), or `None` when
+/// go cannot be run.
+fn go_version() -> Option<String> {
+    let output = Command::new("go")
+        .arg("version")
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    Some(
+        text.split_whitespace()
+            .nth(2)
+            .unwrap_or("go (version unknown)")
+            .to_owned(),
+    )
 }
 
 /// The version from `kcat -V` (its `Version ...` line, up to the feature list), or `None` when
@@ -81,14 +137,22 @@ fn kcat_version() -> Option<String> {
     })
 }
 
-/// `apt-get install -y PACKAGE`, and when that fails, `apt-get update` and the install again.
-fn apt_install(package: &str) -> Result {
-    if run_quietly_on_success(apt_get(&["install", "-y", package])).is_ok() {
+/// `apt-get install -y PACKAGES`, and when that fails, `apt-get update` and the install again.
+fn apt_install(packages: &[&str]) -> Result {
+    let install = || {
+        let mut command = apt_get(&["install", "-y"]);
+        command.args(packages);
+        command
+    };
+    if run_quietly_on_success(install()).is_ok() {
         return Ok(());
     }
-    println!("deps: `apt-get install -y {package}` failed; running `apt-get update` and retrying");
+    println!(
+        "deps: `apt-get install -y {}` failed; running `apt-get update` and retrying",
+        packages.join(" ")
+    );
     run_inherited(apt_get(&["update"]))?;
-    run_inherited(apt_get(&["install", "-y", package]))
+    run_inherited(install())
 }
 
 fn apt_get(args: &[&str]) -> Command {
@@ -152,7 +216,7 @@ fn make_venv(venv: &Path) -> Result {
     println!(
         "deps: `python3 -m venv` failed; installing python3-venv (apt-get install -y python3-venv)"
     );
-    apt_install("python3-venv")?;
+    apt_install(&["python3-venv"])?;
     // A failed attempt can leave a venv without pip behind; --clear starts it over.
     let mut again = venv_command();
     again.arg("--clear");

@@ -25,9 +25,9 @@ commands:
                           and every file starts with a //! module doc
   ci                      fmt, clippy, tidy, deps, test, simulator, determinism check; stops at the
                           first failure
-  deps                    install what the end-to-end tests (tests/) need when missing: kcat (apt,
-                          as root) and a Python venv at target/py with confluent-kafka and
-                          kafka-python (pip)
+  deps                    install what the end-to-end tests (tests/) need when missing: kcat, Go
+                          and sarama (apt, as root) and a Python venv at target/py with
+                          confluent-kafka and kafka-python (pip)
   sim [ARGS...]           build keel-sim (release, --cfg madsim, target/sim) and run it with ARGS
   bench [NAME [ARGS...]]  run benchmark NAME with ARGS; without NAME, list the benchmarks
   fuzz TARGET|--all [--seconds N]

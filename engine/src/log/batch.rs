@@ -6,7 +6,8 @@
 //! the partition leader epoch (both before the CRC) without recomputing it. keel stores batches
 //! exactly as the producer compressed them and never trusts one it has not validated: `validate`
 //! checks length, magic, CRC, record count against the last offset delta, and every record's
-//! framing and timestamps (decompressing to do so).
+//! framing and timestamp (decompressing to do so). The header's max timestamp is not trusted:
+//! validation finds the records' maximum, and the log re-seals the header when they differ.
 //!
 //! ```text
 //!  0 base_offset i64          27 base_timestamp i64
@@ -72,6 +73,31 @@ pub enum BatchError {
     BadRecords(String),
     BadTimestamp(String),
     Compression(CompressionError),
+    /// Records that a topic's rules refuse (a keyless record on a compacted topic), each named
+    /// by its index in the batch: Kafka's record errors (KIP-467), never empty.
+    RecordErrors(Vec<RecordError>),
+}
+
+/// One record a batch was refused for: its index among the batch's records and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    pub batch_index: i32,
+    pub message: String,
+}
+
+/// How many record errors the batch's own error message spells out (all of them are listed in
+/// a Produce answer's record_errors); Kafka shows three.
+pub const RECORD_ERRORS_SHOWN_MAX: usize = 3;
+
+impl fmt::Display for RecordError {
+    /// As Kafka's `RecordError.toString`, which its batch-level message quotes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RecordError(batchIndex={}, message='{}')",
+            self.batch_index, self.message
+        )
+    }
 }
 
 impl fmt::Display for BatchError {
@@ -96,6 +122,21 @@ impl fmt::Display for BatchError {
             BatchError::BadRecords(why) => write!(f, "invalid records: {why}"),
             BatchError::BadTimestamp(why) => write!(f, "invalid timestamp: {why}"),
             BatchError::Compression(e) => write!(f, "{e}"),
+            // Kafka's words (LogValidator), which clients show their users.
+            BatchError::RecordErrors(errors) => {
+                let shown: Vec<String> = errors
+                    .iter()
+                    .take(RECORD_ERRORS_SHOWN_MAX)
+                    .map(RecordError::to_string)
+                    .collect();
+                write!(
+                    f,
+                    "One or more records have been rejected due to {} record errors in total, \
+                     and only showing the first three errors at most: [{}]",
+                    errors.len(),
+                    shown.join(", ")
+                )
+            }
         }
     }
 }
@@ -264,6 +305,11 @@ pub struct BatchInfo {
 
 /// Checks a whole batch as it would be appended: exact length, magic, CRC, codec, and records.
 ///
+/// The header's max_timestamp is the producer's claim and is not held against the records:
+/// sarama writes -1 there, and Kafka takes the maximum from the records (LogValidator), as
+/// `BatchInfo::max_record_timestamp` does; `Log::append` seals that into the header. What is
+/// checked is that every record's timestamp (base timestamp plus delta) is an i64.
+///
 /// With `dense` set (a producer's batch) the records must have offset deltas 0, 1, 2, ... and
 /// their count must be last_offset_delta + 1; without it (a compacted or replicated batch) deltas
 /// must only increase and stay within last_offset_delta.
@@ -330,12 +376,6 @@ fn validate_counts(header: &BatchHeader, dense: bool) -> Result<(), BatchError> 
         return Err(BatchError::BadRecords(format!(
             "records_count {} does not fit last_offset_delta {}",
             header.records_count, header.last_offset_delta
-        )));
-    }
-    if header.base_timestamp > header.max_timestamp && header.records_count > 0 {
-        return Err(BatchError::BadTimestamp(format!(
-            "base timestamp {} after max timestamp {}",
-            header.base_timestamp, header.max_timestamp
         )));
     }
     Ok(())
@@ -1002,5 +1042,46 @@ mod tests {
         assert_eq!(info.header.max_timestamp, 99);
         assert!(info.header.is_log_append_time());
         assert_eq!(decode_records(&batch).unwrap()[0].timestamp, 99);
+    }
+
+    /// sarama (1.22) writes -1 as every batch's max timestamp; Kafka accepts the batch and takes
+    /// the maximum from the records. A claim above the records' maximum is no more binding.
+    #[test]
+    fn a_wrong_max_timestamp_claim_is_not_held_against_the_records() {
+        for codec in [Codec::None, Codec::Snappy] {
+            let builder = BatchBuilder {
+                codec,
+                ..BatchBuilder::default()
+            };
+            let records = [
+                record(1000, "a", "x"),
+                record(1007, "b", "y"),
+                record(1003, "c", "z"),
+            ];
+            for claim in [-1, 0, 999, 1006, 1008, i64::MAX] {
+                let mut batch = builder.build(&records).unwrap();
+                set_max_timestamp(&mut batch, claim, false);
+                let info = validate(&batch, true).unwrap_or_else(|e| panic!("{claim}: {e}"));
+                assert_eq!(info.header.max_timestamp, claim);
+                assert_eq!(info.max_record_timestamp, 1007, "claim {claim}");
+                assert_eq!(info.offset_delta_of_max_timestamp, 1, "claim {claim}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_timestamp_that_overflows_is_refused() {
+        let mut batch = BatchBuilder::default()
+            .build(&[record(1000, "a", "x"), record(1005, "b", "y")])
+            .unwrap();
+        // The second record's delta (5) takes it past i64::MAX.
+        batch[BASE_TIMESTAMP_POS..BASE_TIMESTAMP_POS + 8]
+            .copy_from_slice(&(i64::MAX - 2).to_be_bytes());
+        set_max_timestamp(&mut batch, -1, false);
+        let error = validate(&batch, true).unwrap_err();
+        assert!(
+            matches!(&error, BatchError::BadTimestamp(why) if why.contains("overflows")),
+            "{error}"
+        );
     }
 }

@@ -71,16 +71,19 @@ pub const SWAP_STAGE: &str = "swap";
 pub const KEY_MAP_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// What one map entry costs beside its key bytes (offset, node, vector header), roughly.
 const KEY_ENTRY_OVERHEAD_BYTES: usize = 64;
-/// Kafka's message when a compacted topic receives a record without a key.
+/// Kafka's message when a compacted topic receives a record without a key (it adds the
+/// partition's name, as `check_keys` does).
 pub const KEYLESS_RECORD_REASON: &str = "Compacted topic cannot accept message without key";
 
-/// Refuses a batch holding a record without a key: a compacted topic cannot keep one (Kafka's
-/// INVALID_RECORD). Control batches pass. The produce path calls this for compacted topics.
+/// Refuses a batch holding records without a key: a compacted topic cannot keep them (Kafka's
+/// INVALID_RECORD), and each is named by its index in the batch with Kafka's message, which
+/// names `partition` ("topic-0"). Control batches pass. The produce path calls this for
+/// compacted topics.
 ///
 /// # Errors
-/// `BadRecords` with Kafka's message for a keyless record; CRC, framing or compression errors
-/// (the same `append` would report).
-pub fn check_keys(batch: &[u8]) -> Result<(), BatchError> {
+/// `RecordErrors` listing every keyless record; CRC, framing or compression errors (the same
+/// `append` would report).
+pub fn check_keys(batch: &[u8], partition: &str) -> Result<(), BatchError> {
     let header = BatchHeader::parse(batch)?;
     if header.is_control() {
         return Ok(());
@@ -91,13 +94,21 @@ pub fn check_keys(batch: &[u8]) -> Result<(), BatchError> {
             computed: batch::compute_crc(batch),
         });
     }
-    if batch::decode_records(batch)?
+    let keyless: Vec<batch::RecordError> = batch::decode_records(batch)?
         .iter()
-        .any(|r| r.key.is_none())
-    {
-        return Err(BatchError::BadRecords(KEYLESS_RECORD_REASON.to_owned()));
+        .enumerate()
+        .filter(|(_, record)| record.key.is_none())
+        .map(|(index, _)| batch::RecordError {
+            // At most records_count (an i32) records decode.
+            batch_index: index as i32,
+            message: format!("{KEYLESS_RECORD_REASON} in topic partition {partition}."),
+        })
+        .collect();
+    if keyless.is_empty() {
+        Ok(())
+    } else {
+        Err(BatchError::RecordErrors(keyless))
     }
-    Ok(())
 }
 
 /// What one compaction pass did.

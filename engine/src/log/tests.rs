@@ -208,6 +208,42 @@ fn oversized_and_corrupt_batches_are_refused_without_writing() {
     expect_offsets(&mut log, 0..1);
 }
 
+/// A producer's max timestamp claim that the records contradict (sarama's -1) is replaced by the
+/// records' maximum and the CRC re-sealed, as Kafka does; a right claim leaves the batch's bytes
+/// as produced (only the base offset, outside the CRC, changes).
+#[test]
+fn a_wrong_max_timestamp_is_resealed_and_a_right_one_kept() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, small_config());
+    let records: Vec<NewRecord> = [5_000, 5_009, 5_004]
+        .iter()
+        .map(|&timestamp| NewRecord {
+            timestamp,
+            key: Some(b"k".to_vec()),
+            value: Some(b"v".to_vec()),
+            headers: vec![],
+        })
+        .collect();
+    let produced = BatchBuilder::default().build(&records).unwrap();
+    for (claim, base_offset) in [(-1, 0u64), (5_009, 3)] {
+        let mut sent = produced.clone();
+        batch::set_max_timestamp(&mut sent, claim, false);
+        let info = log.append(&mut sent.clone(), 5_000).expect("append");
+        assert_eq!((info.base_offset, info.max_timestamp), (base_offset, 5_009));
+        let stored = log.read_copy(base_offset, 1, u64::MAX).unwrap();
+        let valid = batch::validate(&stored, true).expect("the stored batch is sealed");
+        assert_eq!(valid.header.max_timestamp, 5_009, "claim {claim}");
+        if claim == 5_009 {
+            assert_eq!(
+                stored[8..],
+                sent[8..],
+                "a right claim is stored as produced"
+            );
+        }
+    }
+    assert_eq!(log.offset_for_timestamp(5_005).unwrap(), Some((1, 5_009)));
+}
+
 #[test]
 fn truncation_cuts_at_batch_boundaries_durably() {
     let disk = MemDisk::new();
@@ -1010,23 +1046,38 @@ fn compact_alone_keeps_old_segments_that_delete_would_remove() {
 
 #[test]
 fn keyless_records_are_refused_for_compacted_topics() {
-    let keyless = BatchBuilder::default()
-        .build(&[NewRecord {
-            value: Some(b"v".to_vec()),
-            ..NewRecord::default()
-        }])
-        .unwrap();
-    let error = super::compaction::check_keys(&keyless).unwrap_err();
-    assert!(error
-        .to_string()
-        .contains("Compacted topic cannot accept message without key"));
-    let keyed = BatchBuilder::default()
-        .build(&[NewRecord {
-            key: Some(b"k".to_vec()),
-            ..NewRecord::default()
-        }])
-        .unwrap();
-    super::compaction::check_keys(&keyed).unwrap();
+    let record = |key: Option<&str>| NewRecord {
+        key: key.map(|k| k.as_bytes().to_vec()),
+        value: Some(b"v".to_vec()),
+        ..NewRecord::default()
+    };
+    let mixed = [None, Some("a"), Some("b"), None, Some("c"), None, None];
+    let records: Vec<NewRecord> = mixed.iter().map(|&key| record(key)).collect();
+    let batch = BatchBuilder::default().build(&records).unwrap();
+    let error = super::compaction::check_keys(&batch, "t-0").unwrap_err();
+    let batch::BatchError::RecordErrors(errors) = &error else {
+        panic!("{error:?}")
+    };
+    let indexes: Vec<i32> = errors.iter().map(|e| e.batch_index).collect();
+    assert_eq!(indexes, [0, 3, 5, 6]);
+    for e in errors {
+        assert_eq!(
+            e.message,
+            "Compacted topic cannot accept message without key in topic partition t-0."
+        );
+    }
+    // Kafka's message: the count, and the first three.
+    assert_eq!(
+        error.to_string(),
+        "One or more records have been rejected due to 4 record errors in total, and only \
+         showing the first three errors at most: [RecordError(batchIndex=0, message='Compacted \
+         topic cannot accept message without key in topic partition t-0.'), \
+         RecordError(batchIndex=3, message='Compacted topic cannot accept message without key \
+         in topic partition t-0.'), RecordError(batchIndex=5, message='Compacted topic cannot \
+         accept message without key in topic partition t-0.')]"
+    );
+    let keyed = BatchBuilder::default().build(&[record(Some("k"))]).unwrap();
+    super::compaction::check_keys(&keyed, "t-0").unwrap();
 }
 
 /// A `MemDisk` that stops working after `budget` namespace operations and syncs, the way a crash

@@ -386,6 +386,12 @@ fn timestamps_outside_the_topics_window_are_refused() {
     // batch() stamps its records 1000 ms (minus the index) before the broker's clock.
     let answer = produce(&broker, "recent", batch(3));
     assert_eq!(answer.error_code, super::errors::INVALID_TIMESTAMP);
+    let named: Vec<i32> = answer.record_errors.iter().map(|e| e.batch_index).collect();
+    assert_eq!(
+        named,
+        vec![0],
+        "KIP-467: the first record out of range is named"
+    );
     let topic = broker.topic("recent").unwrap();
     assert_eq!(
         topic.partitions[0].log().as_ref().unwrap().next_offset(),

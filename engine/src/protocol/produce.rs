@@ -7,8 +7,14 @@
 //! state first (`broker::producers`): a retry of a batch already written is acknowledged with its
 //! first offsets and not written again; a gap in sequences or a fenced epoch is refused.
 //! Transactional batches are refused: keel has no transaction coordinator.
+//!
+//! A batch refused for some of its records (keyless records on a compacted topic) is answered as
+//! Kafka answers it since KIP-467: INVALID_RECORD, with each such record's index in the batch and
+//! reason in record_errors and a message naming them (Produce v8 and later carry both).
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
 use super::frame::Frame;
@@ -17,8 +23,8 @@ use crate::broker::partition::Partition;
 use crate::broker::producers::{self, Verdict};
 use crate::broker::Broker;
 use crate::io::{Clock, Disk, Rng};
-use crate::log::batch::BatchHeader;
-use crate::log::{Compression, FlushPolicy};
+use crate::log::batch::{BatchError, BatchHeader};
+use crate::log::{Compression, FlushPolicy, LogError};
 
 pub async fn handle<D: Disk, C: Clock, R: Rng>(
     broker: &Broker<D, C, R>,
@@ -80,6 +86,7 @@ pub async fn handle<D: Disk, C: Clock, R: Rng>(
 fn fit_version(mut answer: PartitionProduceResponse, version: i16) -> PartitionProduceResponse {
     if version < 8 {
         answer.error_message = None;
+        answer.record_errors.clear();
     }
     if version < 5 {
         answer.log_start_offset = -1;
@@ -95,6 +102,35 @@ fn refused(index: i32, code: i16, message: &str) -> PartitionProduceResponse {
     answer.log_append_time_ms = -1;
     answer.log_start_offset = -1;
     answer.error_message = Some(str_bytes(message));
+    answer
+}
+
+/// The answer to a batch the log refused. Refused records (KIP-467) are listed one by one in
+/// record_errors, under INVALID_RECORD and Kafka's message naming them, as Kafka answers, so a
+/// client can tell which of its messages were at fault.
+fn refused_batch(index: i32, error: &LogError) -> PartitionProduceResponse {
+    if let LogError::TimestampOutOfRange { record, .. } = error {
+        let message = error.to_string();
+        let mut answer = refused(index, errors::INVALID_TIMESTAMP, &message);
+        let mut entry = BatchIndexAndErrorMessage::default();
+        entry.batch_index = *record as i32;
+        entry.batch_index_error_message = Some(str_bytes(&message));
+        answer.record_errors = vec![entry];
+        return answer;
+    }
+    let LogError::InvalidBatch(refusal @ BatchError::RecordErrors(records)) = error else {
+        return refused(index, errors::log_error(error), &error.to_string());
+    };
+    let mut answer = refused(index, errors::INVALID_RECORD, &refusal.to_string());
+    answer.record_errors = records
+        .iter()
+        .map(|record| {
+            let mut entry = BatchIndexAndErrorMessage::default();
+            entry.batch_index = record.batch_index;
+            entry.batch_index_error_message = Some(str_bytes(&record.message));
+            entry
+        })
+        .collect();
     answer
 }
 
@@ -171,7 +207,7 @@ fn append<D: Disk, C: Clock, R: Rng>(
     };
     let mut batch = match recompressed(partition, records, &header) {
         Ok(batch) => batch,
-        Err(e) => return refused(index, errors::log_error(&e), &e.to_string()),
+        Err(e) => return refused_batch(index, &e),
     };
     let batch_bytes = batch.len() as u64;
     let now_ms = broker.clock.now_ms();
@@ -184,9 +220,9 @@ fn append<D: Disk, C: Clock, R: Rng>(
         );
     };
     if log.config().cleanup_policy.compact {
-        if let Err(e) = crate::log::compaction::check_keys(&batch) {
-            let error = crate::log::LogError::InvalidBatch(e);
-            return refused(index, errors::log_error(&error), &error.to_string());
+        let name = format!("{}-{index}", partition.topic);
+        if let Err(e) = crate::log::compaction::check_keys(&batch, &name) {
+            return refused_batch(index, &LogError::InvalidBatch(e));
         }
     }
     let idempotent = producers::is_idempotent(&header);
@@ -203,7 +239,7 @@ fn append<D: Disk, C: Clock, R: Rng>(
                 // (its flush failed): the retry's acknowledgement must still be a durable one.
                 if flush_always {
                     if let Err(e) = flush_through(broker, partition, meta.last_offset) {
-                        return refused(index, errors::log_error(&e), &e.to_string());
+                        return refused_batch(index, &e);
                     }
                 }
                 tracing::debug!(topic = %partition.topic, partition = index, producer = header.producer_id, sequence = header.base_sequence, "duplicate batch acknowledged at its first offset");
@@ -249,7 +285,7 @@ fn append<D: Disk, C: Clock, R: Rng>(
         }
         Err(e) => {
             tracing::debug!(topic = %partition.topic, partition = index, error = %e, "produce refused");
-            refused(index, errors::log_error(&e), &e.to_string())
+            refused_batch(index, &e)
         }
     }
 }
