@@ -499,11 +499,13 @@ pub static TOPIC_SETTINGS: &[TopicSetting] = &[
         name: "min.insync.replicas",
         config_type: ConfigType::Int,
         broker_setting: Some("min.insync.replicas"),
-        doc: "Replicas that must hold a record before acks=all is answered; a single keel node has one.",
-        value: Value::Ignored {
-            default: "1",
-            check: |v| between(int(v)?, 1, 1).map(drop),
-            why: "a single-node keel has one in-sync replica",
+        doc: "In-sync replicas that must hold a record before acks=all is answered; a single keel node has one, so more refuses acks=all with NOT_ENOUGH_REPLICAS.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.min_insync_replicas = at_least(int(v)?, 1)?;
+                Ok(())
+            },
+            get: |c| c.log.min_insync_replicas.to_string(),
         },
     },
     TopicSetting {

@@ -765,11 +765,13 @@ pub static BROKER_SETTINGS: &[BrokerSetting] = &[
         name: "min.insync.replicas",
         aliases: &[],
         config_type: ConfigType::Int,
-        doc: "Default min.insync.replicas; a single keel node has one replica.",
-        value: Value::Ignored {
-            default: "1",
-            check: |v| between(int(v)?, 1, 1).map(drop),
-            why: "a single-node keel has one in-sync replica",
+        doc: "Default min.insync.replicas: in-sync replicas acks=all needs.",
+        value: Value::Field {
+            set: |c, v| {
+                c.log.min_insync_replicas = at_least(int(v)?, 1)?;
+                Ok(())
+            },
+            get: |c| c.log.min_insync_replicas.to_string(),
         },
     },
     BrokerSetting {

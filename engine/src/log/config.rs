@@ -200,6 +200,9 @@ pub struct LogConfig {
     pub timestamp_before_max_ms: i64,
     /// message.timestamp.after.max.ms: the furthest in the future a CreateTime record may be.
     pub timestamp_after_max_ms: i64,
+    /// min.insync.replicas: acks=all needs this many in-sync replicas (the produce path checks
+    /// it; the log itself does not use it).
+    pub min_insync_replicas: i32,
 }
 
 impl Default for LogConfig {
@@ -222,6 +225,7 @@ impl Default for LogConfig {
             compression: Compression::Producer,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: i64::MAX,
+            min_insync_replicas: 1,
         }
     }
 }

@@ -320,11 +320,21 @@ fn append_and_subtract_edit_list_settings_and_refuse_the_others() {
     assert!(message.contains("never"), "{message}");
 }
 
-/// Produces `records` (one batch) to partition 0 of `topic`; the partition's answer.
+/// Produces `records` (one batch) to partition 0 of `topic` with acks=all; the partition's
+/// answer.
 fn produce(
     broker: &TestBroker,
     topic: &str,
     records: Bytes,
+) -> produce_response::PartitionProduceResponse {
+    produce_acks(broker, topic, records, -1)
+}
+
+fn produce_acks(
+    broker: &TestBroker,
+    topic: &str,
+    records: Bytes,
+    acks: i16,
 ) -> produce_response::PartitionProduceResponse {
     let mut partition = produce_request::PartitionProduceData::default();
     partition.index = 0;
@@ -333,7 +343,7 @@ fn produce(
     data.name = super::topic_name(topic);
     data.partition_data = vec![partition];
     let mut body = ProduceRequest::default();
-    body.acks = -1;
+    body.acks = acks;
     body.timeout_ms = 1000;
     body.topic_data = vec![data];
     let bytes = exchange(broker, ApiKey::Produce, 9, &body).unwrap();
@@ -634,4 +644,52 @@ fn list_offsets_answers_latest_tiered_and_fences_newer_epochs() {
     );
     assert_eq!(ask(-2, 0), (0, 0));
     assert_eq!(ask(-1, 1), (super::errors::UNKNOWN_LEADER_EPOCH, -1));
+}
+
+/// Kafka takes min.insync.replicas above the replica count, and then refuses acks=all with
+/// NOT_ENOUGH_REPLICAS before writing anything; acks=1 is still answered.
+#[test]
+fn min_insync_replicas_above_one_refuses_acks_all() {
+    let broker = broker_with(&[]);
+    broker
+        .create_topic(
+            "guarded",
+            1,
+            TopicOverrides::from([("min.insync.replicas".to_owned(), "2".to_owned())]),
+            false,
+        )
+        .unwrap();
+    let answer = produce(&broker, "guarded", batch(2));
+    assert_eq!(answer.error_code, super::errors::NOT_ENOUGH_REPLICAS);
+    assert!(answer
+        .error_message
+        .as_deref()
+        .is_some_and(|m| m.contains("min.isr requirement of 2")));
+    assert_eq!(produce_acks(&broker, "guarded", batch(2), 1).error_code, 0);
+    let topic = broker.topic("guarded").unwrap();
+    assert_eq!(topic.partitions[0].log().as_ref().unwrap().next_offset(), 2);
+}
+
+/// Kafka's batch iterator stops at an incomplete batch and its log trims what follows; a
+/// second whole batch is refused.
+#[test]
+fn bytes_after_a_produced_batch_are_trimmed_unless_they_are_a_batch() {
+    let broker = broker_with(&[]);
+    create_topic(&broker, "tails", 1);
+    let one = batch(3);
+    let padded = Bytes::from([one.as_ref(), &[0, 0, 0, 0, 0]].concat());
+    assert_eq!(produce(&broker, "tails", padded).error_code, 0);
+    let topic = broker.topic("tails").unwrap();
+    let size = topic.partitions[0].log().as_ref().unwrap().size_bytes();
+    assert_eq!(size, one.len() as u64, "the trailing bytes were not stored");
+    let two = Bytes::from([one.as_ref(), one.as_ref()].concat());
+    assert_eq!(
+        produce(&broker, "tails", two).error_code,
+        super::errors::INVALID_RECORD
+    );
+    let cut = one.slice(..one.len() - 1);
+    assert_eq!(
+        produce(&broker, "tails", cut).error_code,
+        super::errors::INVALID_RECORD
+    );
 }

@@ -66,6 +66,7 @@ pub async fn handle<D: Disk, C: Clock, R: Rng>(
                     data.index,
                     data.records.as_deref(),
                     body.transactional_id.is_some(),
+                    body.acks,
                 ),
             };
             if outcome.error_code != errors::NONE {
@@ -143,15 +144,47 @@ fn check_records(
     let records = records.ok_or((errors::INVALID_RECORD, "no records".to_owned()))?;
     let header =
         BatchHeader::parse(records).map_err(|e| (errors::CORRUPT_MESSAGE, e.to_string()))?;
-    if header.total_bytes() != Some(records.len()) {
+    let total = header
+        .total_bytes()
+        .filter(|&total| total <= records.len())
+        .ok_or((
+            errors::INVALID_RECORD,
+            "a produce request must carry one whole record batch per partition".to_owned(),
+        ))?;
+    let (batch, rest) = records.split_at(total);
+    if starts_a_whole_batch(rest)? {
         let message = "a produce request must carry exactly one record batch per partition";
         return Err((errors::INVALID_RECORD, message.to_owned()));
     }
+    let records = batch;
     if transactional || header.is_transactional() {
         let message = "transactional producers are not supported by keel";
         return Err((errors::INVALID_RECORD, message.to_owned()));
     }
     Ok((records, header))
+}
+
+/// Whether the bytes after a produce's batch hold another whole batch. Kafka's batch iterator
+/// stops at an incomplete one, and its log trims such trailing bytes before appending; so does
+/// keel. A length field below the smallest record is damage (CORRUPT_MESSAGE), as in Kafka.
+fn starts_a_whole_batch(rest: &[u8]) -> Result<bool, (i16, String)> {
+    /// Base offset and length field.
+    const LOG_OVERHEAD: usize = 12;
+    /// Up to and including the magic byte.
+    const HEADER_UP_TO_MAGIC: usize = 17;
+    /// Kafka's smallest record (LegacyRecord.RECORD_OVERHEAD_V0).
+    const RECORD_BYTES_MIN: i32 = 14;
+    if rest.len() < LOG_OVERHEAD {
+        return Ok(false);
+    }
+    let length = i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]);
+    if length < RECORD_BYTES_MIN {
+        return Err((
+            errors::CORRUPT_MESSAGE,
+            format!("bytes after the record batch have a length of {length}"),
+        ));
+    }
+    Ok(rest.len() >= HEADER_UP_TO_MAGIC && rest.len() >= LOG_OVERHEAD + length as usize)
 }
 
 /// Makes the log durable through `last_offset` (flush=always, before the ack). Requests that
@@ -194,12 +227,16 @@ fn recompressed<D: Disk>(
     Ok(crate::log::batch::recompress(records, codec)?)
 }
 
+/// The in-sync replicas of every partition of a single node: itself.
+const IN_SYNC_REPLICAS: i32 = 1;
+
 fn append<D: Disk, C: Clock, R: Rng>(
     broker: &Broker<D, C, R>,
     partition: &Partition<D>,
     index: i32,
     records: Option<&[u8]>,
     transactional: bool,
+    acks: i16,
 ) -> PartitionProduceResponse {
     let (records, header) = match check_records(records, transactional) {
         Ok(checked) => checked,
@@ -219,6 +256,16 @@ fn append<D: Disk, C: Clock, R: Rng>(
             "partition closed",
         );
     };
+    // acks=all needs min.insync.replicas in sync; a single node is one (Kafka checks this
+    // before appending, so nothing is written).
+    let min_insync = log.config().min_insync_replicas;
+    if acks == -1 && min_insync > IN_SYNC_REPLICAS {
+        let message = format!(
+            "The size of the current ISR Set({}) is insufficient to satisfy the min.isr requirement of {min_insync} for partition {}-{index}",
+            broker.config.node_id, partition.topic
+        );
+        return refused(index, errors::NOT_ENOUGH_REPLICAS, &message);
+    }
     if log.config().cleanup_policy.compact {
         let name = format!("{}-{index}", partition.topic);
         if let Err(e) = crate::log::compaction::check_keys(&batch, &name) {
