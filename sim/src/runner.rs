@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keel::compression::Codec;
-use keel::log::{CleanupPolicy, FlushPolicy, LogConfig};
+use keel::log::{CleanupPolicy, Compression, FlushPolicy, LogConfig};
 use madsim::rand::Rng;
 use madsim::runtime::Runtime;
 
@@ -95,6 +95,20 @@ fn draw_shape(options: &RunOptions) -> Shape {
         },
         retention_ms: -1,
         flush,
+        // A quarter of the runs give the topic a compression.type, so the broker recompresses
+        // what producers send in another codec (the storage node's log ignores it).
+        compression: if rng.gen_bool(0.25) {
+            let codecs = [
+                Codec::None,
+                Codec::Gzip,
+                Codec::Snappy,
+                Codec::Lz4,
+                Codec::Zstd,
+            ];
+            Compression::Codec(codecs[rng.gen_range(0..codecs.len())])
+        } else {
+            Compression::Producer
+        },
         ..LogConfig::default()
     };
     let node = NodeConfig {
@@ -358,6 +372,9 @@ fn topic_configs(log: &LogConfig) -> Vec<(&'static str, String)> {
     }
     if flush_ms != i64::MAX {
         configs.push(("flush.ms", flush_ms.to_string()));
+    }
+    if log.compression != Compression::Producer {
+        configs.push(("compression.type", log.compression.to_string()));
     }
     configs
 }
