@@ -1,5 +1,5 @@
-//! Consumer groups with real clients, through tests/py/confluent_group.py and
-//! tests/py/kafka_python_group.py.
+//! Consumer groups with real clients, through tests/py/confluent_group.py,
+//! tests/py/confluent_static.py and tests/py/kafka_python_group.py.
 //!
 //! confluent-kafka: three members share a six-partition topic; one is killed with SIGKILL (keel
 //! must notice its session expire) and a fourth joins; every message is consumed at least once
@@ -75,6 +75,32 @@ fn kafka_python_group_with_manual_commits_resumes_from_its_commit() {
             &unique_name("kp-group"),
             "--group",
             &unique_name("kp-members"),
+        ],
+    );
+}
+
+/// Static membership (KIP-345), through tests/py/confluent_static.py: two members with distinct
+/// group.instance.id; one is killed and the other closed (librdkafka sends no LeaveGroup for a
+/// static member), each replaced by a new process with its instance id within the session
+/// timeout. The newcomer takes over the old member's partitions under a new member id and the
+/// other member sees no rebalance.
+#[test]
+fn confluent_static_member_replaced_within_its_session_keeps_its_partitions_without_a_rebalance() {
+    let broker = Broker::start(SETTINGS);
+    let stop_file = broker.scratch_file("stop");
+    python(
+        "confluent_static.py",
+        &[
+            "--mode",
+            "static",
+            "--bootstrap",
+            &broker.address(),
+            "--topic",
+            &unique_name("static"),
+            "--group",
+            &unique_name("static-members"),
+            "--stop-file",
+            stop_file.to_str().expect("utf-8 path"),
         ],
     );
 }

@@ -26,7 +26,7 @@ use kafka_protocol::messages::{
 
 use super::frame::Frame;
 use super::{decode, encode, errors, str_bytes, topic_name, ProtocolError, Request};
-use crate::broker::groups::{self, JoinRequest, JoinResponse, Reply, SyncResponse};
+use crate::broker::groups::{self, Caller, JoinRequest, JoinResponse, Reply, SyncResponse};
 use crate::broker::offsets::{Committed, OffsetKey};
 use crate::broker::Broker;
 use crate::io::{Clock, Disk, Rng};
@@ -110,19 +110,17 @@ pub async fn join_group<D: Disk, C: Clock, R: Rng>(
             .map(|p| (p.name.to_string(), p.metadata.clone()))
             .collect(),
         require_known_member_id: request.version >= 4,
+        supports_skip_assignment: request.version >= 9,
+    };
+    // As Kafka names members: the instance id of a static member, else the client id.
+    let prefix = match (&join.instance_id, client_id.as_str()) {
+        (Some(instance_id), _) => instance_id.clone(),
+        (None, "") => "member".to_owned(),
+        (None, client_id) => client_id.to_owned(),
     };
     let new_id = || {
         let rng = broker.rng();
-        format!(
-            "{}-{:016x}{:016x}",
-            if client_id.is_empty() {
-                "member"
-            } else {
-                &client_id
-            },
-            rng.next_u64(),
-            rng.next_u64()
-        )
+        format!("{prefix}-{:016x}{:016x}", rng.next_u64(), rng.next_u64())
     };
     let answer = match broker.groups.join(join, now_ms(broker), new_id) {
         Reply::Now(answer) => answer,
@@ -146,6 +144,9 @@ pub async fn join_group<D: Disk, C: Clock, R: Rng>(
     };
     response.leader = str_bytes(&answer.leader);
     response.member_id = str_bytes(&answer.member_id);
+    if request.version >= 9 {
+        response.skip_assignment = answer.skip_assignment;
+    }
     for member in answer.members {
         let mut joined = JoinGroupResponseMember::default();
         joined.member_id = str_bytes(&member.member_id);
@@ -172,10 +173,14 @@ pub async fn sync_group<D: Disk, C: Clock, R: Rng>(
         .iter()
         .map(|a| (a.member_id.to_string(), a.assignment.clone()))
         .collect();
+    let caller = Caller {
+        member_id: body.member_id.as_str(),
+        instance_id: body.group_instance_id.as_ref().map(|s| s.as_str()),
+        generation: body.generation_id,
+    };
     let reply = broker.groups.sync(
         body.group_id.0.as_str(),
-        body.member_id.as_str(),
-        body.generation_id,
+        caller,
         protocol,
         assignments,
         now_ms(broker),
@@ -205,12 +210,14 @@ pub fn heartbeat<D: Disk, C: Clock, R: Rng>(
 ) -> Result<Frame<D::File>, ProtocolError> {
     let body: HeartbeatRequest = decode(request)?;
     let mut response = HeartbeatResponse::default();
-    response.error_code = broker.groups.heartbeat(
-        body.group_id.0.as_str(),
-        body.member_id.as_str(),
-        body.generation_id,
-        now_ms(broker),
-    );
+    let caller = Caller {
+        member_id: body.member_id.as_str(),
+        instance_id: body.group_instance_id.as_ref().map(|s| s.as_str()),
+        generation: body.generation_id,
+    };
+    response.error_code = broker
+        .groups
+        .heartbeat(body.group_id.0.as_str(), caller, now_ms(broker));
     encode(request, &response)
 }
 
@@ -233,21 +240,20 @@ pub fn leave_group<D: Disk, C: Clock, R: Rng>(
         vec![(body.member_id.to_string(), None)]
     };
     let mut response = LeaveGroupResponse::default();
-    match broker
+    let codes = broker
         .groups
-        .leave(body.group_id.0.as_str(), &leaving, now_ms(broker))
-    {
-        Err(code) => response.error_code = code,
-        Ok(codes) if request.version >= 3 => {
-            for ((member_id, instance_id), code) in leaving.iter().zip(codes) {
-                let mut member = MemberResponse::default();
-                member.member_id = str_bytes(member_id);
-                member.group_instance_id = instance_id.as_deref().map(str_bytes);
-                member.error_code = code;
-                response.members.push(member);
-            }
+        .leave(body.group_id.0.as_str(), &leaving, now_ms(broker));
+    if request.version >= 3 {
+        // Per member, as Kafka answers; the request itself succeeded.
+        for ((member_id, instance_id), code) in leaving.iter().zip(codes) {
+            let mut member = MemberResponse::default();
+            member.member_id = str_bytes(member_id);
+            member.group_instance_id = instance_id.as_deref().map(str_bytes);
+            member.error_code = code;
+            response.members.push(member);
         }
-        Ok(codes) => response.error_code = codes.first().copied().unwrap_or(errors::NONE),
+    } else {
+        response.error_code = codes.first().copied().unwrap_or(errors::NONE);
     }
     encode(request, &response)
 }
@@ -290,10 +296,14 @@ pub fn offset_commit<D: Disk, C: Clock, R: Rng>(
             .topic(&key.topic)
             .is_some_and(|t| usize::try_from(key.partition).is_ok_and(|p| p < t.partitions.len()))
     };
+    let caller = Caller {
+        member_id: body.member_id.as_str(),
+        instance_id: body.group_instance_id.as_ref().map(|s| s.as_str()),
+        generation: body.generation_id_or_member_epoch,
+    };
     let codes = broker.groups.commit(
         &group_id,
-        body.member_id.as_str(),
-        body.generation_id_or_member_epoch,
+        caller,
         entries,
         partition_ok,
         now_ms(broker),

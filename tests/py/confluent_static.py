@@ -1,0 +1,314 @@
+"""Static group membership (KIP-345) with confluent-kafka (librdkafka) against keel.
+
+Mode `static` (the test): two members with distinct group.instance.id share a four-partition
+topic with the eager range assignor, so that any rebalance revokes every partition of every
+member. Once both are assigned and the group is Stable, member b is killed with SIGKILL and a new
+process with b's instance id starts; later member a is closed cleanly (librdkafka sends no
+LeaveGroup for a static member) and a new process with a's instance id starts. Each replacement
+comes back well within session.timeout.ms, so one of the two covers the group's leader. Checks,
+after each replacement:
+- the other member saw no revocation and no new assignment (its callbacks were not called);
+- the new process got exactly the partitions of the one it replaced, under a new member id, and
+  the group (DescribeGroups) is Stable with two members, one per instance id;
+- messages produced afterwards are consumed by the member whose assignment covers their
+  partition, and every one of them is consumed.
+
+Mode `member`: one static member. It prints "ASSIGN p,p" and "REVOKE p,p" from its rebalance
+callbacks, "MEMBER id" once assigned, and "CONSUMED partition offset value" per message (it
+commits synchronously after printing). It stops when --stop-file appears: closes and prints
+"CLOSED".
+"""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from common import Deadline, fail
+
+SESSION_TIMEOUT_MS = 30000
+PARTITIONS = 4
+
+
+def admin(args):
+    return AdminClient({"bootstrap.servers": args.bootstrap, "broker.address.family": "v4"})
+
+
+def create_topic(args):
+    client = admin(args)  # kept alive until the futures are done
+    futures = client.create_topics(
+        [NewTopic(args.topic, num_partitions=PARTITIONS, replication_factor=1)]
+    )
+    try:
+        futures[args.topic].result(timeout=30)
+    except Exception as err:  # noqa: BLE001 - any failure is the test's failure
+        fail(f"CreateTopics {args.topic}: {err!r}")
+
+
+def value(i):
+    return f"message-{i}".encode()
+
+
+def produce(args, first, count):
+    """Messages first..count, message i to partition i % PARTITIONS."""
+    producer = Producer({"bootstrap.servers": args.bootstrap, "broker.address.family": "v4"})
+    failures = []
+
+    def report(err, _msg):
+        if err is not None:
+            failures.append(str(err))
+
+    for i in range(first, count):
+        producer.produce(args.topic, value=value(i), partition=i % PARTITIONS, on_delivery=report)
+    if producer.flush(60) != 0 or failures:
+        fail(f"produce: {len(failures)} failed deliveries, first {failures[:3]}")
+
+
+def partitions_text(partitions):
+    return ",".join(str(p.partition) for p in sorted(partitions, key=lambda p: p.partition))
+
+
+def run_member(args):
+    consumer = Consumer(
+        {
+            "bootstrap.servers": args.bootstrap,
+            "broker.address.family": "v4",
+            "group.id": args.group,
+            "group.instance.id": args.instance,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": SESSION_TIMEOUT_MS,
+            "heartbeat.interval.ms": 500,
+            "partition.assignment.strategy": "range",
+        }
+    )
+    shown = {"member": False}
+
+    def on_assign(c, partitions):
+        print(f"ASSIGN {partitions_text(partitions)}", flush=True)
+        shown["member"] = False
+
+    def on_revoke(c, partitions):
+        print(f"REVOKE {partitions_text(partitions)}", flush=True)
+
+    consumer.subscribe([args.topic], on_assign=on_assign, on_revoke=on_revoke)
+    deadline = Deadline(args.seconds)
+    while not os.path.exists(args.stop_file) and not deadline.expired():
+        msg = consumer.poll(0.2)
+        if not shown["member"] and consumer.assignment():
+            print(f"MEMBER {consumer.memberid()}", flush=True)
+            shown["member"] = True
+        if msg is None:
+            continue
+        if msg.error():
+            if msg.error().code() != KafkaError._PARTITION_EOF:
+                print(f"ERROR {msg.error()}", flush=True)
+            continue
+        print(f"CONSUMED {msg.partition()} {msg.offset()} {msg.value().decode()}", flush=True)
+        try:
+            consumer.commit(message=msg, asynchronous=False)
+        except KafkaException as err:
+            print(f"COMMIT FAILED {err}", flush=True)
+    consumer.close()
+    print("CLOSED", flush=True)
+
+
+class Member:
+    """A member process (one instance id, one run) and what it printed so far."""
+
+    def __init__(self, args, instance, run):
+        self.name = f"{instance}#{run}"
+        self.stop_file = f"{args.stop_file}.{instance}.{run}"
+        self.stdout_path = f"{self.stop_file}.out"
+        self.out = open(self.stdout_path, "w")
+        command = [
+            sys.executable, os.path.abspath(__file__), "--mode", "member",
+            "--bootstrap", args.bootstrap, "--topic", args.topic, "--group", args.group,
+            "--instance", instance, "--stop-file", self.stop_file,
+        ]
+        self.process = subprocess.Popen(command, stdout=self.out, stderr=subprocess.STDOUT)
+
+    def lines(self):
+        with open(self.stdout_path) as f:
+            return f.read().splitlines()
+
+    def events(self):
+        """The rebalance callbacks so far, in order: ("ASSIGN" | "REVOKE", {partitions})."""
+        found = []
+        for line in self.lines():
+            kind, _, rest = line.partition(" ")
+            if kind in ("ASSIGN", "REVOKE"):
+                found.append((kind, {int(p) for p in rest.split(",") if p}))
+        return found
+
+    def assignment(self):
+        """The partitions held now according to the callbacks (eager: each ASSIGN is whole)."""
+        held = None
+        for kind, partitions in self.events():
+            held = partitions if kind == "ASSIGN" else set()
+        return held
+
+    def member_id(self):
+        ids = [line.split(" ", 1)[1] for line in self.lines() if line.startswith("MEMBER ")]
+        return ids[-1] if ids else None
+
+    def consumed(self):
+        found = []
+        for line in self.lines():
+            parts = line.split(" ")
+            if parts[0] == "CONSUMED":
+                found.append((int(parts[1]), int(parts[2]), parts[3]))
+        return found
+
+    def stop(self):
+        open(self.stop_file, "w").close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            fail(f"member {self.name} did not close within 30 s")
+        if "CLOSED" not in self.lines():
+            fail(f"member {self.name} did not close cleanly: {self.lines()[-5:]}")
+
+    def kill(self):
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+def wait_for(what, condition, seconds):
+    deadline = Deadline(seconds)
+    while not condition():
+        if deadline.expired():
+            fail(f"not within {seconds} s: {what}")
+        time.sleep(0.2)
+
+
+def describe(args):
+    client = admin(args)  # kept alive until the future is done
+    futures = client.describe_consumer_groups([args.group], request_timeout=20)
+    return futures[args.group].result(timeout=30)
+
+
+def check_group(args, members):
+    """DescribeGroups: Stable, and exactly `members` (instance id -> member id)."""
+    group = describe(args)
+    state = str(group.state)
+    found = {m.group_instance_id: m.member_id for m in group.members}
+    if "STABLE" not in state.upper() or found != members:
+        fail(f"the group is {state} with members {found}, expected Stable with {members}")
+
+
+def check_routing(args, members, first, count):
+    """Every message first..count is consumed, by the member whose assignment covers it."""
+    owner = {}
+    for member in members:
+        for p in member.assignment():
+            owner[p] = member
+
+    def missing():
+        seen = set()
+        for member in members:
+            for partition, offset, text in member.consumed():
+                index = offset * PARTITIONS + partition
+                if text != value(index).decode():
+                    fail(f"{member.name}: partition {partition} offset {offset} holds {text!r}")
+                if first <= index < count:
+                    if owner[partition] is not member:
+                        fail(f"message {index} (partition {partition}) consumed by {member.name}, "
+                             f"but {owner[partition].name} holds that partition")
+                    seen.add(index)
+        return set(range(first, count)) - seen
+
+    wait_for(f"messages {first}..{count} consumed", lambda: not missing(), 60)
+
+
+def replace(args, members, index, how, run):
+    """Stops members[index] (`how`: kill or close), starts its instance again, and checks that
+    the other member saw nothing and the new process took the old one's place."""
+    old = members[index]
+    other = members[1 - index]
+    instance = old.name.split("#")[0]
+    other_events = other.events()
+    old_assignment = old.assignment()
+    old_id = old.member_id()
+    if how == "kill":
+        old.kill()
+    else:
+        old.stop()
+    print(f"{old.name} stopped ({how}) holding {sorted(old_assignment)}", flush=True)
+    new = Member(args, instance, run)
+    members[index] = new
+    wait_for(f"{new.name} assigned", lambda: new.assignment() and new.member_id(), 30)
+    # A rebalance would reach the other member within a heartbeat interval or two; give it
+    # several before concluding there was none.
+    time.sleep(4)
+    if other.events() != other_events:
+        fail(f"{other.name} saw a rebalance when {instance} came back: "
+             f"{other.events()[len(other_events):]}")
+    if new.assignment() != old_assignment or len(new.events()) != 1:
+        fail(f"{new.name} got {new.events()}, expected the partitions {sorted(old_assignment)} of "
+             f"{old.name} in one assignment")
+    if new.member_id() == old_id:
+        fail(f"{new.name} kept the old member id {old_id}")
+    check_group(args, {m.name.split("#")[0]: m.member_id() for m in members})
+    print(f"{new.name} took {instance}'s place with {sorted(old_assignment)} under a new member "
+          f"id; {other.name} saw no rebalance", flush=True)
+
+
+def run_static(args):
+    create_topic(args)
+    produce(args, 0, 400)
+    members = [Member(args, "a", 1), Member(args, "b", 1)]
+    settled = lambda: all(m.assignment() for m in members) and sorted(
+        p for m in members for p in m.assignment()
+    ) == list(range(PARTITIONS))
+    wait_for("both members assigned, all partitions covered", settled, 60)
+    # The members may still be mid-rebalance (b joining after a): wait until nothing changes.
+    quiet = Deadline(60)
+    events = [m.events() for m in members]
+    while True:
+        time.sleep(3)
+        now = [m.events() for m in members]
+        if now == events and settled():
+            break
+        if quiet.expired():
+            fail(f"the group did not settle: {now}")
+        events = now
+    print(f"settled: a {sorted(members[0].assignment())}, b {sorted(members[1].assignment())}",
+          flush=True)
+    check_group(args, {"a": members[0].member_id(), "b": members[1].member_id()})
+    check_routing(args, members, 0, 400)
+    replace(args, members, 1, "kill", 2)
+    produce(args, 400, 800)
+    check_routing(args, members, 400, 800)
+    replace(args, members, 0, "close", 2)
+    produce(args, 800, 1200)
+    check_routing(args, members, 800, 1200)
+    for member in members:
+        member.stop()
+    print("OK static: two replacements, no rebalance of the other member, assignments kept")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", required=True, choices=["static", "member"])
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--group", required=True)
+    parser.add_argument("--instance")
+    parser.add_argument("--stop-file", required=True)
+    parser.add_argument("--seconds", type=float, default=150)
+    args = parser.parse_args()
+    if args.mode == "member":
+        run_member(args)
+    else:
+        run_static(args)
+
+
+if __name__ == "__main__":
+    main()
