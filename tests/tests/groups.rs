@@ -104,3 +104,15 @@ fn confluent_static_member_replaced_within_its_session_keeps_its_partitions_with
         ],
     );
 }
+
+/// Transactional producers fail at once with keel's reason (there is no transaction
+/// coordinator), through tests/py/transactions_refused.py: confluent-kafka's and kafka-python's
+/// `init_transactions()` must fail within 10 s, not at their 60 s timeout.
+#[test]
+fn transactional_producers_fail_fast_with_the_reason() {
+    let broker = Broker::start(SETTINGS);
+    python(
+        "transactions_refused.py",
+        &["--bootstrap", &broker.address(), "--seconds-max", "10"],
+    );
+}

@@ -207,6 +207,59 @@ fn find_coordinator_names_this_broker_at_every_version() {
     );
 }
 
+/// There is no transaction coordinator: a transactional id's FindCoordinator fails with an
+/// error clients treat as fatal (so `init_transactions()` fails at once), saying why from v1,
+/// per key from v4 (batched keys); an unknown key type is an invalid request.
+#[test]
+fn find_coordinator_refuses_transactional_ids_at_every_version() {
+    let broker = group_broker(MemDisk::new());
+    for version in versions(ApiKey::FindCoordinator) {
+        for (key_type, code) in [
+            (1, super::errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+            (7, super::errors::INVALID_REQUEST),
+        ] {
+            if version == 0 && key_type != 0 {
+                continue; // v0 has no key type: it asks for a group
+            }
+            let mut body = FindCoordinatorRequest::default();
+            body.key_type = key_type;
+            if version >= 4 {
+                body.coordinator_keys = vec![s("tx1"), s("tx2")];
+            } else {
+                body.key = s("tx1");
+            }
+            let bytes = exchange(&broker, ApiKey::FindCoordinator, version, &body).unwrap();
+            let response: FindCoordinatorResponse = decode_all(bytes, version, "FindCoordinator");
+            let answers: Vec<(i16, i32, Option<String>)> = if version >= 4 {
+                assert_eq!(response.error_code, 0, "v{version}: errors are per key");
+                assert_eq!(response.coordinators.len(), 2);
+                assert_eq!(response.coordinators[1].key.as_str(), "tx2");
+                response
+                    .coordinators
+                    .iter()
+                    .map(|c| {
+                        let message = c.error_message.as_ref().map(|m| m.to_string());
+                        (c.error_code, c.node_id.0, message)
+                    })
+                    .collect()
+            } else {
+                let message = response.error_message.as_ref().map(|m| m.to_string());
+                vec![(response.error_code, response.node_id.0, message)]
+            };
+            for (error, node, message) in answers {
+                assert_eq!((error, node), (code, -1), "v{version} key type {key_type}");
+                if key_type == 1 {
+                    let message = message.expect("a message from v1");
+                    assert!(
+                        message.contains("does not support transactions"),
+                        "{message}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn a_group_joins_syncs_heartbeats_commits_and_leaves_at_every_version() {
     let broker = group_broker(MemDisk::new());

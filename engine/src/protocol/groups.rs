@@ -1,7 +1,8 @@
 //! The consumer group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
 //! OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups. The state machine is
 //! `broker::groups`; these handlers translate requests and answers per version. This broker is
-//! the coordinator of every group (one node). Transaction coordinators are not provided.
+//! the coordinator of every group (one node). There is no transaction coordinator: a
+//! FindCoordinator for a transactional id fails at once (see `coordinator_error`).
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
@@ -32,11 +33,54 @@ use crate::broker::Broker;
 use crate::io::{Clock, Disk, Rng};
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
+/// What a transactional producer is told when it looks for its coordinator.
+const NO_TRANSACTIONS: &str =
+    "keel does not support transactions: there is no transaction coordinator";
 /// Kafka's "not authorized operations were not asked for".
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
 fn now_ms<D: Disk, C: Clock, R: Rng>(broker: &Broker<D, C, R>) -> i64 {
     (broker.clock.monotonic_ns() / 1_000_000) as i64
+}
+
+/// Whether this node coordinates keys of `key_type`, and if not why (code and message; the
+/// message reaches clients from FindCoordinator v1).
+///
+/// The coordinator is this node for every group; it needs the offsets topic to exist. There is
+/// no transaction coordinator, and a transactional producer must learn that at once: librdkafka
+/// retries every FindCoordinator error (so `init_transactions()` would wait out its whole
+/// timeout) except TRANSACTIONAL_ID_AUTHORIZATION_FAILED and CLUSTER_AUTHORIZATION_FAILED,
+/// which are fatal and show the broker's message (rd_kafka_txn_handle_FindCoordinator); the
+/// Java client and kafka-python also treat the first as fatal. Of the two it is the nearer
+/// meaning ("this transactional id cannot be used here"), and InitProducerId answers a
+/// transactional id with it too; the message says the real reason.
+fn coordinator_error<D: Disk, C: Clock, R: Rng>(
+    broker: &Broker<D, C, R>,
+    key_type: i8,
+) -> (i16, &'static str) {
+    match key_type {
+        KEY_TYPE_GROUP => match broker.offsets_topic() {
+            Ok(_) => (errors::NONE, ""),
+            Err(e) => {
+                tracing::error!(error = ?e, "the offsets topic cannot be created");
+                (
+                    errors::COORDINATOR_NOT_AVAILABLE,
+                    "the offsets topic cannot be created",
+                )
+            }
+        },
+        KEY_TYPE_TRANSACTION => {
+            tracing::info!(
+                "FindCoordinator for a transactional id refused: transactions are not supported"
+            );
+            (
+                errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                NO_TRANSACTIONS,
+            )
+        }
+        _ => (errors::INVALID_REQUEST, "unknown coordinator key type"),
+    }
 }
 
 pub fn find_coordinator<D: Disk, C: Clock, R: Rng>(
@@ -46,21 +90,7 @@ pub fn find_coordinator<D: Disk, C: Clock, R: Rng>(
     let body: FindCoordinatorRequest = decode(request)?;
     let (host, port) = broker.advertised();
     let node = broker.config.node_id;
-    // The coordinator is this node for every group; it needs the offsets topic to exist.
-    let (code, message) = if body.key_type != KEY_TYPE_GROUP {
-        (
-            errors::COORDINATOR_NOT_AVAILABLE,
-            "keel has no transaction coordinator",
-        )
-    } else if let Err(e) = broker.offsets_topic() {
-        tracing::error!(error = ?e, "the offsets topic cannot be created");
-        (
-            errors::COORDINATOR_NOT_AVAILABLE,
-            "the offsets topic cannot be created",
-        )
-    } else {
-        (errors::NONE, "")
-    };
+    let (code, message) = coordinator_error(broker, body.key_type);
     let mut response = FindCoordinatorResponse::default();
     if request.version >= 4 {
         for key in &body.coordinator_keys {
