@@ -1,8 +1,9 @@
 """Static group membership (KIP-345) with confluent-kafka (librdkafka) against keel.
 
 Mode `static` (the test): two members with distinct group.instance.id share a four-partition
-topic with the eager range assignor, so that any rebalance revokes every partition of every
-member. Once both are assigned and the group is Stable, member b is killed with SIGKILL and a new
+topic, with --strategy: the eager range assignor (any rebalance revokes every partition of every
+member) or cooperative-sticky (a newcomer that starts owning nothing must still get the old
+member's partitions without a rebalance). Once both are assigned and the group is Stable, member b is killed with SIGKILL and a new
 process with b's instance id starts; later member a is closed cleanly (librdkafka sends no
 LeaveGroup for a static member) and a new process with a's instance id starts. Each replacement
 comes back well within session.timeout.ms, so one of the two covers the group's leader. Checks,
@@ -84,7 +85,7 @@ def run_member(args):
             "enable.auto.commit": False,
             "session.timeout.ms": SESSION_TIMEOUT_MS,
             "heartbeat.interval.ms": 500,
-            "partition.assignment.strategy": "range",
+            "partition.assignment.strategy": args.strategy,
         }
     )
     shown = {"member": False}
@@ -129,7 +130,7 @@ class Member:
         command = [
             sys.executable, os.path.abspath(__file__), "--mode", "member",
             "--bootstrap", args.bootstrap, "--topic", args.topic, "--group", args.group,
-            "--instance", instance, "--stop-file", self.stop_file,
+            "--instance", instance, "--stop-file", self.stop_file, "--strategy", args.strategy,
         ]
         self.process = subprocess.Popen(command, stdout=self.out, stderr=subprocess.STDOUT)
 
@@ -147,10 +148,11 @@ class Member:
         return found
 
     def assignment(self):
-        """The partitions held now according to the callbacks (eager: each ASSIGN is whole)."""
+        """The partitions held now according to the callbacks (None before the first): an eager
+        assignor revokes all and assigns all, a cooperative one revokes and assigns changes."""
         held = None
         for kind, partitions in self.events():
-            held = partitions if kind == "ASSIGN" else set()
+            held = (held or set()) | partitions if kind == "ASSIGN" else (held or set()) - partitions
         return held
 
     def member_id(self):
@@ -301,6 +303,7 @@ def main():
     parser.add_argument("--topic", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--instance")
+    parser.add_argument("--strategy", default="range")
     parser.add_argument("--stop-file", required=True)
     parser.add_argument("--seconds", type=float, default=150)
     args = parser.parse_args()

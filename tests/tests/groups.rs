@@ -83,9 +83,8 @@ fn kafka_python_group_with_manual_commits_resumes_from_its_commit() {
 /// group.instance.id; one is killed and the other closed (librdkafka sends no LeaveGroup for a
 /// static member), each replaced by a new process with its instance id within the session
 /// timeout. The newcomer takes over the old member's partitions under a new member id and the
-/// other member sees no rebalance.
-#[test]
-fn confluent_static_member_replaced_within_its_session_keeps_its_partitions_without_a_rebalance() {
+/// other member sees no rebalance. Run with the eager range assignor and with cooperative-sticky.
+fn confluent_static(strategy: &str) {
     let broker = Broker::start(SETTINGS);
     let stop_file = broker.scratch_file("stop");
     python(
@@ -101,8 +100,20 @@ fn confluent_static_member_replaced_within_its_session_keeps_its_partitions_with
             &unique_name("static-members"),
             "--stop-file",
             stop_file.to_str().expect("utf-8 path"),
+            "--strategy",
+            strategy,
         ],
     );
+}
+
+#[test]
+fn confluent_static_member_replaced_within_its_session_keeps_its_partitions_without_a_rebalance() {
+    confluent_static("range");
+}
+
+#[test]
+fn confluent_static_member_replaced_keeps_its_partitions_with_cooperative_sticky() {
+    confluent_static("cooperative-sticky");
 }
 
 /// Transactional producers fail at once with keel's reason (there is no transaction
@@ -115,4 +126,38 @@ fn transactional_producers_fail_fast_with_the_reason() {
         "transactions_refused.py",
         &["--bootstrap", &broker.address(), "--seconds-max", "10"],
     );
+}
+
+/// Cooperative rebalancing (KIP-429) with librdkafka's cooperative-sticky assignor, through
+/// tests/py/confluent_cooperative.py: three members, two topics, subscriptions changed and
+/// dropped and taken up again; after each change every partition is held by exactly one member
+/// subscribing to it, and each message produced then is consumed once, by that member.
+fn confluent_cooperative(settings: &[&str]) {
+    let broker = Broker::start(settings);
+    let stop_file = broker.scratch_file("stop");
+    python(
+        "confluent_cooperative.py",
+        &[
+            "--mode",
+            "cooperative",
+            "--bootstrap",
+            &broker.address(),
+            "--topic",
+            &unique_name("coop"),
+            "--group",
+            &unique_name("coop-members"),
+            "--stop-file",
+            stop_file.to_str().expect("utf-8 path"),
+        ],
+    );
+}
+
+#[test]
+fn confluent_cooperative_subscription_changes_without_an_initial_delay() {
+    confluent_cooperative(&["group.initial.rebalance.delay.ms=0"]);
+}
+
+#[test]
+fn confluent_cooperative_subscription_changes_with_the_default_initial_delay() {
+    confluent_cooperative(&[]);
 }
