@@ -6,8 +6,10 @@ member) or cooperative-sticky (a newcomer that starts owning nothing must still 
 member's partitions without a rebalance). Once both are assigned and the group is Stable, member b is killed with SIGKILL and a new
 process with b's instance id starts; later member a is closed cleanly (librdkafka sends no
 LeaveGroup for a static member) and a new process with a's instance id starts. Each replacement
-comes back well within session.timeout.ms, so one of the two covers the group's leader. Checks,
-after each replacement:
+comes back well within session.timeout.ms, so one of the two covers the group's leader. Then
+b's process is paused (SIGSTOP), replaced, and resumed: the zombie's member id is fenced
+(FENCED_INSTANCE_ID, a fatal error in librdkafka) and the group goes on. Checks, after each
+replacement:
 - the other member saw no revocation and no new assignment (its callbacks were not called);
 - the new process got exactly the partitions of the one it replaced, under a new member id, and
   the group (DescribeGroups) is Stable with two members, one per instance id;
@@ -107,6 +109,10 @@ def run_member(args):
         if msg is None:
             continue
         if msg.error():
+            if msg.error().fatal() or msg.error().code() == KafkaError._FATAL:
+                # FENCED_INSTANCE_ID: a newer process of this instance took its place.
+                print(f"FATAL {msg.error()}", flush=True)
+                break
             if msg.error().code() != KafkaError._PARTITION_EOF:
                 print(f"ERROR {msg.error()}", flush=True)
             continue
@@ -181,6 +187,9 @@ class Member:
         os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
+    def pause(self):
+        os.kill(self.process.pid, signal.SIGSTOP)
+
 
 def wait_for(what, condition, seconds):
     deadline = Deadline(seconds)
@@ -240,6 +249,8 @@ def replace(args, members, index, how, run):
     old_id = old.member_id()
     if how == "kill":
         old.kill()
+    elif how == "pause":
+        old.pause()
     else:
         old.stop()
     print(f"{old.name} stopped ({how}) holding {sorted(old_assignment)}", flush=True)
@@ -291,9 +302,24 @@ def run_static(args):
     replace(args, members, 0, "close", 2)
     produce(args, 800, 1200)
     check_routing(args, members, 800, 1200)
+    # A zombie: b#2 is paused (no heartbeats), replaced by b#3, then resumed. Its member id is
+    # fenced: librdkafka gets FENCED_INSTANCE_ID and stops with a fatal error, and the group
+    # goes on with b#3 undisturbed.
+    zombie = members[1]
+    replace(args, members, 1, "pause", 3)
+    os.kill(zombie.process.pid, signal.SIGCONT)
+    wait_for(f"{zombie.name} fenced", lambda: any(
+        l.startswith("FATAL") and "FENCED" in l.upper() for l in zombie.lines()), 30)
+    zombie.process.wait(timeout=30)
+    print(f"{zombie.name} resumed and was fenced: "
+          f"{[l for l in zombie.lines() if l.startswith('FATAL')][0]}", flush=True)
+    produce(args, 1200, 1600)
+    check_routing(args, members, 1200, 1600)
+    check_group(args, {m.name.split("#")[0]: m.member_id() for m in members})
     for member in members:
         member.stop()
-    print("OK static: two replacements, no rebalance of the other member, assignments kept")
+    print("OK static: three replacements, no rebalance of the other member, assignments kept, "
+          "the resumed zombie fenced")
 
 
 def main():

@@ -83,7 +83,9 @@ fn kafka_python_group_with_manual_commits_resumes_from_its_commit() {
 /// group.instance.id; one is killed and the other closed (librdkafka sends no LeaveGroup for a
 /// static member), each replaced by a new process with its instance id within the session
 /// timeout. The newcomer takes over the old member's partitions under a new member id and the
-/// other member sees no rebalance. Run with the eager range assignor and with cooperative-sticky.
+/// other member sees no rebalance. Then a paused member is replaced and resumed: its old
+/// member id is fenced (librdkafka stops it with a fatal FENCED_INSTANCE_ID error). Run with the
+/// eager range assignor and with cooperative-sticky.
 fn confluent_static(strategy: &str) {
     let broker = Broker::start(SETTINGS);
     let stop_file = broker.scratch_file("stop");
