@@ -796,6 +796,12 @@ impl Coordinator {
         }
         let member_id = request.member_id.clone();
         if group.pending.remove(&member_id).is_some() {
+            if request.instance_id.is_some() {
+                // Ids are handed out pending to dynamic members only (Kafka calls this an
+                // illegal state). Joining with it as a static member could give two members
+                // one instance id: the client starts again, with no member id.
+                return Reply::Now(JoinResponse::error(UNKNOWN_MEMBER_ID, &member_id));
+            }
             return group.add_member(&member_id, request, now_ms, config);
         }
         if let Err(code) = group.validate_member(&member_id, request.instance_id.as_deref()) {
@@ -1699,5 +1705,30 @@ mod tests {
         s_join.try_recv().unwrap();
         assert_eq!(c.leave("g", &[("s3".into(), None)], 400), vec![NONE]);
         assert_eq!(members(&c), vec![("a".into(), None)]);
+    }
+
+    #[test]
+    fn a_pending_member_id_cannot_join_as_a_static_member() {
+        let c = Coordinator::new(config());
+        stable_with_a_static_member(&c);
+        let pending = ready(c.join(
+            JoinRequest {
+                require_known_member_id: true,
+                ..join_request("")
+            },
+            100,
+            || "p".to_owned(),
+        ));
+        assert_eq!(pending.error, MEMBER_ID_REQUIRED);
+        // Its id with instance i (held by s1) would make two holders of i.
+        assert_eq!(
+            ready(static_join(&c, "p", "i", "", 200)).error,
+            UNKNOWN_MEMBER_ID
+        );
+        assert_eq!(
+            members(&c),
+            vec![("a".into(), None), ("s1".into(), Some("i".into()))]
+        );
+        assert_eq!(state(&c), GroupState::Stable);
     }
 }
