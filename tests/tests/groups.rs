@@ -86,7 +86,7 @@ fn kafka_python_group_with_manual_commits_resumes_from_its_commit() {
 /// other member sees no rebalance. Then a paused member is replaced and resumed: its old
 /// member id is fenced (librdkafka stops it with a fatal FENCED_INSTANCE_ID error). Run with the
 /// eager range assignor and with cooperative-sticky.
-fn confluent_static(strategy: &str) {
+fn static_members(client: &str, strategy: &str) {
     let broker = Broker::start(SETTINGS);
     let stop_file = broker.scratch_file("stop");
     python(
@@ -104,18 +104,27 @@ fn confluent_static(strategy: &str) {
             stop_file.to_str().expect("utf-8 path"),
             "--strategy",
             strategy,
+            "--client",
+            client,
         ],
     );
 }
 
 #[test]
 fn confluent_static_member_replaced_within_its_session_keeps_its_partitions_without_a_rebalance() {
-    confluent_static("range");
+    static_members("confluent", "range");
 }
 
 #[test]
 fn confluent_static_member_replaced_keeps_its_partitions_with_cooperative_sticky() {
-    confluent_static("cooperative-sticky");
+    static_members("confluent", "cooperative-sticky");
+}
+
+/// The same with kafka-python members (JoinGroup v7, SyncGroup v5, Heartbeat v4, OffsetCommit
+/// v8, each carrying the instance id), without the paused member.
+#[test]
+fn kafka_python_static_member_replaced_within_its_session_keeps_its_partitions() {
+    static_members("kafka-python", "range");
 }
 
 /// Transactional producers fail at once with keel's reason (there is no transaction
