@@ -1,5 +1,5 @@
-//! Consumer groups with real clients, through tests/py/confluent_group.py and
-//! tests/py/kafka_python_group.py.
+//! Consumer groups with real clients, through tests/py/confluent_group.py,
+//! tests/py/confluent_static.py and tests/py/kafka_python_group.py.
 //!
 //! confluent-kafka: three members share a six-partition topic; one is killed with SIGKILL (keel
 //! must notice its session expire) and a fourth joins; every message is consumed at least once
@@ -77,4 +77,98 @@ fn kafka_python_group_with_manual_commits_resumes_from_its_commit() {
             &unique_name("kp-members"),
         ],
     );
+}
+
+/// Static membership (KIP-345), through tests/py/confluent_static.py: two members with distinct
+/// group.instance.id; one is killed and the other closed (librdkafka sends no LeaveGroup for a
+/// static member), each replaced by a new process with its instance id within the session
+/// timeout. The newcomer takes over the old member's partitions under a new member id and the
+/// other member sees no rebalance. Then a paused member is replaced and resumed: its old
+/// member id is fenced (librdkafka stops it with a fatal FENCED_INSTANCE_ID error). Run with the
+/// eager range assignor and with cooperative-sticky.
+fn static_members(client: &str, strategy: &str) {
+    let broker = Broker::start(SETTINGS);
+    let stop_file = broker.scratch_file("stop");
+    python(
+        "confluent_static.py",
+        &[
+            "--mode",
+            "static",
+            "--bootstrap",
+            &broker.address(),
+            "--topic",
+            &unique_name("static"),
+            "--group",
+            &unique_name("static-members"),
+            "--stop-file",
+            stop_file.to_str().expect("utf-8 path"),
+            "--strategy",
+            strategy,
+            "--client",
+            client,
+        ],
+    );
+}
+
+#[test]
+fn confluent_static_member_replaced_within_its_session_keeps_its_partitions_without_a_rebalance() {
+    static_members("confluent", "range");
+}
+
+#[test]
+fn confluent_static_member_replaced_keeps_its_partitions_with_cooperative_sticky() {
+    static_members("confluent", "cooperative-sticky");
+}
+
+/// The same with kafka-python members (JoinGroup v7, SyncGroup v5, Heartbeat v4, OffsetCommit
+/// v8, each carrying the instance id), without the paused member.
+#[test]
+fn kafka_python_static_member_replaced_within_its_session_keeps_its_partitions() {
+    static_members("kafka-python", "range");
+}
+
+/// Transactional producers fail at once with keel's reason (there is no transaction
+/// coordinator), through tests/py/transactions_refused.py: confluent-kafka's and kafka-python's
+/// `init_transactions()` must fail within 10 s, not at their 60 s timeout.
+#[test]
+fn transactional_producers_fail_fast_with_the_reason() {
+    let broker = Broker::start(SETTINGS);
+    python(
+        "transactions_refused.py",
+        &["--bootstrap", &broker.address(), "--seconds-max", "10"],
+    );
+}
+
+/// Cooperative rebalancing (KIP-429) with librdkafka's cooperative-sticky assignor, through
+/// tests/py/confluent_cooperative.py: three members, two topics, subscriptions changed and
+/// dropped and taken up again; after each change every partition is held by exactly one member
+/// subscribing to it, and each message produced then is consumed once, by that member.
+fn confluent_cooperative(settings: &[&str]) {
+    let broker = Broker::start(settings);
+    let stop_file = broker.scratch_file("stop");
+    python(
+        "confluent_cooperative.py",
+        &[
+            "--mode",
+            "cooperative",
+            "--bootstrap",
+            &broker.address(),
+            "--topic",
+            &unique_name("coop"),
+            "--group",
+            &unique_name("coop-members"),
+            "--stop-file",
+            stop_file.to_str().expect("utf-8 path"),
+        ],
+    );
+}
+
+#[test]
+fn confluent_cooperative_subscription_changes_without_an_initial_delay() {
+    confluent_cooperative(&["group.initial.rebalance.delay.ms=0"]);
+}
+
+#[test]
+fn confluent_cooperative_subscription_changes_with_the_default_initial_delay() {
+    confluent_cooperative(&[]);
 }

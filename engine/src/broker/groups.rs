@@ -28,8 +28,17 @@
 //! `broker::offsets`); the caller writes them to the log while `commit` holds the lock, so the
 //! order in memory is the order in the log. Group membership itself is not written: after a
 //! restart groups come back Empty with their offsets, and members rejoin (their heartbeats get
-//! UNKNOWN_MEMBER_ID). Static membership (group.instance.id) is recorded and shown, but a
-//! static member that restarts rejoins like a dynamic one.
+//! UNKNOWN_MEMBER_ID).
+//!
+//! Static membership (KIP-345, group.instance.id, JoinGroup v5+) follows Kafka's
+//! GroupCoordinator. A static member joins without the MEMBER_ID_REQUIRED round trip. A new
+//! process of a known instance (no member id, same instance id) replaces the old member under a
+//! new member id, keeping its assignment and leadership; a Stable group whose protocol would not
+//! change does not rebalance, and the returning leader is told it leads only from JoinGroup v9
+//! (with skip_assignment), before that it is given the old leader's id so that it does not
+//! assign. The old member id is fenced: requests naming the instance with it get
+//! FENCED_INSTANCE_ID. Static members are not removed at the rebalance timeout, only when their
+//! session expires or by LeaveGroup (by member id, or by instance id from v3).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -53,6 +62,7 @@ pub const NON_EMPTY_GROUP: i16 = 68;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+pub const FENCED_INSTANCE_ID: i16 = 82;
 /// Group ids are written into `__consumer_offsets` keys with an i16 length.
 pub const GROUP_ID_BYTES_MAX: usize = i16::MAX as usize;
 
@@ -93,8 +103,10 @@ pub struct JoinRequest {
     pub protocol_type: String,
     /// (name, metadata) in the member's order of preference.
     pub protocols: Vec<(String, Bytes)>,
-    /// JoinGroup v4+: a member without an id first gets one with MEMBER_ID_REQUIRED.
+    /// JoinGroup v4+: a dynamic member without an id first gets one with MEMBER_ID_REQUIRED.
     pub require_known_member_id: bool,
+    /// JoinGroup v9+ (KIP-814): the answer can tell a static leader to skip the assignment.
+    pub supports_skip_assignment: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +127,9 @@ pub struct JoinResponse {
     pub member_id: String,
     /// Every member with its metadata for the chosen protocol: for the leader only.
     pub members: Vec<JoinedMember>,
+    /// The leader is told the members but must not assign (a static leader that came back
+    /// while the group is Stable; JoinGroup v9+).
+    pub skip_assignment: bool,
 }
 
 impl JoinResponse {
@@ -127,6 +142,7 @@ impl JoinResponse {
             leader: String::new(),
             member_id: member_id.to_owned(),
             members: Vec::new(),
+            skip_assignment: false,
         }
     }
 }
@@ -147,6 +163,27 @@ impl SyncResponse {
             protocol_type: None,
             protocol_name: None,
             assignment: Bytes::new(),
+        }
+    }
+}
+
+/// Who a SyncGroup, Heartbeat, OffsetCommit or LeaveGroup comes from: a member id, the
+/// instance id of a static member (SyncGroup v3+, Heartbeat v3+, OffsetCommit v7+), and the
+/// generation it believes in.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub member_id: &'a str,
+    pub instance_id: Option<&'a str>,
+    pub generation: i32,
+}
+
+impl<'a> Caller<'a> {
+    /// A member without an instance id.
+    pub fn dynamic(member_id: &'a str, generation: i32) -> Caller<'a> {
+        Caller {
+            member_id,
+            instance_id: None,
+            generation,
         }
     }
 }
@@ -302,10 +339,13 @@ impl Group {
             return;
         }
         if deadline {
+            // As in Kafka (KIP-345): only dynamic members are removed for not rejoining in
+            // time. A static member stays, with its last subscription, until its session
+            // expires: a process restarting under the same instance id takes its place.
             let missing: Vec<String> = self
                 .members
                 .iter()
-                .filter(|(_, m)| m.join_waiter.is_none())
+                .filter(|(_, m)| m.join_waiter.is_none() && m.instance_id.is_none())
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in missing {
@@ -313,8 +353,46 @@ impl Group {
                 self.members.remove(&id);
             }
             self.pending.clear();
+            if !self.members.is_empty() && self.members.values().all(|m| m.join_waiter.is_none()) {
+                // Only static members that have not rejoined: nobody could lead. Wait another
+                // rebalance timeout; their sessions expire meanwhile unless they come back.
+                tracing::warn!(
+                    members = self.members.len(),
+                    "no member rejoined before the rebalance timeout; waiting longer"
+                );
+                self.rebalance_deadline_ms = now_ms + self.rebalance_timeout_ms();
+                return;
+            }
         }
         self.complete_join(now_ms);
+    }
+
+    fn rebalance_timeout_ms(&self) -> i64 {
+        self.members
+            .values()
+            .map(|m| i64::from(m.rebalance_timeout_ms))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The protocol the group would choose now: each member votes for its most preferred
+    /// protocol that every member supports; most votes win (ties: the first name).
+    fn select_protocol(&self) -> Option<String> {
+        let candidates = self.candidates();
+        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+        for member in self.members.values() {
+            if let Some((name, _)) = member
+                .protocols
+                .iter()
+                .find(|(name, _)| candidates.contains(name.as_str()))
+            {
+                *votes.entry(name.as_str()).or_default() += 1;
+            }
+        }
+        votes
+            .iter()
+            .max_by_key(|(name, count)| (**count, std::cmp::Reverse(*name)))
+            .map(|(name, _)| (*name).to_owned())
     }
 
     fn complete_join(&mut self, now_ms: i64) {
@@ -327,46 +405,27 @@ impl Group {
             self.leader = None;
             return;
         }
-        let candidates = self.candidates();
-        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
-        for member in self.members.values() {
-            if let Some((name, _)) = member
-                .protocols
-                .iter()
-                .find(|(name, _)| candidates.contains(name.as_str()))
-            {
-                *votes.entry(name.as_str()).or_default() += 1;
-            }
-        }
-        let protocol = votes
-            .iter()
-            .max_by_key(|(name, count)| (**count, std::cmp::Reverse(*name)))
-            .map(|(name, _)| (*name).to_owned());
-        self.protocol = protocol;
+        self.protocol = self.select_protocol();
         self.protocol_type = self
             .members
             .values()
             .next()
             .map(|m| m.protocol_type.clone());
-        if !self
-            .leader
-            .as_ref()
-            .is_some_and(|l| self.members.contains_key(l))
-        {
-            self.leader = self.members.keys().next().cloned();
+        // The leader gets the subscriptions and assigns, so it must be a member that rejoined
+        // (a static member kept without rejoining gets no answer).
+        let joined = |id: &String| {
+            self.members
+                .get(id)
+                .is_some_and(|m| m.join_waiter.is_some())
+        };
+        if !self.leader.as_ref().is_some_and(joined) {
+            self.leader = self.members.keys().find(|id| joined(id)).cloned();
         }
+        assert!(self.leader.is_some(), "a member rejoined, so one leads");
         self.state = GroupState::CompletingRebalance;
         let protocol = self.protocol.clone().unwrap_or_default();
         let leader = self.leader.clone().unwrap_or_default();
-        let roster: Vec<JoinedMember> = self
-            .members
-            .iter()
-            .map(|(id, m)| JoinedMember {
-                member_id: id.clone(),
-                instance_id: m.instance_id.clone(),
-                metadata: m.metadata(&protocol),
-            })
-            .collect();
+        let roster = self.roster(&protocol);
         tracing::info!(generation = self.generation, members = roster.len(), %protocol, %leader, "group rebalanced");
         for (id, member) in &mut self.members {
             member.last_heard_ms = now_ms;
@@ -383,9 +442,22 @@ impl Group {
                     } else {
                         Vec::new()
                     },
+                    skip_assignment: false,
                 });
             }
         }
+    }
+
+    /// Every member with its metadata for `protocol`, as the leader is told.
+    fn roster(&self, protocol: &str) -> Vec<JoinedMember> {
+        self.members
+            .iter()
+            .map(|(id, m)| JoinedMember {
+                member_id: id.clone(),
+                instance_id: m.instance_id.clone(),
+                metadata: m.metadata(protocol),
+            })
+            .collect()
     }
 
     fn current_join(&self, member_id: &str) -> JoinResponse {
@@ -396,20 +468,14 @@ impl Group {
             generation: self.generation,
             protocol_type: self.protocol_type.clone(),
             protocol_name: Some(protocol.clone()),
-            leader: leader.clone(),
-            member_id: member_id.to_owned(),
             members: if member_id == leader {
-                self.members
-                    .iter()
-                    .map(|(id, m)| JoinedMember {
-                        member_id: id.clone(),
-                        instance_id: m.instance_id.clone(),
-                        metadata: m.metadata(&protocol),
-                    })
-                    .collect()
+                self.roster(&protocol)
             } else {
                 Vec::new()
             },
+            leader,
+            member_id: member_id.to_owned(),
+            skip_assignment: false,
         }
     }
 
@@ -442,14 +508,193 @@ impl Group {
         self.try_complete_join(now_ms);
     }
 
-    fn check_member(&self, member_id: &str, generation: i32) -> Result<(), i16> {
+    /// The member that holds static `instance_id` now.
+    fn static_member(&self, instance_id: &str) -> Option<&String> {
+        let mut holders = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.instance_id.as_deref() == Some(instance_id))
+            .map(|(id, _)| id);
+        let holder = holders.next();
+        debug_assert!(holders.next().is_none(), "two members hold {instance_id}");
+        holder
+    }
+
+    /// Kafka's validateCurrentMember: a request naming an instance id must come from the
+    /// member that holds it now (else FENCED_INSTANCE_ID: a newer process of that instance took
+    /// its place, or UNKNOWN_MEMBER_ID when nobody holds it), and the member must be known.
+    fn validate_member(&self, member_id: &str, instance_id: Option<&str>) -> Result<(), i16> {
+        if let Some(instance_id) = instance_id {
+            match self.static_member(instance_id) {
+                Some(holder) if holder != member_id => {
+                    tracing::info!(member = member_id, instance = instance_id, holder = %holder, "fenced: a newer member holds this instance id");
+                    return Err(FENCED_INSTANCE_ID);
+                }
+                Some(_) => {}
+                None => return Err(UNKNOWN_MEMBER_ID),
+            }
+        }
         if !self.members.contains_key(member_id) {
             return Err(UNKNOWN_MEMBER_ID);
         }
+        Ok(())
+    }
+
+    fn check_member(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), i16> {
+        self.validate_member(member_id, instance_id)?;
         if generation != self.generation {
             return Err(ILLEGAL_GENERATION);
         }
         Ok(())
+    }
+
+    /// Records a join's details in the member `member_id`, adding it when new.
+    /// The instance id is set when the member is added and never changes (a rejoin of a known
+    /// static member carries the same one: `validate_member` checked it).
+    fn update_member(&mut self, member_id: &str, request: JoinRequest, now_ms: i64) {
+        let member = self
+            .members
+            .entry(member_id.to_owned())
+            .or_insert_with(|| Member {
+                instance_id: request.instance_id.clone(),
+                client_id: String::new(),
+                client_host: String::new(),
+                session_timeout_ms: 0,
+                rebalance_timeout_ms: 0,
+                protocol_type: String::new(),
+                protocols: Vec::new(),
+                assignment: Bytes::new(),
+                last_heard_ms: now_ms,
+                join_waiter: None,
+                sync_waiter: None,
+            });
+        member.client_id = request.client_id;
+        member.client_host = request.client_host;
+        member.session_timeout_ms = request.session_timeout_ms;
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms.max(request.session_timeout_ms);
+        member.protocol_type = request.protocol_type;
+        member.protocols = request.protocols;
+        member.last_heard_ms = now_ms;
+    }
+
+    /// Makes `member_id` wait for the end of the join phase, starting one if none runs.
+    fn await_join(
+        &mut self,
+        member_id: &str,
+        now_ms: i64,
+        config: &GroupConfig,
+    ) -> Reply<JoinResponse> {
+        let (sender, receiver) = oneshot::channel();
+        let member = self.members.get_mut(member_id).expect("updated before");
+        if let Some(previous) = member.join_waiter.replace(sender) {
+            let _ = previous.send(JoinResponse::error(UNKNOWN_MEMBER_ID, member_id));
+        }
+        let rebalance_timeout_ms = i64::from(member.rebalance_timeout_ms);
+        if self.state != GroupState::PreparingRebalance {
+            self.prepare_rebalance(now_ms, config);
+        } else {
+            let timeout = now_ms + rebalance_timeout_ms;
+            self.rebalance_deadline_ms = self.rebalance_deadline_ms.max(timeout);
+        }
+        self.try_complete_join(now_ms);
+        Reply::Later(receiver)
+    }
+
+    /// A new member joins (dynamic with its given id, or static under a new instance id).
+    fn add_member(
+        &mut self,
+        member_id: &str,
+        request: JoinRequest,
+        now_ms: i64,
+        config: &GroupConfig,
+    ) -> Reply<JoinResponse> {
+        if self.members.len() >= config.members_max {
+            return Reply::Now(JoinResponse::error(GROUP_MAX_SIZE_REACHED, member_id));
+        }
+        assert!(!self.members.contains_key(member_id), "a new member");
+        self.update_member(member_id, request, now_ms);
+        self.await_join(member_id, now_ms, config)
+    }
+
+    /// Moves the static member `old_id` to `new_id` (KIP-345): a new process of the same
+    /// instance took its place. It keeps the assignment and, if it led, the leadership. The old
+    /// id is fenced: a join or sync it waits for is answered FENCED_INSTANCE_ID now, and its
+    /// later requests get FENCED_INSTANCE_ID from `validate_member`.
+    fn replace_static_member(&mut self, old_id: &str, new_id: &str) {
+        let mut member = self
+            .members
+            .remove(old_id)
+            .expect("the instance's holder is a member");
+        assert!(
+            member.instance_id.is_some(),
+            "only static members are replaced"
+        );
+        assert!(!self.members.contains_key(new_id), "a new member id is new");
+        if let Some(waiter) = member.join_waiter.take() {
+            let _ = waiter.send(JoinResponse::error(FENCED_INSTANCE_ID, old_id));
+        }
+        if let Some(waiter) = member.sync_waiter.take() {
+            let _ = waiter.send(SyncResponse::error(FENCED_INSTANCE_ID));
+        }
+        if self.leader.as_deref() == Some(old_id) {
+            self.leader = Some(new_id.to_owned());
+        }
+        self.members.insert(new_id.to_owned(), member);
+    }
+
+    /// A static member known by its instance id joins with no member id: a restarted process
+    /// (Kafka's updateStaticMemberAndRebalance). It replaces the old member under `new_id`.
+    /// A Stable group whose protocol would not change does not rebalance: the member gets the
+    /// current generation and, from its SyncGroup, the old member's assignment.
+    fn rejoin_static_member(
+        &mut self,
+        old_id: &str,
+        new_id: &str,
+        request: JoinRequest,
+        now_ms: i64,
+        config: &GroupConfig,
+    ) -> Reply<JoinResponse> {
+        assert_ne!(
+            self.state,
+            GroupState::Empty,
+            "a group with members is not Empty"
+        );
+        let previous_leader = self.leader.clone().unwrap_or_default();
+        let supports_skip_assignment = request.supports_skip_assignment;
+        self.replace_static_member(old_id, new_id);
+        self.update_member(new_id, request, now_ms);
+        tracing::info!(
+            old = old_id,
+            new = new_id,
+            state = self.state.name(),
+            "static member rejoined under a new member id"
+        );
+        if self.state != GroupState::Stable || self.select_protocol() != self.protocol {
+            // CompletingRebalance: the leader may be assigning to the old id, and the new one
+            // would get nothing; PreparingRebalance: it just joins the phase.
+            return self.await_join(new_id, now_ms, config);
+        }
+        let is_leader = self.leader.as_deref() == Some(new_id);
+        let mut answer = self.current_join(new_id);
+        if supports_skip_assignment {
+            // JoinGroup v9+: the leader learns it leads (and the members, to watch for metadata
+            // changes) but does not assign: a Stable group would not pass a new assignment on.
+            answer.skip_assignment = is_leader;
+        } else {
+            // Before v9 the old leader id keeps a returning leader from assigning.
+            answer.members.clear();
+            answer.leader = previous_leader;
+        }
+        assert!(
+            answer.members.is_empty() || answer.skip_assignment,
+            "no assignment in a Stable group"
+        );
+        Reply::Now(answer)
     }
 }
 
@@ -531,82 +776,67 @@ impl Coordinator {
                 &request.member_id,
             ));
         }
-        let mut member_id = request.member_id.clone();
-        if member_id.is_empty() {
-            member_id = new_member_id();
-            if request.require_known_member_id {
+        if request.member_id.is_empty() {
+            let member_id = new_member_id();
+            let instance_holder = request
+                .instance_id
+                .as_deref()
+                .and_then(|instance_id| group.static_member(instance_id))
+                .cloned();
+            if let Some(old_id) = instance_holder {
+                return group.rejoin_static_member(&old_id, &member_id, request, now_ms, config);
+            }
+            // A static member needs no round trip for its id: its instance id names it.
+            if request.require_known_member_id && request.instance_id.is_none() {
                 let deadline = now_ms + i64::from(request.session_timeout_ms);
                 group.pending.insert(member_id.clone(), deadline);
                 return Reply::Now(JoinResponse::error(MEMBER_ID_REQUIRED, &member_id));
             }
-        } else if let Some(member) = group.members.get_mut(&member_id) {
-            let unchanged = member.same_protocols(&request.protocols);
-            let is_leader = group.leader.as_deref() == Some(member_id.as_str());
-            let answer_now = match group.state {
-                GroupState::Stable => unchanged && !is_leader,
-                GroupState::CompletingRebalance => unchanged,
-                _ => false,
-            };
-            if answer_now {
-                member.last_heard_ms = now_ms;
-                return Reply::Now(group.current_join(&member_id));
+            return group.add_member(&member_id, request, now_ms, config);
+        }
+        let member_id = request.member_id.clone();
+        if group.pending.remove(&member_id).is_some() {
+            if request.instance_id.is_some() {
+                // Ids are handed out pending to dynamic members only (Kafka calls this an
+                // illegal state). Joining with it as a static member could give two members
+                // one instance id: the client starts again, with no member id.
+                return Reply::Now(JoinResponse::error(UNKNOWN_MEMBER_ID, &member_id));
             }
-        } else if group.pending.remove(&member_id).is_none() {
-            return Reply::Now(JoinResponse::error(UNKNOWN_MEMBER_ID, &member_id));
+            return group.add_member(&member_id, request, now_ms, config);
         }
-        let is_new = !group.members.contains_key(&member_id);
-        if is_new && group.members.len() >= config.members_max {
-            return Reply::Now(JoinResponse::error(GROUP_MAX_SIZE_REACHED, &member_id));
+        if let Err(code) = group.validate_member(&member_id, request.instance_id.as_deref()) {
+            return Reply::Now(JoinResponse::error(code, &member_id));
         }
-        let (sender, receiver) = oneshot::channel();
-        let member = group.members.entry(member_id.clone()).or_insert(Member {
-            instance_id: None,
-            client_id: String::new(),
-            client_host: String::new(),
-            session_timeout_ms: 0,
-            rebalance_timeout_ms: 0,
-            protocol_type: String::new(),
-            protocols: Vec::new(),
-            assignment: Bytes::new(),
-            last_heard_ms: now_ms,
-            join_waiter: None,
-            sync_waiter: None,
-        });
-        member.instance_id = request.instance_id;
-        member.client_id = request.client_id;
-        member.client_host = request.client_host;
-        member.session_timeout_ms = request.session_timeout_ms;
-        member.rebalance_timeout_ms = request.rebalance_timeout_ms.max(request.session_timeout_ms);
-        member.protocol_type = request.protocol_type;
-        member.protocols = request.protocols;
-        member.last_heard_ms = now_ms;
-        if let Some(previous) = member.join_waiter.replace(sender) {
-            let _ = previous.send(JoinResponse::error(UNKNOWN_MEMBER_ID, &member_id));
+        let member = group.members.get_mut(&member_id).expect("validated");
+        let unchanged = member.same_protocols(&request.protocols);
+        let is_leader = group.leader.as_deref() == Some(member_id.as_str());
+        let answer_now = match group.state {
+            GroupState::Stable => unchanged && !is_leader,
+            GroupState::CompletingRebalance => unchanged,
+            _ => false,
+        };
+        if answer_now {
+            member.last_heard_ms = now_ms;
+            return Reply::Now(group.current_join(&member_id));
         }
-        if group.state != GroupState::PreparingRebalance {
-            group.prepare_rebalance(now_ms, config);
-        } else {
-            let timeout = now_ms + i64::from(group.members[&member_id].rebalance_timeout_ms);
-            group.rebalance_deadline_ms = group.rebalance_deadline_ms.max(timeout);
-        }
-        group.try_complete_join(now_ms);
-        Reply::Later(receiver)
+        group.update_member(&member_id, request, now_ms);
+        group.await_join(&member_id, now_ms, config)
     }
 
     pub fn sync(
         &self,
         group_id: &str,
-        member_id: &str,
-        generation: i32,
+        caller: Caller<'_>,
         protocol: Option<(&str, &str)>,
         assignments: Vec<(String, Bytes)>,
         now_ms: i64,
     ) -> Reply<SyncResponse> {
+        let member_id = caller.member_id;
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
             return Reply::Now(SyncResponse::error(UNKNOWN_MEMBER_ID));
         };
-        if let Err(code) = group.check_member(member_id, generation) {
+        if let Err(code) = group.check_member(member_id, caller.instance_id, caller.generation) {
             return Reply::Now(SyncResponse::error(code));
         }
         if let Some((protocol_type, name)) = protocol {
@@ -660,15 +890,17 @@ impl Coordinator {
         }
     }
 
-    pub fn heartbeat(&self, group_id: &str, member_id: &str, generation: i32, now_ms: i64) -> i16 {
+    pub fn heartbeat(&self, group_id: &str, caller: Caller<'_>, now_ms: i64) -> i16 {
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
             return UNKNOWN_MEMBER_ID;
         };
-        if let Err(code) = group.check_member(member_id, generation) {
+        if let Err(code) =
+            group.check_member(caller.member_id, caller.instance_id, caller.generation)
+        {
             return code;
         }
-        if let Some(member) = group.members.get_mut(member_id) {
+        if let Some(member) = group.members.get_mut(caller.member_id) {
             member.last_heard_ms = now_ms;
         }
         match group.state {
@@ -678,46 +910,53 @@ impl Coordinator {
         }
     }
 
-    /// Removes members by member id or, when the id is empty, by instance id. Returns each
-    /// one's error code.
+    /// Removes members by member id or, when the id is empty, by instance id (LeaveGroup v3+
+    /// lets an admin remove static members so). Returns each one's code as Kafka's
+    /// handleLeaveGroup does: UNKNOWN_MEMBER_ID for a member (or instance) not in the group,
+    /// FENCED_INSTANCE_ID for a member id whose instance a newer member holds. LeaveGroup v0-v2
+    /// carry no instance id, so a static member named by its member id leaves too (as in Kafka;
+    /// librdkafka and the Java client send no LeaveGroup for a static member that closes).
     pub fn leave(
         &self,
         group_id: &str,
         members: &[(String, Option<String>)],
         now_ms: i64,
-    ) -> Result<Vec<i16>, i16> {
+    ) -> Vec<i16> {
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
-            return Err(UNKNOWN_MEMBER_ID);
+            return vec![UNKNOWN_MEMBER_ID; members.len()];
         };
-        let mut codes = Vec::new();
+        let mut codes = Vec::with_capacity(members.len());
         let mut leaving = Vec::new();
         for (member_id, instance_id) in members {
-            let found = if member_id.is_empty() {
-                group
-                    .members
-                    .iter()
-                    .find(|(_, m)| m.instance_id.is_some() && m.instance_id == *instance_id)
-                    .map(|(id, _)| id.clone())
-            } else {
-                group
-                    .members
-                    .contains_key(member_id)
-                    .then(|| member_id.clone())
-            };
-            match found {
-                Some(id) => {
-                    leaving.push(id);
-                    codes.push(NONE);
+            let code = if member_id.is_empty() {
+                match instance_id.as_deref().and_then(|i| group.static_member(i)) {
+                    Some(holder) => {
+                        leaving.push(holder.clone());
+                        NONE
+                    }
+                    None => UNKNOWN_MEMBER_ID,
                 }
-                None => codes.push(UNKNOWN_MEMBER_ID),
-            }
+            } else if group.pending.remove(member_id).is_some() {
+                NONE
+            } else {
+                match group.validate_member(member_id, instance_id.as_deref()) {
+                    Ok(()) => {
+                        leaving.push(member_id.clone());
+                        NONE
+                    }
+                    Err(code) => code,
+                }
+            };
+            codes.push(code);
         }
         if !leaving.is_empty() {
             tracing::info!(group = group_id, members = ?leaving, "members left the group");
         }
         group.remove_members(&leaving, now_ms, &self.config);
-        Ok(codes)
+        // A pending member that left may have been all the join phase waited for.
+        group.try_complete_join(now_ms);
+        codes
     }
 
     /// Ends join phases whose time has come and removes members whose session expired.
@@ -745,12 +984,10 @@ impl Coordinator {
     /// Checks a commit and, if the group accepts it, hands the entries to `write` (which puts
     /// them in the log) while the lock is held; what was written becomes the committed offsets.
     /// Returns a code per entry, or one code for the whole request.
-    #[allow(clippy::too_many_arguments)]
     pub fn commit(
         &self,
         group_id: &str,
-        member_id: &str,
-        generation: i32,
+        caller: Caller<'_>,
         entries: Vec<(OffsetKey, Committed)>,
         partition_ok: impl Fn(&OffsetKey) -> bool,
         now_ms: i64,
@@ -759,8 +996,15 @@ impl Coordinator {
         if !valid_group_id(group_id) {
             return Err(INVALID_GROUP_ID);
         }
+        let Caller {
+            member_id,
+            instance_id,
+            generation,
+        } = caller;
         let mut groups = self.lock();
-        let simple = generation < 0 && member_id.is_empty();
+        // Kafka's validateOffsetCommit: without generation, member or instance it is a
+        // standalone consumer's (or an admin's) commit, fine while the group has no members.
+        let simple = generation < 0 && member_id.is_empty() && instance_id.is_none();
         match groups.get_mut(group_id) {
             None if !simple => return Err(ILLEGAL_GENERATION),
             None => {}
@@ -769,7 +1013,7 @@ impl Coordinator {
             }
             Some(_) if simple => {}
             Some(group) => {
-                group.check_member(member_id, generation)?;
+                group.check_member(member_id, instance_id, generation)?;
                 // As in Kafka since cooperative rebalancing: a member of the current generation
                 // may commit while the group prepares a rebalance (it still owns what it is
                 // committing), but not between the join and the assignment.
@@ -954,11 +1198,68 @@ mod tests {
             protocol_type: "consumer".into(),
             protocols: vec![("range".into(), Bytes::from_static(b"m"))],
             require_known_member_id: false,
+            supports_skip_assignment: false,
         }
     }
 
     fn join(c: &Coordinator, member_id: &str, id: &str, now: i64) -> Reply<JoinResponse> {
         c.join(join_request(member_id), now, || id.to_owned())
+    }
+
+    fn static_join(
+        c: &Coordinator,
+        member_id: &str,
+        instance_id: &str,
+        id: &str,
+        now: i64,
+    ) -> Reply<JoinResponse> {
+        let request = JoinRequest {
+            instance_id: Some(instance_id.into()),
+            require_known_member_id: true,
+            ..join_request(member_id)
+        };
+        c.join(request, now, || id.to_owned())
+    }
+
+    fn as_static<'a>(member_id: &'a str, instance_id: &'a str, generation: i32) -> Caller<'a> {
+        Caller {
+            member_id,
+            instance_id: Some(instance_id),
+            generation,
+        }
+    }
+
+    fn state(c: &Coordinator) -> GroupState {
+        c.describe("g").expect("the group exists").state
+    }
+
+    /// Members as (member id, instance id), in member id order.
+    fn members(c: &Coordinator) -> Vec<(String, Option<String>)> {
+        let group = c.describe("g").expect("the group exists");
+        group
+            .members
+            .into_iter()
+            .map(|m| (m.member_id, m.instance_id))
+            .collect()
+    }
+
+    /// Dynamic member "a" (the leader) and static member "s1" of instance "i", Stable in
+    /// generation 2 with assignments "for-a" and "for-s1".
+    fn stable_with_a_static_member(c: &Coordinator) {
+        ready(join(c, "", "a", 0));
+        let mut s_join = waiting(static_join(c, "", "i", "s1", 0));
+        ready(join(c, "a", "", 0));
+        assert_eq!(s_join.try_recv().unwrap().generation, 2);
+        let mut s_sync = waiting(c.sync("g", as_static("s1", "i", 2), None, Vec::new(), 0));
+        ready(c.sync(
+            "g",
+            Caller::dynamic("a", 2),
+            None,
+            assignments(&["a", "s1"]),
+            0,
+        ));
+        assert_eq!(&s_sync.try_recv().unwrap().assignment[..], b"for-s1");
+        assert_eq!(state(c), GroupState::Stable);
     }
 
     fn ready<T>(reply: Reply<T>) -> T {
@@ -987,12 +1288,15 @@ mod tests {
         let a = ready(join(&c, "", "a", 0));
         assert_eq!((a.error, a.generation, a.leader.as_str()), (NONE, 1, "a"));
         assert_eq!(
-            ready(c.sync("g", "a", 1, None, assignments(&["a"]), 0)).error,
+            ready(c.sync("g", Caller::dynamic("a", 1), None, assignments(&["a"]), 0)).error,
             NONE
         );
         // b joins: the group prepares a rebalance and a learns of it from its heartbeat.
         let mut b_join = waiting(join(&c, "", "b", 10));
-        assert_eq!(c.heartbeat("g", "a", 1, 10), REBALANCE_IN_PROGRESS);
+        assert_eq!(
+            c.heartbeat("g", Caller::dynamic("a", 1), 10),
+            REBALANCE_IN_PROGRESS
+        );
         assert!(b_join.try_recv().is_err(), "b waits for a to rejoin");
         let a = ready(join(&c, "a", "unused", 20));
         let b = b_join.try_recv().expect("the join phase ended");
@@ -1001,12 +1305,21 @@ mod tests {
         assert_eq!(a.members.len(), 2, "the leader gets every subscription");
         assert!(b.members.is_empty());
         // b's sync waits for the leader's assignment; the leader's answers both.
-        let mut b_sync = waiting(c.sync("g", "b", 2, None, Vec::new(), 30));
-        let a_sync = ready(c.sync("g", "a", 2, None, assignments(&["a", "b"]), 30));
+        let mut b_sync = waiting(c.sync("g", Caller::dynamic("b", 2), None, Vec::new(), 30));
+        let a_sync = ready(c.sync(
+            "g",
+            Caller::dynamic("a", 2),
+            None,
+            assignments(&["a", "b"]),
+            30,
+        ));
         assert_eq!(&a_sync.assignment[..], b"for-a");
         assert_eq!(&b_sync.try_recv().unwrap().assignment[..], b"for-b");
-        assert_eq!(c.heartbeat("g", "b", 2, 40), NONE);
-        assert_eq!(c.heartbeat("g", "b", 1, 40), ILLEGAL_GENERATION);
+        assert_eq!(c.heartbeat("g", Caller::dynamic("b", 2), 40), NONE);
+        assert_eq!(
+            c.heartbeat("g", Caller::dynamic("b", 1), 40),
+            ILLEGAL_GENERATION
+        );
         assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
     }
 
@@ -1017,12 +1330,24 @@ mod tests {
         let mut b_join = waiting(join(&c, "", "b", 0));
         ready(join(&c, "a", "", 0));
         b_join.try_recv().unwrap();
-        ready(c.sync("g", "a", 2, None, assignments(&["a", "b"]), 0));
+        ready(c.sync(
+            "g",
+            Caller::dynamic("a", 2),
+            None,
+            assignments(&["a", "b"]),
+            0,
+        ));
         // a keeps heartbeating; b goes silent past its 10 s session.
-        assert_eq!(c.heartbeat("g", "a", 2, 9_000), NONE);
+        assert_eq!(c.heartbeat("g", Caller::dynamic("a", 2), 9_000), NONE);
         c.tick(10_001);
-        assert_eq!(c.heartbeat("g", "a", 2, 10_002), REBALANCE_IN_PROGRESS);
-        assert_eq!(c.heartbeat("g", "b", 2, 10_002), UNKNOWN_MEMBER_ID);
+        assert_eq!(
+            c.heartbeat("g", Caller::dynamic("a", 2), 10_002),
+            REBALANCE_IN_PROGRESS
+        );
+        assert_eq!(
+            c.heartbeat("g", Caller::dynamic("b", 2), 10_002),
+            UNKNOWN_MEMBER_ID
+        );
         let a = ready(join(&c, "a", "", 10_003));
         assert_eq!((a.generation, a.members.len()), (3, 1));
     }
@@ -1034,11 +1359,20 @@ mod tests {
         let mut b_join = waiting(join(&c, "", "b", 0));
         ready(join(&c, "a", "", 0));
         b_join.try_recv().unwrap();
-        ready(c.sync("g", "a", 2, None, assignments(&["a", "b"]), 0));
+        ready(c.sync(
+            "g",
+            Caller::dynamic("a", 2),
+            None,
+            assignments(&["a", "b"]),
+            0,
+        ));
         // c joins at 100; a rejoins; b never does (and keeps no session: it heartbeats only
         // until 100). The phase ends at the rebalance timeout (20 s), without b.
         let mut c_join = waiting(join(&c, "", "c", 100));
-        assert_eq!(c.heartbeat("g", "b", 2, 100), REBALANCE_IN_PROGRESS);
+        assert_eq!(
+            c.heartbeat("g", Caller::dynamic("b", 2), 100),
+            REBALANCE_IN_PROGRESS
+        );
         let mut a_join = waiting(join(&c, "a", "", 200));
         c.tick(5_000);
         assert!(a_join.try_recv().is_err(), "still waiting for b");
@@ -1065,8 +1399,7 @@ mod tests {
         let commit = |member: &str, generation, offset| {
             c.commit(
                 "g",
-                member,
-                generation,
+                Caller::dynamic(member, generation),
                 vec![(key(), value(offset))],
                 |_| true,
                 0,
@@ -1078,7 +1411,7 @@ mod tests {
         ready(join(&c, "", "a", 0));
         // Between the join and the assignment: not yet.
         assert_eq!(commit("a", 1, 6), Err(REBALANCE_IN_PROGRESS));
-        ready(c.sync("g", "a", 1, None, assignments(&["a"]), 0));
+        ready(c.sync("g", Caller::dynamic("a", 1), None, assignments(&["a"]), 0));
         assert_eq!(commit("a", 1, 7), Ok(vec![NONE]));
         assert_eq!(commit("a", 0, 8), Err(ILLEGAL_GENERATION));
         assert_eq!(commit("z", 1, 9), Err(UNKNOWN_MEMBER_ID));
@@ -1092,8 +1425,7 @@ mod tests {
         // A failed write commits nothing.
         let failed = c.commit(
             "g",
-            "a",
-            1,
+            Caller::dynamic("a", 1),
             vec![(key(), value(11))],
             |_| true,
             0,
@@ -1104,5 +1436,299 @@ mod tests {
             c.committed("g", None)[0].1.as_ref().map(|c| c.offset),
             Some(7)
         );
+    }
+
+    #[test]
+    fn a_static_member_that_comes_back_takes_its_place_without_a_rebalance() {
+        let c = Coordinator::new(config());
+        stable_with_a_static_member(&c);
+        // A new process of instance i joins with no member id: no MEMBER_ID_REQUIRED round
+        // trip, an answer now, the current generation, not the leader.
+        let s2 = ready(static_join(&c, "", "i", "s2", 1_000));
+        assert_eq!(
+            (
+                s2.error,
+                s2.generation,
+                s2.member_id.as_str(),
+                s2.leader.as_str()
+            ),
+            (NONE, 2, "s2", "a")
+        );
+        assert!(s2.members.is_empty() && !s2.skip_assignment);
+        assert_eq!(state(&c), GroupState::Stable, "no rebalance");
+        assert_eq!(c.heartbeat("g", Caller::dynamic("a", 2), 1_000), NONE);
+        let synced = ready(c.sync("g", as_static("s2", "i", 2), None, Vec::new(), 1_000));
+        assert_eq!(
+            (synced.error, &synced.assignment[..]),
+            (NONE, &b"for-s1"[..]),
+            "the old member's assignment"
+        );
+        assert_eq!(
+            members(&c),
+            vec![("a".into(), None), ("s2".into(), Some("i".into()))]
+        );
+        // The old member id is fenced wherever it names its instance, unknown elsewhere.
+        assert_eq!(
+            c.heartbeat("g", as_static("s1", "i", 2), 1_000),
+            FENCED_INSTANCE_ID
+        );
+        assert_eq!(
+            c.heartbeat("g", Caller::dynamic("s1", 2), 1_000),
+            UNKNOWN_MEMBER_ID
+        );
+        let sync = ready(c.sync("g", as_static("s1", "i", 2), None, Vec::new(), 1_000));
+        assert_eq!(sync.error, FENCED_INSTANCE_ID);
+        let commit = c.commit(
+            "g",
+            as_static("s1", "i", 2),
+            Vec::new(),
+            |_| true,
+            1_000,
+            |_| Ok(()),
+        );
+        assert_eq!(commit, Err(FENCED_INSTANCE_ID));
+        assert_eq!(
+            ready(static_join(&c, "s1", "i", "unused", 1_000)).error,
+            FENCED_INSTANCE_ID
+        );
+        assert_eq!(
+            c.leave("g", &[("s1".into(), Some("i".into()))], 1_000),
+            vec![FENCED_INSTANCE_ID]
+        );
+        assert_eq!(state(&c), GroupState::Stable, "none of that rebalanced");
+        assert_eq!(c.heartbeat("g", as_static("s2", "i", 2), 1_000), NONE);
+    }
+
+    #[test]
+    fn a_static_leader_that_comes_back_is_told_it_leads_only_from_join_group_v9() {
+        for skip_supported in [false, true] {
+            let c = Coordinator::new(config());
+            ready(static_join(&c, "", "L", "l1", 0));
+            let mut f_join = waiting(join(&c, "", "f", 0));
+            ready(static_join(&c, "l1", "L", "", 0));
+            assert_eq!(f_join.try_recv().unwrap().leader, "l1");
+            ready(c.sync(
+                "g",
+                as_static("l1", "L", 2),
+                None,
+                assignments(&["l1", "f"]),
+                0,
+            ));
+            let request = JoinRequest {
+                instance_id: Some("L".into()),
+                supports_skip_assignment: skip_supported,
+                ..join_request("")
+            };
+            let l2 = ready(c.join(request, 10, || "l2".to_owned()));
+            assert_eq!((l2.error, l2.generation), (NONE, 2));
+            if skip_supported {
+                // It leads, sees the members, and must not assign.
+                assert_eq!(l2.leader, "l2");
+                assert_eq!(l2.members.len(), 2);
+                assert!(l2.skip_assignment);
+            } else {
+                // The old leader id: it acts as a follower and does not assign.
+                assert_eq!(l2.leader, "l1");
+                assert!(l2.members.is_empty() && !l2.skip_assignment);
+            }
+            assert_eq!(state(&c), GroupState::Stable);
+            let synced = ready(c.sync("g", as_static("l2", "L", 2), None, Vec::new(), 10));
+            assert_eq!(&synced.assignment[..], b"for-l1");
+            // It leads the next rebalance.
+            let mut changed = join_request("f");
+            changed.protocols = vec![("range".into(), Bytes::from_static(b"new topics"))];
+            let mut f_join = waiting(c.join(changed, 20, String::new));
+            let l2 = ready(static_join(&c, "l2", "L", "", 20));
+            assert_eq!((l2.generation, l2.leader.as_str()), (3, "l2"));
+            assert_eq!(l2.members.len(), 2);
+            assert_eq!(f_join.try_recv().unwrap().leader, "l2");
+        }
+    }
+
+    #[test]
+    fn a_static_member_that_comes_back_mid_rebalance_or_with_other_protocols_rebalances() {
+        // Between the join and the assignment: the leader may be assigning to the old id.
+        let c = Coordinator::new(config());
+        ready(join(&c, "", "a", 0));
+        let mut s_join = waiting(static_join(&c, "", "i", "s1", 0));
+        ready(join(&c, "a", "", 0));
+        s_join.try_recv().unwrap();
+        assert_eq!(state(&c), GroupState::CompletingRebalance);
+        let mut old_sync = waiting(c.sync("g", as_static("s1", "i", 2), None, Vec::new(), 0));
+        let mut s2_join = waiting(static_join(&c, "", "i", "s2", 10));
+        assert_eq!(old_sync.try_recv().unwrap().error, FENCED_INSTANCE_ID);
+        assert_eq!(state(&c), GroupState::PreparingRebalance);
+        let a = ready(join(&c, "a", "", 20));
+        assert_eq!(a.generation, 3);
+        let s2 = s2_join.try_recv().unwrap();
+        assert_eq!((s2.generation, s2.member_id.as_str()), (3, "s2"));
+        // Stable, but the returning member supports only another protocol: the group's
+        // protocol would change, so it rebalances.
+        let c = Coordinator::new(config());
+        let both = vec![
+            ("range".into(), Bytes::from_static(b"m")),
+            ("roundrobin".into(), Bytes::from_static(b"m")),
+        ];
+        let request = |member_id: &str, instance: Option<&str>| JoinRequest {
+            instance_id: instance.map(str::to_owned),
+            protocols: both.clone(),
+            ..join_request(member_id)
+        };
+        ready(c.join(request("", None), 0, || "a".to_owned()));
+        let mut s_join = waiting(c.join(request("", Some("i")), 0, || "s1".to_owned()));
+        ready(c.join(request("a", None), 0, String::new));
+        s_join.try_recv().unwrap();
+        ready(c.sync(
+            "g",
+            Caller::dynamic("a", 2),
+            None,
+            assignments(&["a", "s1"]),
+            0,
+        ));
+        assert_eq!(state(&c), GroupState::Stable);
+        let only_roundrobin = JoinRequest {
+            protocols: vec![("roundrobin".into(), Bytes::from_static(b"m"))],
+            ..request("", Some("i"))
+        };
+        let mut s2_join = waiting(c.join(only_roundrobin, 10, || "s2".to_owned()));
+        assert_eq!(state(&c), GroupState::PreparingRebalance);
+        assert_eq!(
+            c.heartbeat("g", Caller::dynamic("a", 2), 10),
+            REBALANCE_IN_PROGRESS
+        );
+        ready(c.join(request("a", None), 20, String::new));
+        let s2 = s2_join.try_recv().unwrap();
+        assert_eq!(s2.protocol_name.as_deref(), Some("roundrobin"));
+    }
+
+    #[test]
+    fn a_static_member_outlives_the_rebalance_timeout_but_not_its_session() {
+        let c = Coordinator::new(config());
+        stable_with_a_static_member(&c);
+        // A third member joins; a rejoins, s1 (gone) does not. At the rebalance timeout (20 s)
+        // the phase (its deadline moved to 20 200 by a's join) ends with s1 kept: only its session (10 s of silence) removes it.
+        let mut b_join = waiting(join(&c, "", "b", 100));
+        let mut a_join = waiting(join(&c, "a", "", 200));
+        c.tick(5_000);
+        assert!(a_join.try_recv().is_err(), "waits for s1");
+        assert_eq!(
+            c.heartbeat("g", as_static("s1", "i", 2), 15_000),
+            REBALANCE_IN_PROGRESS
+        );
+        c.tick(20_201);
+        let a = a_join.try_recv().expect("ended at the timeout");
+        assert_eq!(
+            (a.generation, a.members.len()),
+            (3, 3),
+            "s1 is still a member"
+        );
+        b_join.try_recv().unwrap();
+        // complete_join counted as hearing from everyone at 20 201; s1 stays silent.
+        ready(c.sync(
+            "g",
+            Caller::dynamic("a", 3),
+            None,
+            assignments(&["a", "b", "s1"]),
+            20_201,
+        ));
+        assert_eq!(c.heartbeat("g", Caller::dynamic("a", 3), 29_000), NONE);
+        assert_eq!(c.heartbeat("g", Caller::dynamic("b", 3), 29_000), NONE);
+        c.tick(30_202);
+        assert_eq!(
+            state(&c),
+            GroupState::PreparingRebalance,
+            "s1's session expired"
+        );
+        assert_eq!(members(&c).len(), 2);
+        assert_eq!(
+            c.heartbeat("g", as_static("s1", "i", 3), 30_202),
+            UNKNOWN_MEMBER_ID
+        );
+    }
+
+    #[test]
+    fn a_rebalance_that_only_unrejoined_static_members_could_lead_waits_for_their_sessions() {
+        let c = Coordinator::new(config());
+        ready(static_join(&c, "", "i", "s1", 0));
+        let mut t_join = waiting(static_join(&c, "", "j", "t1", 0));
+        ready(static_join(&c, "s1", "i", "", 0));
+        assert_eq!(t_join.try_recv().unwrap().generation, 2);
+        ready(c.sync(
+            "g",
+            as_static("s1", "i", 2),
+            None,
+            assignments(&["s1", "t1"]),
+            0,
+        ));
+        // A dynamic member joins (the phase may last 20 s) and leaves again; s1 and t1 keep
+        // their sessions with heartbeats but never rejoin. No member that rejoined is left to
+        // lead, so the phase outlasts its timeout, until their sessions expire.
+        let mut b_join = waiting(join(&c, "", "b", 100));
+        assert_eq!(c.leave("g", &[("b".into(), None)], 200), vec![NONE]);
+        assert_eq!(b_join.try_recv().unwrap().error, UNKNOWN_MEMBER_ID);
+        for (member, instance) in [("s1", "i"), ("t1", "j")] {
+            let caller = as_static(member, instance, 2);
+            assert_eq!(c.heartbeat("g", caller, 15_000), REBALANCE_IN_PROGRESS);
+        }
+        c.tick(20_101);
+        assert_eq!(state(&c), GroupState::PreparingRebalance);
+        assert_eq!(members(&c).len(), 2, "static members are kept");
+        c.tick(25_001);
+        assert_eq!(state(&c), GroupState::Empty, "their sessions expired");
+        assert!(members(&c).is_empty());
+    }
+
+    #[test]
+    fn leave_group_removes_static_members_by_instance_id() {
+        let c = Coordinator::new(config());
+        stable_with_a_static_member(&c);
+        let codes = c.leave(
+            "g",
+            &[
+                (String::new(), Some("nobody".into())),
+                ("a".into(), Some("i".into())),
+                (String::new(), Some("i".into())),
+            ],
+            100,
+        );
+        assert_eq!(codes, vec![UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, NONE]);
+        assert_eq!(members(&c), vec![("a".into(), None)]);
+        assert_eq!(state(&c), GroupState::PreparingRebalance);
+        assert_eq!(
+            c.leave("elsewhere", &[("a".into(), None)], 100),
+            vec![UNKNOWN_MEMBER_ID]
+        );
+        // A member id alone (LeaveGroup v0-v2) removes a static member too, as in Kafka.
+        ready(join(&c, "a", "", 200));
+        let mut s_join = waiting(static_join(&c, "", "i", "s3", 300));
+        ready(join(&c, "a", "", 300));
+        s_join.try_recv().unwrap();
+        assert_eq!(c.leave("g", &[("s3".into(), None)], 400), vec![NONE]);
+        assert_eq!(members(&c), vec![("a".into(), None)]);
+    }
+
+    #[test]
+    fn a_pending_member_id_cannot_join_as_a_static_member() {
+        let c = Coordinator::new(config());
+        stable_with_a_static_member(&c);
+        let pending = ready(c.join(
+            JoinRequest {
+                require_known_member_id: true,
+                ..join_request("")
+            },
+            100,
+            || "p".to_owned(),
+        ));
+        assert_eq!(pending.error, MEMBER_ID_REQUIRED);
+        // Its id with instance i (held by s1) would make two holders of i.
+        assert_eq!(
+            ready(static_join(&c, "p", "i", "", 200)).error,
+            UNKNOWN_MEMBER_ID
+        );
+        assert_eq!(
+            members(&c),
+            vec![("a".into(), None), ("s1".into(), Some("i".into()))]
+        );
+        assert_eq!(state(&c), GroupState::Stable);
     }
 }

@@ -207,6 +207,59 @@ fn find_coordinator_names_this_broker_at_every_version() {
     );
 }
 
+/// There is no transaction coordinator: a transactional id's FindCoordinator fails with an
+/// error clients treat as fatal (so `init_transactions()` fails at once), saying why from v1,
+/// per key from v4 (batched keys); an unknown key type is an invalid request.
+#[test]
+fn find_coordinator_refuses_transactional_ids_at_every_version() {
+    let broker = group_broker(MemDisk::new());
+    for version in versions(ApiKey::FindCoordinator) {
+        for (key_type, code) in [
+            (1, super::errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+            (7, super::errors::INVALID_REQUEST),
+        ] {
+            if version == 0 && key_type != 0 {
+                continue; // v0 has no key type: it asks for a group
+            }
+            let mut body = FindCoordinatorRequest::default();
+            body.key_type = key_type;
+            if version >= 4 {
+                body.coordinator_keys = vec![s("tx1"), s("tx2")];
+            } else {
+                body.key = s("tx1");
+            }
+            let bytes = exchange(&broker, ApiKey::FindCoordinator, version, &body).unwrap();
+            let response: FindCoordinatorResponse = decode_all(bytes, version, "FindCoordinator");
+            let answers: Vec<(i16, i32, Option<String>)> = if version >= 4 {
+                assert_eq!(response.error_code, 0, "v{version}: errors are per key");
+                assert_eq!(response.coordinators.len(), 2);
+                assert_eq!(response.coordinators[1].key.as_str(), "tx2");
+                response
+                    .coordinators
+                    .iter()
+                    .map(|c| {
+                        let message = c.error_message.as_ref().map(|m| m.to_string());
+                        (c.error_code, c.node_id.0, message)
+                    })
+                    .collect()
+            } else {
+                let message = response.error_message.as_ref().map(|m| m.to_string());
+                vec![(response.error_code, response.node_id.0, message)]
+            };
+            for (error, node, message) in answers {
+                assert_eq!((error, node), (code, -1), "v{version} key type {key_type}");
+                if key_type == 1 {
+                    let message = message.expect("a message from v1");
+                    assert!(
+                        message.contains("does not support transactions"),
+                        "{message}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn a_group_joins_syncs_heartbeats_commits_and_leaves_at_every_version() {
     let broker = group_broker(MemDisk::new());
@@ -327,6 +380,154 @@ fn a_group_joins_syncs_heartbeats_commits_and_leaves_at_every_version() {
         let bytes = exchange(&broker, ApiKey::DeleteGroups, version, &body).unwrap();
         let response: DeleteGroupsResponse = decode_all(bytes, version, "DeleteGroups");
         assert_eq!(response.results[0].error_code, groups::GROUP_ID_NOT_FOUND);
+    }
+}
+
+fn static_join(broker: &TestBroker, group: &str, version: i16) -> JoinGroupResponse {
+    let mut body = join_body(group, "", version);
+    body.group_instance_id = Some(s("i"));
+    let bytes = exchange(broker, ApiKey::JoinGroup, version, &body).unwrap();
+    decode_all(bytes, version, "JoinGroup")
+}
+
+fn static_heartbeat(broker: &TestBroker, group: &str, member: &str, version: i16) -> i16 {
+    let mut body = HeartbeatRequest::default();
+    body.group_id = GroupId(s(group));
+    body.generation_id = 1;
+    body.member_id = s(member);
+    if version >= 3 {
+        body.group_instance_id = Some(s("i"));
+    }
+    let bytes = exchange(broker, ApiKey::Heartbeat, version, &body).unwrap();
+    decode_all::<HeartbeatResponse>(bytes, version, "Heartbeat").error_code
+}
+
+/// Static membership on the wire: JoinGroup v5+ carries the instance id (no MEMBER_ID_REQUIRED
+/// round trip for it); a second process of the instance takes the member's place at once, told
+/// it leads only from v9 (skip_assignment); the old member id is then fenced by every request
+/// that names the instance (SyncGroup and Heartbeat v3+, OffsetCommit v7+, LeaveGroup v3+), and
+/// LeaveGroup v3+ removes a static member by instance id alone.
+#[test]
+fn static_members_are_replaced_and_fenced_at_every_version() {
+    let broker = group_broker(MemDisk::new());
+    create_topic(&broker, "data", 1);
+    let mut replaced = std::collections::BTreeMap::new();
+    for version in 5..=*versions(ApiKey::JoinGroup).end() {
+        let group = format!("static-{version}");
+        let first = static_join(&broker, &group, version);
+        assert_eq!(first.error_code, 0, "v{version}: no MEMBER_ID_REQUIRED");
+        let old = first.member_id.to_string();
+        assert!(old.starts_with("i-"), "named after the instance: {old}");
+        assert_eq!(
+            (first.generation_id, first.leader.as_str()),
+            (1, old.as_str())
+        );
+        assert_eq!(
+            first.members[0].group_instance_id.as_deref(),
+            Some("i"),
+            "v{version}"
+        );
+        assert_eq!(sync(&broker, &group, &old, 1, 3), 0);
+        let second = static_join(&broker, &group, version);
+        let new = second.member_id.to_string();
+        assert_eq!(
+            (second.error_code, second.generation_id),
+            (0, 1),
+            "v{version}"
+        );
+        assert_ne!(new, old);
+        if version >= 9 {
+            assert_eq!(second.leader.as_str(), new, "v{version}");
+            assert_eq!(second.members.len(), 1);
+            assert!(second.skip_assignment);
+        } else {
+            assert_eq!(second.leader.as_str(), old, "v{version}");
+            assert!(second.members.is_empty());
+        }
+        let described = broker.groups.describe(&group).unwrap();
+        assert_eq!(described.state, groups::GroupState::Stable, "v{version}");
+        assert_eq!(described.members.len(), 1);
+        assert_eq!(described.members[0].member_id, new);
+        replaced.insert(group, old);
+    }
+    // Fencing, by the request versions that carry the instance id.
+    let first = static_join(&broker, "fenced", 5);
+    let fenced_id = first.member_id.to_string();
+    assert_eq!(sync(&broker, "fenced", &fenced_id, 1, 3), 0);
+    let current = static_join(&broker, "fenced", 5).member_id.to_string();
+    for version in versions(ApiKey::Heartbeat) {
+        let expected = if version >= 3 {
+            groups::FENCED_INSTANCE_ID
+        } else {
+            groups::UNKNOWN_MEMBER_ID
+        };
+        assert_eq!(
+            static_heartbeat(&broker, "fenced", &fenced_id, version),
+            expected,
+            "v{version}"
+        );
+        assert_eq!(static_heartbeat(&broker, "fenced", &current, version), 0);
+    }
+    for version in 3..=*versions(ApiKey::SyncGroup).end() {
+        let mut body = SyncGroupRequest::default();
+        body.group_id = GroupId(s("fenced"));
+        body.generation_id = 1;
+        body.member_id = s(&fenced_id);
+        body.group_instance_id = Some(s("i"));
+        let bytes = exchange(&broker, ApiKey::SyncGroup, version, &body).unwrap();
+        let response: SyncGroupResponse = decode_all(bytes, version, "SyncGroup");
+        assert_eq!(
+            response.error_code,
+            groups::FENCED_INSTANCE_ID,
+            "v{version}"
+        );
+    }
+    for version in 7..=*versions(ApiKey::OffsetCommit).end() {
+        let mut partition = offset_commit_request::OffsetCommitRequestPartition::default();
+        partition.committed_offset = 1;
+        let mut topic = offset_commit_request::OffsetCommitRequestTopic::default();
+        topic.name = super::topic_name("data");
+        topic.partitions = vec![partition];
+        let mut body = OffsetCommitRequest::default();
+        body.group_id = GroupId(s("fenced"));
+        body.generation_id_or_member_epoch = 1;
+        body.member_id = s(&fenced_id);
+        body.group_instance_id = Some(s("i"));
+        body.topics = vec![topic];
+        let bytes = exchange(&broker, ApiKey::OffsetCommit, version, &body).unwrap();
+        let response: OffsetCommitResponse = decode_all(bytes, version, "OffsetCommit");
+        assert_eq!(
+            response.topics[0].partitions[0].error_code,
+            groups::FENCED_INSTANCE_ID,
+            "v{version}"
+        );
+    }
+    for version in 3..=*versions(ApiKey::LeaveGroup).end() {
+        let group = format!("static-{}", version + 4);
+        let mut fenced = leave_group_request::MemberIdentity::default();
+        fenced.member_id = s(&replaced[&group]);
+        fenced.group_instance_id = Some(s("i"));
+        let mut by_instance = leave_group_request::MemberIdentity::default();
+        by_instance.group_instance_id = Some(s("i"));
+        let mut body = LeaveGroupRequest::default();
+        body.group_id = GroupId(s(&group));
+        body.members = vec![fenced, by_instance];
+        let bytes = exchange(&broker, ApiKey::LeaveGroup, version, &body).unwrap();
+        let response: LeaveGroupResponse = decode_all(bytes, version, "LeaveGroup");
+        let codes: Vec<i16> = response.members.iter().map(|m| m.error_code).collect();
+        assert_eq!(
+            (response.error_code, codes),
+            (0, vec![groups::FENCED_INSTANCE_ID, 0]),
+            "v{version}: {group}"
+        );
+        assert_eq!(response.members[1].group_instance_id.as_deref(), Some("i"));
+        let described = broker.groups.describe(&group).unwrap();
+        assert_eq!(
+            described.state,
+            groups::GroupState::Empty,
+            "its only member left"
+        );
+        assert!(described.members.is_empty());
     }
 }
 

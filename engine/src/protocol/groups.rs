@@ -1,7 +1,8 @@
 //! The consumer group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
 //! OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups. The state machine is
 //! `broker::groups`; these handlers translate requests and answers per version. This broker is
-//! the coordinator of every group (one node). Transaction coordinators are not provided.
+//! the coordinator of every group (one node). There is no transaction coordinator: a
+//! FindCoordinator for a transactional id fails at once (see `coordinator_error`).
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
@@ -26,17 +27,60 @@ use kafka_protocol::messages::{
 
 use super::frame::Frame;
 use super::{decode, encode, errors, str_bytes, topic_name, ProtocolError, Request};
-use crate::broker::groups::{self, JoinRequest, JoinResponse, Reply, SyncResponse};
+use crate::broker::groups::{self, Caller, JoinRequest, JoinResponse, Reply, SyncResponse};
 use crate::broker::offsets::{Committed, OffsetKey};
 use crate::broker::Broker;
 use crate::io::{Clock, Disk, Rng};
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
+/// What a transactional producer is told when it looks for its coordinator.
+const NO_TRANSACTIONS: &str =
+    "keel does not support transactions: there is no transaction coordinator";
 /// Kafka's "not authorized operations were not asked for".
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
 fn now_ms<D: Disk, C: Clock, R: Rng>(broker: &Broker<D, C, R>) -> i64 {
     (broker.clock.monotonic_ns() / 1_000_000) as i64
+}
+
+/// Whether this node coordinates keys of `key_type`, and if not why (code and message; the
+/// message reaches clients from FindCoordinator v1).
+///
+/// The coordinator is this node for every group; it needs the offsets topic to exist. There is
+/// no transaction coordinator, and a transactional producer must learn that at once: librdkafka
+/// retries every FindCoordinator error (so `init_transactions()` would wait out its whole
+/// timeout) except TRANSACTIONAL_ID_AUTHORIZATION_FAILED and CLUSTER_AUTHORIZATION_FAILED,
+/// which are fatal and show the broker's message (rd_kafka_txn_handle_FindCoordinator); the
+/// Java client and kafka-python also treat the first as fatal. Of the two it is the nearer
+/// meaning ("this transactional id cannot be used here"), and InitProducerId answers a
+/// transactional id with it too; the message says the real reason.
+fn coordinator_error<D: Disk, C: Clock, R: Rng>(
+    broker: &Broker<D, C, R>,
+    key_type: i8,
+) -> (i16, &'static str) {
+    match key_type {
+        KEY_TYPE_GROUP => match broker.offsets_topic() {
+            Ok(_) => (errors::NONE, ""),
+            Err(e) => {
+                tracing::error!(error = ?e, "the offsets topic cannot be created");
+                (
+                    errors::COORDINATOR_NOT_AVAILABLE,
+                    "the offsets topic cannot be created",
+                )
+            }
+        },
+        KEY_TYPE_TRANSACTION => {
+            tracing::info!(
+                "FindCoordinator for a transactional id refused: transactions are not supported"
+            );
+            (
+                errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                NO_TRANSACTIONS,
+            )
+        }
+        _ => (errors::INVALID_REQUEST, "unknown coordinator key type"),
+    }
 }
 
 pub fn find_coordinator<D: Disk, C: Clock, R: Rng>(
@@ -46,21 +90,7 @@ pub fn find_coordinator<D: Disk, C: Clock, R: Rng>(
     let body: FindCoordinatorRequest = decode(request)?;
     let (host, port) = broker.advertised();
     let node = broker.config.node_id;
-    // The coordinator is this node for every group; it needs the offsets topic to exist.
-    let (code, message) = if body.key_type != KEY_TYPE_GROUP {
-        (
-            errors::COORDINATOR_NOT_AVAILABLE,
-            "keel has no transaction coordinator",
-        )
-    } else if let Err(e) = broker.offsets_topic() {
-        tracing::error!(error = ?e, "the offsets topic cannot be created");
-        (
-            errors::COORDINATOR_NOT_AVAILABLE,
-            "the offsets topic cannot be created",
-        )
-    } else {
-        (errors::NONE, "")
-    };
+    let (code, message) = coordinator_error(broker, body.key_type);
     let mut response = FindCoordinatorResponse::default();
     if request.version >= 4 {
         for key in &body.coordinator_keys {
@@ -110,19 +140,17 @@ pub async fn join_group<D: Disk, C: Clock, R: Rng>(
             .map(|p| (p.name.to_string(), p.metadata.clone()))
             .collect(),
         require_known_member_id: request.version >= 4,
+        supports_skip_assignment: request.version >= 9,
+    };
+    // As Kafka names members: the instance id of a static member, else the client id.
+    let prefix = match (&join.instance_id, client_id.as_str()) {
+        (Some(instance_id), _) => instance_id.clone(),
+        (None, "") => "member".to_owned(),
+        (None, client_id) => client_id.to_owned(),
     };
     let new_id = || {
         let rng = broker.rng();
-        format!(
-            "{}-{:016x}{:016x}",
-            if client_id.is_empty() {
-                "member"
-            } else {
-                &client_id
-            },
-            rng.next_u64(),
-            rng.next_u64()
-        )
+        format!("{prefix}-{:016x}{:016x}", rng.next_u64(), rng.next_u64())
     };
     let answer = match broker.groups.join(join, now_ms(broker), new_id) {
         Reply::Now(answer) => answer,
@@ -146,6 +174,9 @@ pub async fn join_group<D: Disk, C: Clock, R: Rng>(
     };
     response.leader = str_bytes(&answer.leader);
     response.member_id = str_bytes(&answer.member_id);
+    if request.version >= 9 {
+        response.skip_assignment = answer.skip_assignment;
+    }
     for member in answer.members {
         let mut joined = JoinGroupResponseMember::default();
         joined.member_id = str_bytes(&member.member_id);
@@ -172,10 +203,14 @@ pub async fn sync_group<D: Disk, C: Clock, R: Rng>(
         .iter()
         .map(|a| (a.member_id.to_string(), a.assignment.clone()))
         .collect();
+    let caller = Caller {
+        member_id: body.member_id.as_str(),
+        instance_id: body.group_instance_id.as_ref().map(|s| s.as_str()),
+        generation: body.generation_id,
+    };
     let reply = broker.groups.sync(
         body.group_id.0.as_str(),
-        body.member_id.as_str(),
-        body.generation_id,
+        caller,
         protocol,
         assignments,
         now_ms(broker),
@@ -205,12 +240,14 @@ pub fn heartbeat<D: Disk, C: Clock, R: Rng>(
 ) -> Result<Frame<D::File>, ProtocolError> {
     let body: HeartbeatRequest = decode(request)?;
     let mut response = HeartbeatResponse::default();
-    response.error_code = broker.groups.heartbeat(
-        body.group_id.0.as_str(),
-        body.member_id.as_str(),
-        body.generation_id,
-        now_ms(broker),
-    );
+    let caller = Caller {
+        member_id: body.member_id.as_str(),
+        instance_id: body.group_instance_id.as_ref().map(|s| s.as_str()),
+        generation: body.generation_id,
+    };
+    response.error_code = broker
+        .groups
+        .heartbeat(body.group_id.0.as_str(), caller, now_ms(broker));
     encode(request, &response)
 }
 
@@ -233,21 +270,20 @@ pub fn leave_group<D: Disk, C: Clock, R: Rng>(
         vec![(body.member_id.to_string(), None)]
     };
     let mut response = LeaveGroupResponse::default();
-    match broker
+    let codes = broker
         .groups
-        .leave(body.group_id.0.as_str(), &leaving, now_ms(broker))
-    {
-        Err(code) => response.error_code = code,
-        Ok(codes) if request.version >= 3 => {
-            for ((member_id, instance_id), code) in leaving.iter().zip(codes) {
-                let mut member = MemberResponse::default();
-                member.member_id = str_bytes(member_id);
-                member.group_instance_id = instance_id.as_deref().map(str_bytes);
-                member.error_code = code;
-                response.members.push(member);
-            }
+        .leave(body.group_id.0.as_str(), &leaving, now_ms(broker));
+    if request.version >= 3 {
+        // Per member, as Kafka answers; the request itself succeeded.
+        for ((member_id, instance_id), code) in leaving.iter().zip(codes) {
+            let mut member = MemberResponse::default();
+            member.member_id = str_bytes(member_id);
+            member.group_instance_id = instance_id.as_deref().map(str_bytes);
+            member.error_code = code;
+            response.members.push(member);
         }
-        Ok(codes) => response.error_code = codes.first().copied().unwrap_or(errors::NONE),
+    } else {
+        response.error_code = codes.first().copied().unwrap_or(errors::NONE);
     }
     encode(request, &response)
 }
@@ -290,10 +326,14 @@ pub fn offset_commit<D: Disk, C: Clock, R: Rng>(
             .topic(&key.topic)
             .is_some_and(|t| usize::try_from(key.partition).is_ok_and(|p| p < t.partitions.len()))
     };
+    let caller = Caller {
+        member_id: body.member_id.as_str(),
+        instance_id: body.group_instance_id.as_ref().map(|s| s.as_str()),
+        generation: body.generation_id_or_member_epoch,
+    };
     let codes = broker.groups.commit(
         &group_id,
-        body.member_id.as_str(),
-        body.generation_id_or_member_epoch,
+        caller,
         entries,
         partition_ok,
         now_ms(broker),
