@@ -1644,6 +1644,68 @@ fn structured(u: &mut Unstructured, key: ApiKey, version: i16) -> arbitrary::Res
             }
             request_frame(key, version, &body)
         }
+        ApiKey::DescribeCluster => {
+            let mut body = DescribeClusterRequest::default();
+            body.include_cluster_authorized_operations = f.or_any(&[false, true])?;
+            if version >= 1 {
+                body.endpoint_type = f.or_any(&[1, 2, 0, 9])?;
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::DescribeLogDirs => {
+            let mut body = DescribeLogDirsRequest::default();
+            body.topics = if f.0.ratio(1, 3)? {
+                None
+            } else {
+                let mut topics = Vec::new();
+                for _ in 0..f.count()? {
+                    let mut topic = describe_log_dirs_request::DescribableLogDirTopic::default();
+                    topic.topic = protocol::topic_name(&f.topic()?);
+                    for _ in 0..f.count()? {
+                        topic.partitions.push(f.partition()?);
+                    }
+                    topics.push(topic);
+                }
+                Some(topics)
+            };
+            request_frame(key, version, &body)
+        }
+        ApiKey::AlterReplicaLogDirs => {
+            let mut body = AlterReplicaLogDirsRequest::default();
+            for _ in 0..f.count()? {
+                let mut dir = alter_replica_log_dirs_request::AlterReplicaLogDir::default();
+                dir.path = f.str_bytes(&["/data", "/elsewhere", ""])?;
+                for _ in 0..f.count()? {
+                    let mut topic =
+                        alter_replica_log_dirs_request::AlterReplicaLogDirTopic::default();
+                    topic.name = protocol::topic_name(&f.topic()?);
+                    for _ in 0..f.count()? {
+                        topic.partitions.push(f.partition()?);
+                    }
+                    dir.topics.push(topic);
+                }
+                body.dirs.push(dir);
+            }
+            request_frame(key, version, &body)
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            let mut body = OffsetForLeaderEpochRequest::default();
+            body.replica_id = BrokerId(f.or_any(&[-1, 0])?);
+            for _ in 0..f.count()? {
+                let mut topic = offset_for_leader_epoch_request::OffsetForLeaderTopic::default();
+                topic.topic = protocol::topic_name(&f.topic()?);
+                for _ in 0..f.count()? {
+                    let mut partition =
+                        offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
+                    partition.partition = f.partition()?;
+                    partition.current_leader_epoch = f.or_any(&[-1, 0, 1])?;
+                    partition.leader_epoch = f.or_any(&[-1, 0, 1])?;
+                    topic.partitions.push(partition);
+                }
+                body.topics.push(topic);
+            }
+            request_frame(key, version, &body)
+        }
         other => unreachable!("{other:?} is not in SUPPORTED"),
     };
     let Some(frame) = frame else {
@@ -1701,6 +1763,10 @@ fn structured(u: &mut Unstructured, key: ApiKey, version: i16) -> arbitrary::Res
         ApiKey::ListGroups => decodes::<ListGroupsResponse>(rest, key, version),
         ApiKey::DescribeGroups => decodes::<DescribeGroupsResponse>(rest, key, version),
         ApiKey::DeleteGroups => decodes::<DeleteGroupsResponse>(rest, key, version),
+        ApiKey::DescribeCluster => decodes::<DescribeClusterResponse>(rest, key, version),
+        ApiKey::DescribeLogDirs => decodes::<DescribeLogDirsResponse>(rest, key, version),
+        ApiKey::AlterReplicaLogDirs => decodes::<AlterReplicaLogDirsResponse>(rest, key, version),
+        ApiKey::OffsetForLeaderEpoch => decodes::<OffsetForLeaderEpochResponse>(rest, key, version),
         _ => unreachable!(),
     }
     Ok(())
@@ -1719,6 +1785,12 @@ pub fn request_structured(data: &[u8]) {
         return;
     };
     // Running out of bytes midway only ends the request early.
+    let _ = structured(&mut u, key, version);
+}
+
+/// `request_structured` for one API and version, so that a test can reach every one.
+pub fn request_structured_at(key: ApiKey, version: i16, data: &[u8]) {
+    let mut u = Unstructured::new(data);
     let _ = structured(&mut u, key, version);
 }
 
