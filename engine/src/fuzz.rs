@@ -1109,6 +1109,21 @@ fn request_frame<T: Encodable>(key: ApiKey, version: i16, body: &T) -> Option<Ve
     Some(frame.to_vec())
 }
 
+/// A request frame whose body kafka-protocol cannot encode at `version` (OffsetCommit v0/v1).
+fn legacy_frame(key: ApiKey, version: i16, body: &[u8]) -> Option<Vec<u8>> {
+    let mut header = RequestHeader::default();
+    header.request_api_key = key as i16;
+    header.request_api_version = version;
+    header.correlation_id = 7;
+    header.client_id = Some(StrBytes::from_static_str("fuzz"));
+    let mut frame = BytesMut::new();
+    header
+        .encode(&mut frame, key.request_header_version(version))
+        .ok()?;
+    frame.extend_from_slice(body);
+    Some(frame.to_vec())
+}
+
 fn produce_request(
     topic: &str,
     partition: i32,
@@ -1564,7 +1579,15 @@ fn structured(u: &mut Unstructured, key: ApiKey, version: i16) -> arbitrary::Res
                 }
                 body.topics.push(topic);
             }
-            request_frame(key, version, &body)
+            if version <= protocol::legacy::OFFSET_COMMIT_LEGACY_MAX {
+                legacy_frame(
+                    key,
+                    version,
+                    &protocol::legacy::encode_offset_commit(&body, version),
+                )
+            } else {
+                request_frame(key, version, &body)
+            }
         }
         ApiKey::OffsetFetch => {
             let mut body = OffsetFetchRequest::default();
@@ -1758,7 +1781,12 @@ fn structured(u: &mut Unstructured, key: ApiKey, version: i16) -> arbitrary::Res
         ApiKey::SyncGroup => decodes::<SyncGroupResponse>(rest, key, version),
         ApiKey::Heartbeat => decodes::<HeartbeatResponse>(rest, key, version),
         ApiKey::LeaveGroup => decodes::<LeaveGroupResponse>(rest, key, version),
-        ApiKey::OffsetCommit => decodes::<OffsetCommitResponse>(rest, key, version),
+        // v0 and v1 are answered with v2's bytes (kafka-protocol decodes v2 on).
+        ApiKey::OffsetCommit => decodes::<OffsetCommitResponse>(
+            rest,
+            key,
+            version.max(protocol::legacy::OFFSET_COMMIT_RESPONSE_VERSION),
+        ),
         ApiKey::OffsetFetch => decodes::<OffsetFetchResponse>(rest, key, version),
         ApiKey::ListGroups => decodes::<ListGroupsResponse>(rest, key, version),
         ApiKey::DescribeGroups => decodes::<DescribeGroupsResponse>(rest, key, version),

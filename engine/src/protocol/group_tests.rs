@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Encodable, StrBytes};
 
-use super::tests::{batch, create_topic, decode_all, exchange, versions, FixedClock, TestBroker};
+use super::tests::{
+    answer_frame, batch, create_topic, decode_all, exchange, versions, FixedClock, TestBroker,
+};
 use crate::broker::config::BrokerConfig;
 use crate::broker::groups;
 use crate::broker::Broker;
@@ -135,8 +137,21 @@ fn commit(
         body.retention_time_ms = -1;
     }
     body.topics = vec![topic];
-    let bytes = exchange(broker, ApiKey::OffsetCommit, version, &body).unwrap();
-    let response: OffsetCommitResponse = decode_all(bytes, version, "OffsetCommit");
+    let response: OffsetCommitResponse = if version <= super::legacy::OFFSET_COMMIT_LEGACY_MAX {
+        // kafka-protocol cannot encode v0/v1: sarama's bytes, answered as v2's.
+        let mut header = RequestHeader::default();
+        header.request_api_key = ApiKey::OffsetCommit as i16;
+        header.request_api_version = version;
+        header.correlation_id = 7;
+        let mut frame = bytes::BytesMut::new();
+        header.encode(&mut frame, 1).unwrap();
+        frame.extend_from_slice(&super::legacy::encode_offset_commit(&body, version));
+        let bytes = answer_frame(broker, ApiKey::OffsetCommit, version, frame).unwrap();
+        decode_all(bytes, 2, "OffsetCommit")
+    } else {
+        let bytes = exchange(broker, ApiKey::OffsetCommit, version, &body).unwrap();
+        decode_all(bytes, version, "OffsetCommit")
+    };
     response.topics[0].partitions[0].error_code
 }
 
@@ -303,7 +318,12 @@ fn a_group_joins_syncs_heartbeats_commits_and_leaves_at_every_version() {
             groups::UNKNOWN_MEMBER_ID
         );
     }
-    for version in versions(ApiKey::OffsetCommit) {
+    // v0 carries no member: a commit to a group with members is UNKNOWN_MEMBER_ID, as in Kafka.
+    assert_eq!(
+        commit(&broker, "main", "", -1, 5, 0),
+        groups::UNKNOWN_MEMBER_ID
+    );
+    for version in 1..=*versions(ApiKey::OffsetCommit).end() {
         let offset = i64::from(version) * 10;
         assert_eq!(
             commit(&broker, "main", &member, generation, offset, version),

@@ -26,7 +26,9 @@ use kafka_protocol::messages::{
 };
 
 use super::frame::Frame;
-use super::{decode, encode, errors, str_bytes, topic_name, ProtocolError, Request};
+use super::{
+    decode, encode, encode_at, errors, legacy, str_bytes, topic_name, ProtocolError, Request,
+};
 use crate::broker::groups::{self, Caller, JoinRequest, JoinResponse, Reply, SyncResponse};
 use crate::broker::offsets::{Committed, OffsetKey};
 use crate::broker::Broker;
@@ -292,12 +294,20 @@ pub fn offset_commit<D: Disk, C: Clock, R: Rng>(
     broker: &Broker<D, C, R>,
     request: &Request,
 ) -> Result<Frame<D::File>, ProtocolError> {
-    let body: OffsetCommitRequest = decode(request)?;
+    // v0 and v1 (sarama's default) are read by hand: kafka-protocol knows v2 on.
+    let (body, timestamps) = if request.version <= legacy::OFFSET_COMMIT_LEGACY_MAX {
+        let commit = legacy::offset_commit(request)?;
+        (commit.body, commit.timestamps)
+    } else {
+        (decode::<OffsetCommitRequest>(request)?, Vec::new())
+    };
     let group_id = body.group_id.0.to_string();
-    let commit_timestamp = broker.clock.now_ms();
+    let now = broker.clock.now_ms();
+    let mut timestamps = timestamps.into_iter();
     let mut entries = Vec::new();
     for topic in &body.topics {
         for partition in &topic.partitions {
+            let commit_timestamp = timestamps.next().flatten().unwrap_or(now);
             entries.push((
                 OffsetKey {
                     group: group_id.clone(),
@@ -367,6 +377,9 @@ pub fn offset_commit<D: Disk, C: Clock, R: Rng>(
             answer.partitions.push(result);
         }
         response.topics.push(answer);
+    }
+    if request.version <= legacy::OFFSET_COMMIT_LEGACY_MAX {
+        return encode_at(request, legacy::OFFSET_COMMIT_RESPONSE_VERSION, &response);
     }
     encode(request, &response)
 }

@@ -16,6 +16,7 @@ pub mod fetch_frame;
 pub mod frame;
 mod groups;
 mod init_producer_id;
+pub mod legacy;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -48,7 +49,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::Heartbeat, 0, 4),
     (ApiKey::LeaveGroup, 0, 5),
-    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetCommit, 0, 9),
     (ApiKey::OffsetFetch, 1, 9),
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 6),

@@ -222,10 +222,8 @@ func consumeGroup(brokers []string, topic, group string, first, count int) {
 	c := config()
 	c.Consumer.Return.Errors = true
 	c.Consumer.Offsets.Initial = sarama.OffsetOldest
-	// sarama 1.22 commits with OffsetCommit v1 unless a retention is set, and v2 (with the
-	// retention) when it is. keel, like Kafka 4 (KIP-896), takes v2 and later only: it closes a
-	// connection that sends v1, and sarama then drops the commit without an error.
-	c.Consumer.Offsets.Retention = 24 * time.Hour
+	// sarama 1.22's defaults: with no retention set it commits with OffsetCommit v1, which
+	// Kafka 3.x still takes, and so does keel.
 	cg, err := sarama.NewConsumerGroup(brokers, group, c)
 	if err != nil {
 		fail("NewConsumerGroup: %v", err)
