@@ -135,14 +135,24 @@ fn serve(args: ServeArgs) -> std::io::Result<ExitCode> {
         let listen = config.listen.clone();
         let broker = Broker::open(OsDisk, OsClock, OsRng::default(), config)
             .map_err(|e| std::io::Error::other(format!("opening the data directory: {e:?}")))?;
-        let listener = TcpNetwork.bind(&listen).await?;
+        let listener = bind(&listen, "listeners").await?;
         let metrics = match broker.config.metrics_listen.clone() {
-            Some(address) => Some(TcpNetwork.bind(&address).await?),
+            Some(address) => Some(bind(&address, "metrics.listen").await?),
             None => None,
         };
         server::serve::<TcpNetwork, _, _, _>(listener, metrics, Arc::new(broker), terminated())
             .await?;
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Binds `address`; a failure names the address and the setting that asked for it.
+async fn bind(address: &str, setting: &str) -> std::io::Result<<TcpNetwork as Network>::Listener> {
+    TcpNetwork.bind(address).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {address} ({setting}): {e}"),
+        )
     })
 }
 

@@ -13,6 +13,8 @@ Checks, in order:
 - describe_configs() of the broker resource lists `--set log.segment.bytes` with its value,
   STATIC_BROKER_CONFIG and read-only, and every other broker setting keel has;
 - incremental_alter_configs() APPEND and SUBTRACT on cleanup.policy;
+- min.insync.replicas=2 on one replica refuses acks=all but takes acks=1, and
+  message.timestamp.before.max.ms refuses a record an hour old but takes a recent one;
 - a topic with compression.type=lz4 accepts uncompressed batches (the caller checks the stored
   codec with keel dump-log).
 Exits 1 on any mismatch and prints a one-line summary otherwise.
@@ -161,6 +163,44 @@ def check_append_subtract(admin, topic):
             fail(f"APPEND on retention.ms: {e}, expected INVALID_CONFIG")
 
 
+def deliver(producer, topic, value, **kwargs):
+    """Produces one message and waits for it; its error code, or None."""
+    outcome = []
+    producer.produce(topic, value, on_delivery=lambda e, m: outcome.append(e.code() if e else None), **kwargs)
+    producer.flush(15)
+    if len(outcome) != 1:
+        fail(f"no delivery report for {value!r} to {topic}")
+    return outcome[0]
+
+
+def check_topic_rules(admin, bootstrap, prefix):
+    """min.insync.replicas above the one replica refuses acks=all (librdkafka retries
+    NOT_ENOUGH_REPLICAS until message.timeout.ms), not acks=1; a record older than
+    message.timestamp.before.max.ms is INVALID_TIMESTAMP, a recent one is taken."""
+    guarded, recent = f"{prefix}-guarded", f"{prefix}-recent"
+    created = admin.create_topics(
+        [
+            NewTopic(guarded, 1, config={"min.insync.replicas": "2"}),
+            NewTopic(recent, 1, config={"message.timestamp.before.max.ms": "60000"}),
+        ]
+    )
+    for future in created.values():
+        future.result(timeout=15)
+    all_acks = Producer({"bootstrap.servers": bootstrap, "acks": "all", "message.timeout.ms": 2000})
+    code = deliver(all_acks, guarded, b"needs two replicas")
+    if code is None:
+        fail("acks=all was acknowledged with min.insync.replicas=2 on one replica")
+    one_ack = Producer({"bootstrap.servers": bootstrap, "acks": "1"})
+    if deliver(one_ack, guarded, b"one replica is enough") is not None:
+        fail("acks=1 failed on a topic with min.insync.replicas=2")
+    now_ms = int(time.time() * 1000)
+    if deliver(one_ack, recent, b"now", timestamp=now_ms) is not None:
+        fail("a record stamped now was refused under message.timestamp.before.max.ms=60000")
+    code = deliver(one_ack, recent, b"an hour old", timestamp=now_ms - 3_600_000)
+    if code != KafkaError.INVALID_TIMESTAMP:
+        fail(f"a record an hour old gave {code}, expected INVALID_TIMESTAMP")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bootstrap", required=True)
@@ -179,6 +219,7 @@ def main():
     check_assignments(admin, f"{args.prefix}-assigned")
     check_broker_configs(admin, args.segment_bytes)
     check_append_subtract(admin, f"{args.prefix}-lists")
+    check_topic_rules(admin, args.bootstrap, args.prefix)
     squeezed = f"{args.prefix}-lz4"
     admin.create_topics([NewTopic(squeezed, 1, config={"compression.type": "lz4"})])[squeezed].result(timeout=15)
     produce(args.bootstrap, squeezed, 200, partition=0)
@@ -187,7 +228,7 @@ def main():
         fail(f"the lz4 topic gave back {len(values)} values")
     print(
         f"ok: confluent-kafka admin: list_topics, regex subscription, describe_cluster, manual "
-        f"assignments, broker configs, APPEND/SUBTRACT, compression.type ({time.monotonic() - started:.2f}s)"
+        f"assignments, broker configs, APPEND/SUBTRACT, min.insync.replicas, timestamps, compression.type ({time.monotonic() - started:.2f}s)"
     )
 
 

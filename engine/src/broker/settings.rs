@@ -908,6 +908,18 @@ pub static BROKER_SETTINGS: &[BrokerSetting] = &[
     },
 ];
 
+/// Settings that another form of the same setting overrides whatever their order, as in
+/// Kafka: log.retention.ms wins over .minutes, which wins over .hours; log.roll.ms over
+/// log.roll.hours.
+const OVERRIDDEN_BY: &[(&str, &[&str])] = &[
+    (
+        "log.retention.hours",
+        &["log.retention.ms", "log.retention.minutes"],
+    ),
+    ("log.retention.minutes", &["log.retention.ms"]),
+    ("log.roll.hours", &["log.roll.ms"]),
+];
+
 /// Applies one setting, by its Kafka name or an alias, and remembers it as set explicitly.
 ///
 /// # Errors
@@ -915,7 +927,12 @@ pub static BROKER_SETTINGS: &[BrokerSetting] = &[
 pub fn apply(config: &mut BrokerConfig, name: &str, value: &str) -> Result<(), String> {
     let setting = broker_setting(name)
         .ok_or_else(|| format!("unknown setting '{name}' (see keel serve --help)"))?;
+    let overridden = OVERRIDDEN_BY
+        .iter()
+        .find(|(shadowed, _)| *shadowed == setting.name)
+        .is_some_and(|(_, by)| by.iter().any(|b| config.explicit.contains_key(*b)));
     match &setting.value {
+        Value::Field { .. } if overridden => check_only(setting, value),
         Value::Field { set, .. } => set(config, value),
         Value::Ignored { check, .. } => check(value),
     }
@@ -924,6 +941,14 @@ pub fn apply(config: &mut BrokerConfig, name: &str, value: &str) -> Result<(), S
         .explicit
         .insert(setting.name.to_owned(), value.trim().to_owned());
     Ok(())
+}
+
+/// Checks a value without applying it: parsed into a scratch configuration.
+fn check_only(setting: &BrokerSetting, value: &str) -> Result<(), String> {
+    match &setting.value {
+        Value::Field { set, .. } => set(&mut BrokerConfig::default(), value),
+        Value::Ignored { check, .. } => check(value),
+    }
 }
 
 /// Applies every setting of a TOML document.
@@ -1082,6 +1107,30 @@ mod tests {
         assert_eq!(config.log.retention_ms, -1);
         apply(&mut config, "log.roll.hours", "1").unwrap();
         assert_eq!(config.log.segment_ms, HOUR_MS);
+    }
+
+    /// Whatever the order they are given in, the finer form wins, as in Kafka.
+    #[test]
+    fn milliseconds_win_over_minutes_and_hours_in_any_order() {
+        for order in [
+            ["log.retention.ms=5000", "log.retention.hours=2"],
+            ["log.retention.hours=2", "log.retention.ms=5000"],
+        ] {
+            let mut config = BrokerConfig::default();
+            for setting in order {
+                let (name, value) = setting.split_once('=').unwrap();
+                apply(&mut config, name, value).unwrap();
+            }
+            assert_eq!(config.log.retention_ms, 5000, "{order:?}");
+        }
+        let mut config = BrokerConfig::default();
+        apply(&mut config, "log.retention.minutes", "3").unwrap();
+        apply(&mut config, "log.retention.hours", "2").unwrap();
+        assert_eq!(config.log.retention_ms, 3 * MINUTE_MS);
+        assert!(
+            apply(&mut config, "log.retention.hours", "x").is_err(),
+            "still checked"
+        );
     }
 
     #[test]
