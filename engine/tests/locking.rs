@@ -195,3 +195,54 @@ fn creating_a_topic_holds_up_neither_other_topics_nor_a_second_create_of_it() {
     ));
     assert_eq!(broker.topics().len(), 2);
 }
+
+/// Deleting a topic, growing it and changing its settings sync files; none of them holds the
+/// topics' lock while it does, so requests for other topics go on.
+#[test]
+fn deleting_growing_and_reconfiguring_a_topic_hold_up_no_other_topic() {
+    type Change = fn(&TestBroker) -> Result<(), TopicError>;
+    let changes: [(&str, Change); 3] = [
+        ("delete", |b| b.delete_topic("b")),
+        ("grow", |b| b.add_partitions("b", 4, false)),
+        ("reconfigure", |b| {
+            let overrides = TopicOverrides::from([("retention.ms".to_owned(), "1000".to_owned())]);
+            b.set_topic_overrides("b", overrides, false)
+        }),
+    ];
+    for (what, change) in changes {
+        let disk = MemDisk::new();
+        let broker = broker(&disk);
+        broker
+            .create_topic("a", 1, TopicOverrides::new(), false)
+            .expect("a");
+        broker
+            .create_topic("b", 2, TopicOverrides::new(), false)
+            .expect("b");
+        disk.hold_syncs();
+        let changing = {
+            let broker = Arc::clone(&broker);
+            thread::spawn(move || change(&broker))
+        };
+        wait_for_a_held_sync(&disk);
+        let (done, finished) = mpsc::channel();
+        {
+            let broker = Arc::clone(&broker);
+            thread::spawn(move || {
+                let topic = broker.topic("a").expect("topic a");
+                let mut guard = topic.partitions[0].log();
+                let appended = guard.as_mut().expect("open").append(&mut batch(b"v"), 1000);
+                let _ = done.send(appended.is_ok());
+            });
+        }
+        let other = finished.recv_timeout(Duration::from_secs(10));
+        disk.release_syncs();
+        assert_eq!(
+            other.unwrap_or_else(|_| panic!("topic a was held up by the {what} of b")),
+            true
+        );
+        changing
+            .join()
+            .expect("change")
+            .unwrap_or_else(|e| panic!("{what}: {e:?}"));
+    }
+}

@@ -7,7 +7,7 @@
 //! Sessions live in memory (a restart forgets them; clients then get FETCH_SESSION_ID_NOT_FOUND
 //! and start a new one), at most `SESSIONS_MAX`, the least recently used evicted first.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 /// Kafka's max.incremental.fetch.session.cache.slots.
@@ -36,7 +36,7 @@ struct Session {
 
 #[derive(Default)]
 pub struct FetchSessions {
-    sessions: Mutex<HashMap<i32, Session>>,
+    sessions: Mutex<BTreeMap<i32, Session>>,
 }
 
 fn next_epoch(epoch: i32) -> i32 {

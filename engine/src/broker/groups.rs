@@ -40,7 +40,7 @@
 //! FENCED_INSTANCE_ID. Static members are not removed at the rebalance timeout, only when their
 //! session expires or by LeaveGroup (by member id, or by instance id from v3).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -719,18 +719,18 @@ pub struct CommitBatch {
 
 pub struct Coordinator {
     config: GroupConfig,
-    groups: Mutex<HashMap<String, Group>>,
+    groups: Mutex<BTreeMap<String, Group>>,
 }
 
 impl Coordinator {
     pub fn new(config: GroupConfig) -> Coordinator {
         Coordinator {
             config,
-            groups: Mutex::new(HashMap::new()),
+            groups: Mutex::new(BTreeMap::new()),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Group>> {
         self.groups.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -869,7 +869,8 @@ impl Coordinator {
                 member.last_heard_ms = now_ms;
                 member.sync_waiter = Some(sender);
                 if group.leader.as_deref() == Some(member_id) {
-                    let mut assignments: HashMap<String, Bytes> = assignments.into_iter().collect();
+                    let mut assignments: BTreeMap<String, Bytes> =
+                        assignments.into_iter().collect();
                     for (id, member) in &mut group.members {
                         member.assignment = assignments.remove(id).unwrap_or_default();
                     }

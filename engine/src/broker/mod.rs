@@ -237,12 +237,39 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
     /// # Errors
     /// `Unknown`, storage errors.
     pub fn delete_topic(&self, name: &str) -> Result<(), TopicError> {
-        let mut all = self.topics.write().unwrap_or_else(|p| p.into_inner());
-        let topic = all.get(name).cloned().ok_or(TopicError::Unknown)?;
-        topics::delete(&self.disk, &self.config.data_dir, &topic)?;
-        all.remove(name);
+        if name == offsets::OFFSETS_TOPIC {
+            return Err(TopicError::Internal);
+        }
+        let _held = self.hold_name(name);
+        let topic = {
+            let mut all = self.topics.write().unwrap_or_else(|p| p.into_inner());
+            all.remove(name).ok_or(TopicError::Unknown)?
+        };
+        // The files go outside the topics' lock: requests for other topics go on, and a create
+        // of the same name waits for the name to be free.
+        let deleted =
+            crate::io::blocking(|| topics::delete(&self.disk, &self.config.data_dir, &topic));
+        if let Err(e) = deleted {
+            tracing::error!(topic = name, error = ?e, "deleting the topic failed; it stays");
+            let mut all = self.topics.write().unwrap_or_else(|p| p.into_inner());
+            all.insert(name.to_owned(), topic);
+            return Err(e);
+        }
         tracing::info!(topic = name, "topic deleted");
         Ok(())
+    }
+
+    /// Holds `name` in `creating` (waiting for any creation, deletion or change of it under
+    /// way to end) until the guard drops: one operation on a topic's files at a time, without
+    /// holding the topics' lock over their IO.
+    fn hold_name<'a>(&'a self, name: &'a str) -> Creating<'a, D, C, R> {
+        let mut creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+        while creating.contains(name) {
+            creating = crate::io::blocking(|| self.created.wait(creating))
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        creating.insert(name.to_owned());
+        Creating { broker: self, name }
     }
 
     /// Grows a topic to `count` partitions.
@@ -255,8 +282,8 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
         count: i32,
         validate_only: bool,
     ) -> Result<(), TopicError> {
-        let mut all = self.topics.write().unwrap_or_else(|p| p.into_inner());
-        let topic = all.get(name).cloned().ok_or(TopicError::Unknown)?;
+        let _held = self.hold_name(name);
+        let topic = self.topic(name).ok_or(TopicError::Unknown)?;
         if validate_only {
             let ok = count > topic.partitions.len() as i32 && count <= topics::PARTITIONS_MAX;
             return if ok {
@@ -265,13 +292,16 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
                 Err(TopicError::InvalidPartitions(format!("{count}")))
             };
         }
-        let grown = topics::add_partitions(
-            &self.disk,
-            &self.config.data_dir,
-            &topic,
-            count,
-            self.clock.now_ms(),
-        )?;
+        let grown = crate::io::blocking(|| {
+            topics::add_partitions(
+                &self.disk,
+                &self.config.data_dir,
+                &topic,
+                count,
+                self.clock.now_ms(),
+            )
+        })?;
+        let mut all = self.topics.write().unwrap_or_else(|p| p.into_inner());
         all.insert(name.to_owned(), Arc::new(grown));
         Ok(())
     }
@@ -286,20 +316,23 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
         overrides: TopicOverrides,
         validate_only: bool,
     ) -> Result<(), TopicError> {
-        let mut all = self.topics.write().unwrap_or_else(|p| p.into_inner());
-        let topic = all.get(name).cloned().ok_or(TopicError::Unknown)?;
+        let _held = self.hold_name(name);
+        let topic = self.topic(name).ok_or(TopicError::Unknown)?;
         if validate_only {
             config::topic_log_config(&self.config.log, &overrides)
                 .map_err(TopicError::InvalidConfig)?;
             return Ok(());
         }
-        let updated = topics::set_overrides(
-            &self.disk,
-            &self.config.data_dir,
-            &topic,
-            overrides,
-            &self.config.log,
-        )?;
+        let updated = crate::io::blocking(|| {
+            topics::set_overrides(
+                &self.disk,
+                &self.config.data_dir,
+                &topic,
+                overrides,
+                &self.config.log,
+            )
+        })?;
+        let mut all = self.topics.write().unwrap_or_else(|p| p.into_inner());
         all.insert(name.to_owned(), Arc::new(updated));
         Ok(())
     }

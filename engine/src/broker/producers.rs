@@ -21,7 +21,7 @@
 //! a power loss took out of the log. A snapshot whose offset is above the log end after
 //! recovery, or whose bytes fail their CRC, is ignored.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::path::Path;
 
@@ -97,7 +97,7 @@ pub fn is_idempotent(header: &BatchHeader) -> bool {
 /// The producers of one partition.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ProducerState {
-    producers: HashMap<i64, Producer>,
+    producers: BTreeMap<i64, Producer>,
 }
 
 impl ProducerState {
@@ -468,6 +468,24 @@ mod tests {
         let mut flipped = bytes.clone();
         flipped[20] ^= 1;
         assert_eq!(ProducerState::decode(&flipped), None);
+    }
+
+    /// At PRODUCERS_MAX a new producer makes room by forgetting the one idle longest, and among
+    /// producers idle equally long, the lowest id: the choice is a function of the log, never of
+    /// a hasher's seed, so a simulation replays it.
+    #[test]
+    fn the_full_table_forgets_the_lowest_id_among_the_longest_idle() {
+        let mut state = ProducerState::default();
+        for pid in (0..PRODUCERS_MAX as i64).rev() {
+            state.record(&header(pid + 10, 0, 0, 1, 0));
+        }
+        assert_eq!(state.len(), PRODUCERS_MAX);
+        state.record(&header(1, 0, 0, 1, 0));
+        assert_eq!(state.len(), PRODUCERS_MAX);
+        // A gap in a known producer's sequence is refused; an unknown producer may start anywhere.
+        let known = |pid| matches!(state.check(&header(pid, 0, 5, 1, 0)), Verdict::Refuse(..));
+        assert!(!known(10), "the lowest id of the equally idle is forgotten");
+        assert!(known(11) && known(1));
     }
 
     #[test]

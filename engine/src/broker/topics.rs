@@ -41,6 +41,8 @@ pub enum TopicError {
     InvalidPartitions(String),
     InvalidConfig(String),
     Storage(String),
+    /// An internal topic (`__consumer_offsets`) cannot be deleted.
+    Internal,
 }
 
 impl From<io::Error> for TopicError {

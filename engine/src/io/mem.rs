@@ -18,6 +18,18 @@ struct Tree {
     dirs: std::collections::BTreeSet<PathBuf>,
 }
 
+/// Waits while `MemDisk::hold_syncs` holds syncs (of files and of directories).
+fn wait_while_held(shared: &Shared) {
+    let mut held = shared.syncs_held.lock().expect("sync hold lock");
+    if *held {
+        shared.syncs_waiting.fetch_add(1, Ordering::SeqCst);
+        while *held {
+            held = shared.syncs_released.wait(held).expect("sync hold lock");
+        }
+        shared.syncs_waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// A file system held in memory. Clones share the same tree.
 #[derive(Clone, Default)]
 pub struct MemDisk {
@@ -52,7 +64,7 @@ impl MemDisk {
         self.shared.bytes_read.load(Ordering::Relaxed)
     }
 
-    /// Makes every `sync_data` wait until `release_syncs`: a test can then look at what the
+    /// Makes every `sync_data` and `sync_dir` wait until `release_syncs`: a test can then look at what the
     /// rest of the system may do while a flush is syncing.
     pub fn hold_syncs(&self) {
         *self.shared.syncs_held.lock().expect("sync hold lock") = true;
@@ -190,6 +202,7 @@ impl Disk for MemDisk {
     }
 
     fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
+        wait_while_held(&self.shared);
         Ok(())
     }
 
@@ -246,15 +259,7 @@ impl File for MemFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        let shared = &self.shared;
-        let mut held = shared.syncs_held.lock().expect("sync hold lock");
-        if *held {
-            shared.syncs_waiting.fetch_add(1, Ordering::SeqCst);
-            while *held {
-                held = shared.syncs_released.wait(held).expect("sync hold lock");
-            }
-            shared.syncs_waiting.fetch_sub(1, Ordering::SeqCst);
-        }
+        wait_while_held(&self.shared);
         Ok(())
     }
 

@@ -693,3 +693,29 @@ fn bytes_after_a_produced_batch_are_trimmed_unless_they_are_a_batch() {
         super::errors::INVALID_RECORD
     );
 }
+
+/// Kafka refuses to delete its internal topics; keel refuses `__consumer_offsets`, whose loss
+/// would lose every group's commits.
+#[test]
+fn the_offsets_topic_cannot_be_deleted() {
+    let broker = broker_with(&[]);
+    broker.offsets_topic().unwrap();
+    for version in versions(ApiKey::DeleteTopics) {
+        let mut body = DeleteTopicsRequest::default();
+        if version >= 6 {
+            let mut topic = delete_topics_request::DeleteTopicState::default();
+            topic.name = Some(super::topic_name("__consumer_offsets"));
+            body.topics = vec![topic];
+        } else {
+            body.topic_names = vec![super::topic_name("__consumer_offsets")];
+        }
+        let bytes = exchange(&broker, ApiKey::DeleteTopics, version, &body).unwrap();
+        let response: DeleteTopicsResponse = decode_all(bytes, version, "DeleteTopics");
+        assert_eq!(
+            response.responses[0].error_code,
+            super::errors::INVALID_TOPIC_EXCEPTION,
+            "v{version}"
+        );
+        assert!(broker.topic("__consumer_offsets").is_some());
+    }
+}

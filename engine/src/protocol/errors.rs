@@ -44,6 +44,11 @@ pub fn topic_error(error: &TopicError) -> (i16, String) {
         TopicError::InvalidPartitions(why) => (INVALID_PARTITIONS, why.clone()),
         TopicError::InvalidConfig(why) => (INVALID_CONFIG, why.clone()),
         TopicError::Storage(why) => (KAFKA_STORAGE_ERROR, why.clone()),
+        TopicError::Internal => (
+            INVALID_TOPIC_EXCEPTION,
+            "__consumer_offsets is an internal topic: the group coordinator's committed offsets cannot be deleted"
+                .to_owned(),
+        ),
     }
 }
 
