@@ -236,9 +236,9 @@ fn deleting_growing_and_reconfiguring_a_topic_hold_up_no_other_topic() {
         }
         let other = finished.recv_timeout(Duration::from_secs(10));
         disk.release_syncs();
-        assert_eq!(
+        assert!(
             other.unwrap_or_else(|_| panic!("topic a was held up by the {what} of b")),
-            true
+            "the append to a failed during the {what} of b"
         );
         changing
             .join()
