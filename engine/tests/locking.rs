@@ -246,3 +246,91 @@ fn deleting_growing_and_reconfiguring_a_topic_hold_up_no_other_topic() {
             .unwrap_or_else(|e| panic!("{what}: {e:?}"));
     }
 }
+
+/// A commit's write (and under flush=always its fsync) runs without the coordinator's lock: a
+/// commit of one group stuck in its write holds up neither another group's commit nor a
+/// read of the first group's offsets; a second commit of the stuck group waits, so each
+/// group's commits reach the log in order.
+#[test]
+fn one_groups_commit_write_holds_up_no_other_group() {
+    use keel::broker::config::GroupConfig;
+    use keel::broker::groups::{Caller, Coordinator};
+    use keel::broker::offsets::{Committed, OffsetKey};
+
+    let coordinator = Arc::new(Coordinator::new(GroupConfig::default()));
+    let entry = |group: &str, offset: i64| {
+        vec![(
+            OffsetKey {
+                group: group.to_owned(),
+                topic: "t".to_owned(),
+                partition: 0,
+            },
+            Committed {
+                offset,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp: 0,
+            },
+        )]
+    };
+    let simple = || Caller {
+        member_id: "",
+        instance_id: None,
+        generation: -1,
+    };
+    let (entered, write_entered) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    let stuck = {
+        let coordinator = Arc::clone(&coordinator);
+        let entries = entry("slow", 1);
+        thread::spawn(move || {
+            coordinator.commit(
+                "slow",
+                simple(),
+                entries,
+                |_| true,
+                0,
+                |_| {
+                    entered.send(()).expect("test alive");
+                    released.recv().expect("released");
+                    Ok(())
+                },
+            )
+        })
+    };
+    write_entered
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the slow commit reached its write");
+    let (done, finished) = mpsc::channel();
+    {
+        let coordinator = Arc::clone(&coordinator);
+        let entries = entry("fast", 2);
+        thread::spawn(move || {
+            let codes = coordinator.commit("fast", simple(), entries, |_| true, 0, |_| Ok(()));
+            let read = coordinator.committed("slow", None).len();
+            let _ = done.send((codes, read));
+        });
+    }
+    let other = finished.recv_timeout(Duration::from_secs(10));
+    let second = {
+        let coordinator = Arc::clone(&coordinator);
+        let entries = entry("slow", 3);
+        thread::spawn(move || {
+            coordinator.commit("slow", simple(), entries, |_| true, 0, |_| Ok(()))
+        })
+    };
+    thread::sleep(Duration::from_millis(50));
+    let second_waited = !second.is_finished();
+    release.send(()).expect("the slow commit waits");
+    let (codes, read) = other.expect("the fast group's commit waited for the slow group's write");
+    assert_eq!(codes, Ok(vec![0]));
+    assert_eq!(read, 0, "the slow commit is applied only once written");
+    assert_eq!(stuck.join().expect("slow commit"), Ok(vec![0]));
+    assert!(
+        second_waited,
+        "a second commit of the slow group overtook the first"
+    );
+    assert_eq!(second.join().expect("second commit"), Ok(vec![0]));
+    let committed = coordinator.committed("slow", None);
+    assert_eq!(committed[0].1.as_ref().map(|c| c.offset), Some(3));
+}

@@ -41,7 +41,7 @@
 //! session expires or by LeaveGroup (by member id, or by instance id from v3).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
@@ -720,6 +720,11 @@ pub struct CommitBatch {
 pub struct Coordinator {
     config: GroupConfig,
     groups: Mutex<BTreeMap<String, Group>>,
+    /// One lock per group that has committed, held across a commit's (or a deletion's) write
+    /// to `__consumer_offsets` and its application in memory: writes of one group reach the log
+    /// in the order memory sees them, while other groups' commits go on during the write's
+    /// fsync. Lock order: a group's commit lock, then `groups`.
+    commit_locks: Mutex<BTreeMap<String, Arc<Mutex<()>>>>,
 }
 
 impl Coordinator {
@@ -727,11 +732,29 @@ impl Coordinator {
         Coordinator {
             config,
             groups: Mutex::new(BTreeMap::new()),
+            commit_locks: Mutex::new(BTreeMap::new()),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Group>> {
         self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The commit lock of `group_id` (made on first use).
+    fn commit_lock(&self, group_id: &str) -> Arc<Mutex<()>> {
+        let mut locks = self.commit_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(group_id.to_owned()).or_default().clone()
+    }
+
+    /// Forgets a deleted group's commit lock unless someone else holds it.
+    fn drop_commit_lock(&self, group_id: &str) {
+        let mut locks = self.commit_locks.lock().unwrap_or_else(|p| p.into_inner());
+        if locks
+            .get(group_id)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
+            locks.remove(group_id);
+        }
     }
 
     /// Installs the offsets read back from `__consumer_offsets` at start.
@@ -1002,6 +1025,8 @@ impl Coordinator {
             instance_id,
             generation,
         } = caller;
+        let commit_lock = self.commit_lock(group_id);
+        let _commit = commit_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut groups = self.lock();
         // Kafka's validateOffsetCommit: without generation, member or instance it is a
         // standalone consumer's (or an admin's) commit, fine while the group has no members.
@@ -1028,6 +1053,10 @@ impl Coordinator {
                 }
             }
         }
+        // The write (and under flush=always its fsync) runs without the coordinator's lock:
+        // other groups go on. As in Kafka, a commit validated here is applied once written,
+        // whatever the group did meanwhile; the group's commit lock keeps its commits in order.
+        drop(groups);
         let mut codes = Vec::with_capacity(entries.len());
         let mut accepted = Vec::new();
         for (key, value) in entries {
@@ -1054,6 +1083,7 @@ impl Coordinator {
                 .map(|c| if c == NONE { code } else { c })
                 .collect());
         }
+        let mut groups = self.lock();
         let group = groups.entry(group_id.to_owned()).or_insert_with(Group::new);
         for (key, value) in batch.entries {
             group.offsets.insert((key.topic, key.partition), value);
@@ -1134,6 +1164,10 @@ impl Coordinator {
         group_id: &str,
         write: impl FnOnce(&[OffsetKey]) -> Result<(), i16>,
     ) -> i16 {
+        let commit_lock = self.commit_lock(group_id);
+        let commit = commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        // A deletion keeps the coordinator's lock over its write: no member may join between
+        // the check that the group is empty and its removal. It is an admin's rare call.
         let mut groups = self.lock();
         let Some(group) = groups.get(group_id) else {
             return GROUP_ID_NOT_FOUND;
@@ -1154,6 +1188,10 @@ impl Coordinator {
             return code;
         }
         groups.remove(group_id);
+        drop(groups);
+        drop(commit);
+        drop(commit_lock);
+        self.drop_commit_lock(group_id);
         tracing::info!(group = group_id, "group deleted");
         NONE
     }
