@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod compression;
+pub mod error_codes;
 pub mod fuzz;
 pub mod io;
 pub mod log;

@@ -161,11 +161,13 @@ impl Client {
             .call(ApiKey::CreateTopics, CREATE_TOPICS_VERSION, &body)
             .await?;
         let code = response.topics.first().map_or(-1, |t| t.error_code);
-        Ok(if code == 0 || code == 36 {
-            Ok(())
-        } else {
-            Err(code)
-        })
+        Ok(
+            if code == 0 || code == keel::error_codes::TOPIC_ALREADY_EXISTS {
+                Ok(())
+            } else {
+                Err(code)
+            },
+        )
     }
 
     /// Produces one batch with acks=1; the base offset assigned.

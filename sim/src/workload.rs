@@ -223,7 +223,7 @@ impl std::fmt::Display for ProduceError {
 /// How many 10 ms polls a clean shutdown may take.
 const SHUTDOWN_POLLS_MAX: u32 = 1_000;
 /// Kafka's OFFSET_OUT_OF_RANGE.
-const OFFSET_OUT_OF_RANGE: i16 = 1;
+use keel::error_codes::OFFSET_OUT_OF_RANGE;
 
 /// Creates a topic with the run's log settings (retrying while the broker starts).
 pub async fn create_topic(

@@ -12,8 +12,7 @@ use std::sync::Mutex;
 
 /// Kafka's max.incremental.fetch.session.cache.slots.
 pub const SESSIONS_MAX: usize = 1000;
-pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
-pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
+pub use crate::error_codes::{FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH};
 
 /// One partition of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]

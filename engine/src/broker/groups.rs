@@ -49,20 +49,12 @@ use tokio::sync::oneshot;
 use super::config::GroupConfig;
 use super::offsets::{Committed, GroupOffsets, OffsetKey};
 
-pub const NONE: i16 = 0;
-pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
-pub const NOT_COORDINATOR: i16 = 16;
-pub const ILLEGAL_GENERATION: i16 = 22;
-pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-pub const INVALID_GROUP_ID: i16 = 24;
-pub const UNKNOWN_MEMBER_ID: i16 = 25;
-pub const INVALID_SESSION_TIMEOUT: i16 = 26;
-pub const REBALANCE_IN_PROGRESS: i16 = 27;
-pub const NON_EMPTY_GROUP: i16 = 68;
-pub const GROUP_ID_NOT_FOUND: i16 = 69;
-pub const MEMBER_ID_REQUIRED: i16 = 79;
-pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
-pub const FENCED_INSTANCE_ID: i16 = 82;
+pub use crate::error_codes::{
+    FENCED_INSTANCE_ID, GROUP_ID_NOT_FOUND, GROUP_MAX_SIZE_REACHED, ILLEGAL_GENERATION,
+    INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED,
+    NONE, NON_EMPTY_GROUP, NOT_COORDINATOR, OFFSET_METADATA_TOO_LARGE, REBALANCE_IN_PROGRESS,
+    UNKNOWN_MEMBER_ID, UNKNOWN_TOPIC_OR_PARTITION,
+};
 /// Group ids are written into `__consumer_offsets` keys with an i16 length.
 pub const GROUP_ID_BYTES_MAX: usize = i16::MAX as usize;
 
@@ -1212,8 +1204,6 @@ impl Coordinator {
     }
 }
 
-pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1468,7 +1458,7 @@ mod tests {
             vec![(key(), value(11))],
             |_| true,
             0,
-            |_| Err(56),
+            |_| Err(crate::error_codes::KAFKA_STORAGE_ERROR),
         );
         assert_eq!(failed, Ok(vec![56]));
         assert_eq!(

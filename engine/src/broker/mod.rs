@@ -376,8 +376,7 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
         group: &str,
         entries: &[(offsets::OffsetKey, Option<offsets::Committed>)],
     ) -> Result<(), i16> {
-        const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-        const STORAGE_ERROR: i16 = 56;
+        use crate::error_codes::{COORDINATOR_NOT_AVAILABLE, KAFKA_STORAGE_ERROR as STORAGE_ERROR};
         let topic = self.offsets_topic().map_err(|e| {
             tracing::error!(error = ?e, "the offsets topic cannot be created");
             COORDINATOR_NOT_AVAILABLE

@@ -68,8 +68,7 @@ pub enum Verdict {
     Refuse(i16, String),
 }
 
-pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+pub use crate::error_codes::{INVALID_PRODUCER_EPOCH, OUT_OF_ORDER_SEQUENCE_NUMBER};
 
 /// The last sequence of a batch: its base sequence plus its offset span, wrapping as Kafka does.
 fn last_sequence(header: &BatchHeader) -> i32 {

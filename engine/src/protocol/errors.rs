@@ -5,35 +5,7 @@ use crate::compression::CompressionError;
 use crate::log::batch::BatchError;
 use crate::log::LogError;
 
-pub const NONE: i16 = 0;
-pub const UNKNOWN_SERVER_ERROR: i16 = -1;
-pub const OFFSET_OUT_OF_RANGE: i16 = 1;
-pub const CORRUPT_MESSAGE: i16 = 2;
-pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-pub const REPLICA_NOT_AVAILABLE: i16 = 9;
-pub const MESSAGE_TOO_LARGE: i16 = 10;
-pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-pub const NOT_ENOUGH_REPLICAS: i16 = 19;
-pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
-pub const INVALID_REQUIRED_ACKS: i16 = 21;
-pub const INVALID_TIMESTAMP: i16 = 32;
-pub const UNSUPPORTED_VERSION: i16 = 35;
-pub const TOPIC_ALREADY_EXISTS: i16 = 36;
-pub const INVALID_PARTITIONS: i16 = 37;
-pub const INVALID_REPLICATION_FACTOR: i16 = 38;
-pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
-pub const INVALID_CONFIG: i16 = 40;
-pub const INVALID_REQUEST: i16 = 42;
-pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
-pub const KAFKA_STORAGE_ERROR: i16 = 56;
-pub const LOG_DIR_NOT_FOUND: i16 = 57;
-pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
-pub const FENCED_LEADER_EPOCH: i16 = 74;
-pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
-pub const INVALID_RECORD: i16 = 87;
-pub const UNKNOWN_TOPIC_ID: i16 = 100;
-pub const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
-pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
+pub use crate::error_codes::*;
 
 /// The code and message for a topic operation's failure.
 pub fn topic_error(error: &TopicError) -> (i16, String) {

@@ -288,7 +288,7 @@ mod tests {
     use crate::io::{Disk, File};
 
     const CORRELATION_ID: i32 = 0x0102_0304;
-    const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    use crate::error_codes::NOT_LEADER_OR_FOLLOWER;
 
     /// Where a partition's records come from: (segment index, position, length in bytes).
     type RecordsSpec = Option<(usize, u64, u64)>;
