@@ -953,7 +953,13 @@ const TOPIC: &str = "fuzz";
 /// How many inputs one broker answers before a fresh one replaces it.
 const BROKER_INPUTS: u32 = 256;
 
-/// How long one request may take: Fetch waits up to its max_wait_ms for data.
+/// How long one request may take. Under cargo-fuzz time is virtual, so this is longer than any
+/// wait a request may ask for (a JoinGroup's rebalance timeout is at most i32::MAX ms, 24.9
+/// days): a request still unanswered then hangs, and that is a failure. `cargo test`'s corpus
+/// replay waits for real, so there a Fetch's long poll or a join's wait may outlast it.
+#[cfg(fuzzing)]
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+#[cfg(not(fuzzing))]
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A runtime and a broker, kept across inputs so that executions stay fast.
@@ -1007,9 +1013,13 @@ impl Harness {
     ) -> Option<Result<Option<Vec<u8>>, protocol::ProtocolError>> {
         let broker = &self.broker;
         self.runtime.block_on(async {
+            let what = format!("{:?} v{}", request.api_key, request.version);
             let answer = tokio::time::timeout(REQUEST_TIMEOUT, protocol::handle(broker, request));
+            let answer = answer.await;
+            if cfg!(fuzzing) && answer.is_err() {
+                panic!("{what} hangs: no answer after {REQUEST_TIMEOUT:?} of virtual time");
+            }
             answer
-                .await
                 .ok()
                 .map(|result| result.map(|frame| frame.map(frame_bytes)))
         })

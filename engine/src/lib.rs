@@ -4,6 +4,7 @@
 pub mod broker;
 pub mod compression;
 pub mod error_codes;
+#[cfg(any(test, feature = "fuzz"))]
 pub mod fuzz;
 pub mod io;
 pub mod log;
