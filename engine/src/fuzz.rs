@@ -1250,495 +1250,681 @@ impl Fields<'_, '_> {
     }
 }
 
+/// A structured Produce request at `version`.
+fn structured_produce(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = ProduceRequest::default();
+    body.acks = f.or_any(&[-1, 0, 1, 2])?;
+    body.timeout_ms = 100;
+    for _ in 0..f.count()? {
+        let mut topic = produce_request::TopicProduceData::default();
+        topic.name = protocol::topic_name(&f.topic()?);
+        for _ in 0..f.count()? {
+            let mut partition = produce_request::PartitionProduceData::default();
+            partition.index = f.partition()?;
+            partition.records = f.records()?;
+            topic.partition_data.push(partition);
+        }
+        body.topic_data.push(topic);
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured Fetch request at `version`.
+fn structured_fetch(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = FetchRequest::default();
+    body.max_wait_ms = f.0.int_in_range(0..=5)?;
+    body.min_bytes = f.or_any(&[0, 1, 1 << 20])?;
+    body.max_bytes = f.or_any(&[0, 1, 100, 1 << 20])?;
+    body.isolation_level = f.or_any(&[0, 1])?;
+    for _ in 0..f.count()? {
+        let mut topic = fetch_request::FetchTopic::default();
+        let name = f.topic()?;
+        if version >= 13 {
+            let id = HARNESS.with(|cell| {
+                let mut slot = cell.borrow_mut();
+                let harness = slot.get_or_insert_with(Harness::new);
+                harness.broker.topic(&name).map(|t| t.id)
+            });
+            topic.topic_id = match id {
+                Some(id) => uuid::Uuid::from_bytes(id),
+                None => uuid::Uuid::from_bytes(f.0.arbitrary()?),
+            };
+        } else {
+            topic.topic = protocol::topic_name(&name);
+        }
+        for _ in 0..f.count()? {
+            let mut partition = fetch_request::FetchPartition::default();
+            partition.partition = f.partition()?;
+            partition.fetch_offset = f.offset()?;
+            partition.partition_max_bytes = f.or_any(&[0, 1, 100, 1 << 20])?;
+            if version >= 5 {
+                partition.log_start_offset = f.offset()?;
+            }
+            if version >= 9 {
+                partition.current_leader_epoch = f.or_any(&[-1, 0, 1])?;
+            }
+            topic.partitions.push(partition);
+        }
+        body.topics.push(topic);
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured ListOffsets request at `version`.
+fn structured_list_offsets(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = ListOffsetsRequest::default();
+    body.replica_id = BrokerId(f.or_any(&[-1, 0])?);
+    if version >= 2 {
+        body.isolation_level = f.or_any(&[0, 1])?;
+    }
+    for _ in 0..f.count()? {
+        let mut topic = list_offsets_request::ListOffsetsTopic::default();
+        topic.name = protocol::topic_name(&f.topic()?);
+        for _ in 0..f.count()? {
+            let mut partition = list_offsets_request::ListOffsetsPartition::default();
+            partition.partition_index = f.partition()?;
+            partition.timestamp =
+                f.or_any(&[-1, -2, -3, 0, 1_700_000_000_000, 1_700_000_000_001])?;
+            if version >= 4 {
+                partition.current_leader_epoch = f.or_any(&[-1, 0])?;
+            }
+            topic.partitions.push(partition);
+        }
+        body.topics.push(topic);
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured Metadata request at `version`.
+fn structured_metadata(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = MetadataRequest::default();
+    if version == 0 || f.0.arbitrary()? {
+        let mut topics = Vec::new();
+        for _ in 0..f.count()? {
+            let mut topic = metadata_request::MetadataRequestTopic::default();
+            topic.name = Some(protocol::topic_name(&f.topic()?));
+            topics.push(topic);
+        }
+        body.topics = Some(topics);
+    } else {
+        body.topics = None;
+    }
+    if version >= 4 {
+        body.allow_auto_topic_creation = f.0.arbitrary()?;
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured ApiVersions request at `version`.
+fn structured_api_versions(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = ApiVersionsRequest::default();
+    if version >= 3 {
+        body.client_software_name = f.str_bytes(&["fuzz", ""])?;
+        body.client_software_version = f.str_bytes(&["1.0", ""])?;
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured CreateTopics request at `version`.
+fn structured_create_topics(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = CreateTopicsRequest::default();
+    body.timeout_ms = 100;
+    if version >= 1 {
+        body.validate_only = f.0.arbitrary()?;
+    }
+    for _ in 0..f.count()? {
+        let mut topic = create_topics_request::CreatableTopic::default();
+        topic.name = protocol::topic_name(&f.text(&["new", TOPIC, "a.b", "a_b"])?);
+        topic.num_partitions = f.partitions_count()?;
+        topic.replication_factor = f.or_any(&[-1, 1, 3])?;
+        for _ in 0..f.count()? {
+            let mut config = create_topics_request::CreatableTopicConfig::default();
+            config.name = f.config_name()?;
+            config.value = f.config_value()?;
+            topic.configs.push(config);
+        }
+        body.topics.push(topic);
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured DeleteTopics request at `version`.
+fn structured_delete_topics(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = DeleteTopicsRequest::default();
+    body.timeout_ms = 100;
+    for _ in 0..f.count()? {
+        let name = protocol::topic_name(&f.topic()?);
+        if version >= 6 {
+            let mut state = delete_topics_request::DeleteTopicState::default();
+            state.name = Some(name);
+            body.topics.push(state);
+        } else {
+            body.topic_names.push(name);
+        }
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured CreatePartitions request at `version`.
+fn structured_create_partitions(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = CreatePartitionsRequest::default();
+    body.timeout_ms = 100;
+    body.validate_only = f.0.arbitrary()?;
+    for _ in 0..f.count()? {
+        let mut topic = create_partitions_request::CreatePartitionsTopic::default();
+        topic.name = protocol::topic_name(&f.topic()?);
+        topic.count = f.partitions_count()?;
+        body.topics.push(topic);
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured DescribeConfigs request at `version`.
+fn structured_describe_configs(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = DescribeConfigsRequest::default();
+    body.include_synonyms = f.0.arbitrary()?;
+    if version >= 3 {
+        body.include_documentation = f.0.arbitrary()?;
+    }
+    for _ in 0..f.count()? {
+        let mut resource = describe_configs_request::DescribeConfigsResource::default();
+        resource.resource_type = f.or_any(&[2, 4])?;
+        resource.resource_name = f.str_bytes(&[TOPIC, "0", "other", ""])?;
+        if f.0.arbitrary()? {
+            let mut keys = Vec::new();
+            for _ in 0..f.count()? {
+                keys.push(f.config_name()?);
+            }
+            resource.configuration_keys = Some(keys);
+        }
+        body.resources.push(resource);
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured AlterConfigs request at `version`.
+fn structured_alter_configs(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = AlterConfigsRequest::default();
+    body.validate_only = f.0.arbitrary()?;
+    for _ in 0..f.count()? {
+        let mut resource = alter_configs_request::AlterConfigsResource::default();
+        resource.resource_type = f.or_any(&[2, 4])?;
+        resource.resource_name = f.str_bytes(&[TOPIC, "0", "other", ""])?;
+        for _ in 0..f.count()? {
+            let mut config = alter_configs_request::AlterableConfig::default();
+            config.name = f.config_name()?;
+            config.value = f.config_value()?;
+            resource.configs.push(config);
+        }
+        body.resources.push(resource);
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured IncrementalAlterConfigs request at `version`.
+fn structured_incremental_alter_configs(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = IncrementalAlterConfigsRequest::default();
+    body.validate_only = f.0.arbitrary()?;
+    for _ in 0..f.count()? {
+        let mut resource = incremental_alter_configs_request::AlterConfigsResource::default();
+        resource.resource_type = f.or_any(&[2, 4])?;
+        resource.resource_name = f.str_bytes(&[TOPIC, "0", "other", ""])?;
+        for _ in 0..f.count()? {
+            let mut config = incremental_alter_configs_request::AlterableConfig::default();
+            config.name = f.config_name()?;
+            config.config_operation = f.or_any(&[0, 1, 2, 3])?;
+            config.value = f.config_value()?;
+            resource.configs.push(config);
+        }
+        body.resources.push(resource);
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured DeleteRecords request at `version`.
+fn structured_delete_records(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = DeleteRecordsRequest::default();
+    body.timeout_ms = 100;
+    for _ in 0..f.count()? {
+        let mut topic = delete_records_request::DeleteRecordsTopic::default();
+        topic.name = protocol::topic_name(&f.topic()?);
+        for _ in 0..f.count()? {
+            let mut partition = delete_records_request::DeleteRecordsPartition::default();
+            partition.partition_index = f.partition()?;
+            partition.offset = f.offset()?;
+            topic.partitions.push(partition);
+        }
+        body.topics.push(topic);
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured InitProducerId request at `version`.
+fn structured_init_producer_id(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = InitProducerIdRequest::default();
+    body.transactional_id = if f.0.ratio(1, 4)? {
+        Some(TransactionalId(f.str_bytes(&["tx", ""])?))
+    } else {
+        None
+    };
+    body.transaction_timeout_ms = f.or_any(&[60_000, 0, -1])?;
+    if version >= 3 {
+        body.producer_id = ProducerId(f.or_any(&[-1, 0, 1000])?);
+        body.producer_epoch = f.or_any(&[-1, 0, 1])?;
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured FindCoordinator request at `version`.
+fn structured_find_coordinator(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = FindCoordinatorRequest::default();
+    if version >= 1 {
+        body.key_type = f.or_any(&[0, 1])?;
+    }
+    if version >= 4 {
+        for _ in 0..f.count()? {
+            body.coordinator_keys.push(f.str_bytes(&GROUPS)?);
+        }
+    } else {
+        body.key = f.str_bytes(&GROUPS)?;
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured JoinGroup request at `version`.
+fn structured_join_group(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = JoinGroupRequest::default();
+    body.group_id = GroupId(f.str_bytes(&GROUPS)?);
+    body.session_timeout_ms = f.or_any(&[10_000, 6_000, 1, -1])?;
+    if version >= 1 {
+        body.rebalance_timeout_ms = f.or_any(&[10_000, 0, -1])?;
+    }
+    body.member_id = f.str_bytes(&MEMBERS)?;
+    if version >= 5 && f.0.ratio(1, 4)? {
+        body.group_instance_id = Some(f.str_bytes(&["static"])?);
+    }
+    body.protocol_type = f.str_bytes(&["consumer", ""])?;
+    for _ in 0..f.count()? {
+        let mut protocol = join_group_request::JoinGroupRequestProtocol::default();
+        protocol.name = f.str_bytes(&["range", "roundrobin", "cooperative-sticky"])?;
+        protocol.metadata = Bytes::from(f.0.arbitrary::<Vec<u8>>()?);
+        body.protocols.push(protocol);
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured SyncGroup request at `version`.
+fn structured_sync_group(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = SyncGroupRequest::default();
+    body.group_id = GroupId(f.str_bytes(&GROUPS)?);
+    body.generation_id = f.or_any(&[1, 0, -1, 2])?;
+    body.member_id = f.str_bytes(&MEMBERS)?;
+    if version >= 5 {
+        body.protocol_type = Some(f.str_bytes(&["consumer"])?);
+        body.protocol_name = Some(f.str_bytes(&["range"])?);
+    }
+    for _ in 0..f.count()? {
+        let mut assignment = sync_group_request::SyncGroupRequestAssignment::default();
+        assignment.member_id = f.str_bytes(&MEMBERS)?;
+        assignment.assignment = Bytes::from(f.0.arbitrary::<Vec<u8>>()?);
+        body.assignments.push(assignment);
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured Heartbeat request at `version`.
+fn structured_heartbeat(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = HeartbeatRequest::default();
+    body.group_id = GroupId(f.str_bytes(&GROUPS)?);
+    body.generation_id = f.or_any(&[1, 0, -1])?;
+    body.member_id = f.str_bytes(&MEMBERS)?;
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured LeaveGroup request at `version`.
+fn structured_leave_group(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = LeaveGroupRequest::default();
+    body.group_id = GroupId(f.str_bytes(&GROUPS)?);
+    if version >= 3 {
+        for _ in 0..f.count()? {
+            let mut member = leave_group_request::MemberIdentity::default();
+            member.member_id = f.str_bytes(&MEMBERS)?;
+            body.members.push(member);
+        }
+    } else {
+        body.member_id = f.str_bytes(&MEMBERS)?;
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured OffsetCommit request at `version`.
+fn structured_offset_commit(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = OffsetCommitRequest::default();
+    body.group_id = GroupId(f.str_bytes(&GROUPS)?);
+    body.generation_id_or_member_epoch = f.or_any(&[-1, 1, 0])?;
+    body.member_id = f.str_bytes(&MEMBERS)?;
+    if (2..=4).contains(&version) {
+        body.retention_time_ms = -1;
+    }
+    for _ in 0..f.count()? {
+        let mut topic = offset_commit_request::OffsetCommitRequestTopic::default();
+        topic.name = protocol::topic_name(&f.topic()?);
+        for _ in 0..f.count()? {
+            let mut partition = offset_commit_request::OffsetCommitRequestPartition::default();
+            partition.partition_index = f.partition()?;
+            partition.committed_offset = f.offset()?;
+            partition.committed_metadata = Some(f.str_bytes(&["", "m"])?);
+            topic.partitions.push(partition);
+        }
+        body.topics.push(topic);
+    }
+    Ok(if version <= protocol::legacy::OFFSET_COMMIT_LEGACY_MAX {
+        legacy_frame(
+            key,
+            version,
+            &protocol::legacy::encode_offset_commit(&body, version),
+        )
+    } else {
+        request_frame(key, version, &body)
+    })
+}
+
+/// A structured OffsetFetch request at `version`.
+fn structured_offset_fetch(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = OffsetFetchRequest::default();
+    let topics = if f.0.ratio(1, 4)? {
+        None
+    } else {
+        let mut topics = Vec::new();
+        for _ in 0..f.count()? {
+            let mut partitions = Vec::new();
+            for _ in 0..f.count()? {
+                partitions.push(f.partition()?);
+            }
+            topics.push((f.topic()?, partitions));
+        }
+        Some(topics)
+    };
+    if version >= 8 {
+        let mut group = offset_fetch_request::OffsetFetchRequestGroup::default();
+        group.group_id = GroupId(f.str_bytes(&GROUPS)?);
+        group.topics = topics.map(|topics| {
+            topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    let mut topic = offset_fetch_request::OffsetFetchRequestTopics::default();
+                    topic.name = protocol::topic_name(&name);
+                    topic.partition_indexes = partitions;
+                    topic
+                })
+                .collect()
+        });
+        body.groups.push(group);
+    } else {
+        body.group_id = GroupId(f.str_bytes(&GROUPS)?);
+        body.topics = topics.map(|topics| {
+            topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    let mut topic = offset_fetch_request::OffsetFetchRequestTopic::default();
+                    topic.name = protocol::topic_name(&name);
+                    topic.partition_indexes = partitions;
+                    topic
+                })
+                .collect()
+        });
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured ListGroups request at `version`.
+fn structured_list_groups(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = ListGroupsRequest::default();
+    if version >= 4 {
+        for _ in 0..f.count()? {
+            body.states_filter
+                .push(f.str_bytes(&["Stable", "Empty", "x"])?);
+        }
+    }
+    if version >= 5 {
+        for _ in 0..f.count()? {
+            body.types_filter
+                .push(f.str_bytes(&["classic", "consumer"])?);
+        }
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured DescribeGroups request at `version`.
+fn structured_describe_groups(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = DescribeGroupsRequest::default();
+    for _ in 0..f.count()? {
+        body.groups.push(GroupId(f.str_bytes(&GROUPS)?));
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured DeleteGroups request at `version`.
+fn structured_delete_groups(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = DeleteGroupsRequest::default();
+    for _ in 0..f.count()? {
+        body.groups_names.push(GroupId(f.str_bytes(&GROUPS)?));
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured DescribeCluster request at `version`.
+fn structured_describe_cluster(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = DescribeClusterRequest::default();
+    body.include_cluster_authorized_operations = f.or_any(&[false, true])?;
+    if version >= 1 {
+        body.endpoint_type = f.or_any(&[1, 2, 0, 9])?;
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured DescribeLogDirs request at `version`.
+fn structured_describe_log_dirs(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = DescribeLogDirsRequest::default();
+    body.topics = if f.0.ratio(1, 3)? {
+        None
+    } else {
+        let mut topics = Vec::new();
+        for _ in 0..f.count()? {
+            let mut topic = describe_log_dirs_request::DescribableLogDirTopic::default();
+            topic.topic = protocol::topic_name(&f.topic()?);
+            for _ in 0..f.count()? {
+                topic.partitions.push(f.partition()?);
+            }
+            topics.push(topic);
+        }
+        Some(topics)
+    };
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured AlterReplicaLogDirs request at `version`.
+fn structured_alter_replica_log_dirs(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = AlterReplicaLogDirsRequest::default();
+    for _ in 0..f.count()? {
+        let mut dir = alter_replica_log_dirs_request::AlterReplicaLogDir::default();
+        dir.path = f.str_bytes(&["/data", "/elsewhere", ""])?;
+        for _ in 0..f.count()? {
+            let mut topic = alter_replica_log_dirs_request::AlterReplicaLogDirTopic::default();
+            topic.name = protocol::topic_name(&f.topic()?);
+            for _ in 0..f.count()? {
+                topic.partitions.push(f.partition()?);
+            }
+            dir.topics.push(topic);
+        }
+        body.dirs.push(dir);
+    }
+    Ok(request_frame(key, version, &body))
+}
+
+/// A structured OffsetForLeaderEpoch request at `version`.
+fn structured_offset_for_leader_epoch(
+    f: &mut Fields,
+    key: ApiKey,
+    version: i16,
+) -> arbitrary::Result<Option<Vec<u8>>> {
+    let mut body = OffsetForLeaderEpochRequest::default();
+    body.replica_id = BrokerId(f.or_any(&[-1, 0])?);
+    for _ in 0..f.count()? {
+        let mut topic = offset_for_leader_epoch_request::OffsetForLeaderTopic::default();
+        topic.topic = protocol::topic_name(&f.topic()?);
+        for _ in 0..f.count()? {
+            let mut partition =
+                offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
+            partition.partition = f.partition()?;
+            partition.current_leader_epoch = f.or_any(&[-1, 0, 1])?;
+            partition.leader_epoch = f.or_any(&[-1, 0, 1])?;
+            topic.partitions.push(partition);
+        }
+        body.topics.push(topic);
+    }
+    Ok(request_frame(key, version, &body))
+}
+
 /// Builds a request of `key` at `version`, encodes it, answers it, and checks the response
 /// decodes at that version. `None` when the request could not be encoded at this version (a
 /// field set that the version lacks).
 fn structured(u: &mut Unstructured, key: ApiKey, version: i16) -> arbitrary::Result<()> {
     let mut f = Fields(u);
     let frame = match key {
-        ApiKey::Produce => {
-            let mut body = ProduceRequest::default();
-            body.acks = f.or_any(&[-1, 0, 1, 2])?;
-            body.timeout_ms = 100;
-            for _ in 0..f.count()? {
-                let mut topic = produce_request::TopicProduceData::default();
-                topic.name = protocol::topic_name(&f.topic()?);
-                for _ in 0..f.count()? {
-                    let mut partition = produce_request::PartitionProduceData::default();
-                    partition.index = f.partition()?;
-                    partition.records = f.records()?;
-                    topic.partition_data.push(partition);
-                }
-                body.topic_data.push(topic);
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::Fetch => {
-            let mut body = FetchRequest::default();
-            body.max_wait_ms = f.0.int_in_range(0..=5)?;
-            body.min_bytes = f.or_any(&[0, 1, 1 << 20])?;
-            body.max_bytes = f.or_any(&[0, 1, 100, 1 << 20])?;
-            body.isolation_level = f.or_any(&[0, 1])?;
-            for _ in 0..f.count()? {
-                let mut topic = fetch_request::FetchTopic::default();
-                let name = f.topic()?;
-                if version >= 13 {
-                    let id = HARNESS.with(|cell| {
-                        let mut slot = cell.borrow_mut();
-                        let harness = slot.get_or_insert_with(Harness::new);
-                        harness.broker.topic(&name).map(|t| t.id)
-                    });
-                    topic.topic_id = match id {
-                        Some(id) => uuid::Uuid::from_bytes(id),
-                        None => uuid::Uuid::from_bytes(f.0.arbitrary()?),
-                    };
-                } else {
-                    topic.topic = protocol::topic_name(&name);
-                }
-                for _ in 0..f.count()? {
-                    let mut partition = fetch_request::FetchPartition::default();
-                    partition.partition = f.partition()?;
-                    partition.fetch_offset = f.offset()?;
-                    partition.partition_max_bytes = f.or_any(&[0, 1, 100, 1 << 20])?;
-                    if version >= 5 {
-                        partition.log_start_offset = f.offset()?;
-                    }
-                    if version >= 9 {
-                        partition.current_leader_epoch = f.or_any(&[-1, 0, 1])?;
-                    }
-                    topic.partitions.push(partition);
-                }
-                body.topics.push(topic);
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::ListOffsets => {
-            let mut body = ListOffsetsRequest::default();
-            body.replica_id = BrokerId(f.or_any(&[-1, 0])?);
-            if version >= 2 {
-                body.isolation_level = f.or_any(&[0, 1])?;
-            }
-            for _ in 0..f.count()? {
-                let mut topic = list_offsets_request::ListOffsetsTopic::default();
-                topic.name = protocol::topic_name(&f.topic()?);
-                for _ in 0..f.count()? {
-                    let mut partition = list_offsets_request::ListOffsetsPartition::default();
-                    partition.partition_index = f.partition()?;
-                    partition.timestamp =
-                        f.or_any(&[-1, -2, -3, 0, 1_700_000_000_000, 1_700_000_000_001])?;
-                    if version >= 4 {
-                        partition.current_leader_epoch = f.or_any(&[-1, 0])?;
-                    }
-                    topic.partitions.push(partition);
-                }
-                body.topics.push(topic);
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::Metadata => {
-            let mut body = MetadataRequest::default();
-            if version == 0 || f.0.arbitrary()? {
-                let mut topics = Vec::new();
-                for _ in 0..f.count()? {
-                    let mut topic = metadata_request::MetadataRequestTopic::default();
-                    topic.name = Some(protocol::topic_name(&f.topic()?));
-                    topics.push(topic);
-                }
-                body.topics = Some(topics);
-            } else {
-                body.topics = None;
-            }
-            if version >= 4 {
-                body.allow_auto_topic_creation = f.0.arbitrary()?;
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::ApiVersions => {
-            let mut body = ApiVersionsRequest::default();
-            if version >= 3 {
-                body.client_software_name = f.str_bytes(&["fuzz", ""])?;
-                body.client_software_version = f.str_bytes(&["1.0", ""])?;
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::CreateTopics => {
-            let mut body = CreateTopicsRequest::default();
-            body.timeout_ms = 100;
-            if version >= 1 {
-                body.validate_only = f.0.arbitrary()?;
-            }
-            for _ in 0..f.count()? {
-                let mut topic = create_topics_request::CreatableTopic::default();
-                topic.name = protocol::topic_name(&f.text(&["new", TOPIC, "a.b", "a_b"])?);
-                topic.num_partitions = f.partitions_count()?;
-                topic.replication_factor = f.or_any(&[-1, 1, 3])?;
-                for _ in 0..f.count()? {
-                    let mut config = create_topics_request::CreatableTopicConfig::default();
-                    config.name = f.config_name()?;
-                    config.value = f.config_value()?;
-                    topic.configs.push(config);
-                }
-                body.topics.push(topic);
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::DeleteTopics => {
-            let mut body = DeleteTopicsRequest::default();
-            body.timeout_ms = 100;
-            for _ in 0..f.count()? {
-                let name = protocol::topic_name(&f.topic()?);
-                if version >= 6 {
-                    let mut state = delete_topics_request::DeleteTopicState::default();
-                    state.name = Some(name);
-                    body.topics.push(state);
-                } else {
-                    body.topic_names.push(name);
-                }
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::CreatePartitions => {
-            let mut body = CreatePartitionsRequest::default();
-            body.timeout_ms = 100;
-            body.validate_only = f.0.arbitrary()?;
-            for _ in 0..f.count()? {
-                let mut topic = create_partitions_request::CreatePartitionsTopic::default();
-                topic.name = protocol::topic_name(&f.topic()?);
-                topic.count = f.partitions_count()?;
-                body.topics.push(topic);
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::DescribeConfigs => {
-            let mut body = DescribeConfigsRequest::default();
-            body.include_synonyms = f.0.arbitrary()?;
-            if version >= 3 {
-                body.include_documentation = f.0.arbitrary()?;
-            }
-            for _ in 0..f.count()? {
-                let mut resource = describe_configs_request::DescribeConfigsResource::default();
-                resource.resource_type = f.or_any(&[2, 4])?;
-                resource.resource_name = f.str_bytes(&[TOPIC, "0", "other", ""])?;
-                if f.0.arbitrary()? {
-                    let mut keys = Vec::new();
-                    for _ in 0..f.count()? {
-                        keys.push(f.config_name()?);
-                    }
-                    resource.configuration_keys = Some(keys);
-                }
-                body.resources.push(resource);
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::AlterConfigs => {
-            let mut body = AlterConfigsRequest::default();
-            body.validate_only = f.0.arbitrary()?;
-            for _ in 0..f.count()? {
-                let mut resource = alter_configs_request::AlterConfigsResource::default();
-                resource.resource_type = f.or_any(&[2, 4])?;
-                resource.resource_name = f.str_bytes(&[TOPIC, "0", "other", ""])?;
-                for _ in 0..f.count()? {
-                    let mut config = alter_configs_request::AlterableConfig::default();
-                    config.name = f.config_name()?;
-                    config.value = f.config_value()?;
-                    resource.configs.push(config);
-                }
-                body.resources.push(resource);
-            }
-            request_frame(key, version, &body)
-        }
+        ApiKey::Produce => structured_produce(&mut f, key, version)?,
+        ApiKey::Fetch => structured_fetch(&mut f, key, version)?,
+        ApiKey::ListOffsets => structured_list_offsets(&mut f, key, version)?,
+        ApiKey::Metadata => structured_metadata(&mut f, key, version)?,
+        ApiKey::ApiVersions => structured_api_versions(&mut f, key, version)?,
+        ApiKey::CreateTopics => structured_create_topics(&mut f, key, version)?,
+        ApiKey::DeleteTopics => structured_delete_topics(&mut f, key, version)?,
+        ApiKey::CreatePartitions => structured_create_partitions(&mut f, key, version)?,
+        ApiKey::DescribeConfigs => structured_describe_configs(&mut f, key, version)?,
+        ApiKey::AlterConfigs => structured_alter_configs(&mut f, key, version)?,
         ApiKey::IncrementalAlterConfigs => {
-            let mut body = IncrementalAlterConfigsRequest::default();
-            body.validate_only = f.0.arbitrary()?;
-            for _ in 0..f.count()? {
-                let mut resource =
-                    incremental_alter_configs_request::AlterConfigsResource::default();
-                resource.resource_type = f.or_any(&[2, 4])?;
-                resource.resource_name = f.str_bytes(&[TOPIC, "0", "other", ""])?;
-                for _ in 0..f.count()? {
-                    let mut config = incremental_alter_configs_request::AlterableConfig::default();
-                    config.name = f.config_name()?;
-                    config.config_operation = f.or_any(&[0, 1, 2, 3])?;
-                    config.value = f.config_value()?;
-                    resource.configs.push(config);
-                }
-                body.resources.push(resource);
-            }
-            request_frame(key, version, &body)
+            structured_incremental_alter_configs(&mut f, key, version)?
         }
-        ApiKey::DeleteRecords => {
-            let mut body = DeleteRecordsRequest::default();
-            body.timeout_ms = 100;
-            for _ in 0..f.count()? {
-                let mut topic = delete_records_request::DeleteRecordsTopic::default();
-                topic.name = protocol::topic_name(&f.topic()?);
-                for _ in 0..f.count()? {
-                    let mut partition = delete_records_request::DeleteRecordsPartition::default();
-                    partition.partition_index = f.partition()?;
-                    partition.offset = f.offset()?;
-                    topic.partitions.push(partition);
-                }
-                body.topics.push(topic);
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::InitProducerId => {
-            let mut body = InitProducerIdRequest::default();
-            body.transactional_id = if f.0.ratio(1, 4)? {
-                Some(TransactionalId(f.str_bytes(&["tx", ""])?))
-            } else {
-                None
-            };
-            body.transaction_timeout_ms = f.or_any(&[60_000, 0, -1])?;
-            if version >= 3 {
-                body.producer_id = ProducerId(f.or_any(&[-1, 0, 1000])?);
-                body.producer_epoch = f.or_any(&[-1, 0, 1])?;
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::FindCoordinator => {
-            let mut body = FindCoordinatorRequest::default();
-            if version >= 1 {
-                body.key_type = f.or_any(&[0, 1])?;
-            }
-            if version >= 4 {
-                for _ in 0..f.count()? {
-                    body.coordinator_keys.push(f.str_bytes(&GROUPS)?);
-                }
-            } else {
-                body.key = f.str_bytes(&GROUPS)?;
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::JoinGroup => {
-            let mut body = JoinGroupRequest::default();
-            body.group_id = GroupId(f.str_bytes(&GROUPS)?);
-            body.session_timeout_ms = f.or_any(&[10_000, 6_000, 1, -1])?;
-            if version >= 1 {
-                body.rebalance_timeout_ms = f.or_any(&[10_000, 0, -1])?;
-            }
-            body.member_id = f.str_bytes(&MEMBERS)?;
-            if version >= 5 && f.0.ratio(1, 4)? {
-                body.group_instance_id = Some(f.str_bytes(&["static"])?);
-            }
-            body.protocol_type = f.str_bytes(&["consumer", ""])?;
-            for _ in 0..f.count()? {
-                let mut protocol = join_group_request::JoinGroupRequestProtocol::default();
-                protocol.name = f.str_bytes(&["range", "roundrobin", "cooperative-sticky"])?;
-                protocol.metadata = Bytes::from(f.0.arbitrary::<Vec<u8>>()?);
-                body.protocols.push(protocol);
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::SyncGroup => {
-            let mut body = SyncGroupRequest::default();
-            body.group_id = GroupId(f.str_bytes(&GROUPS)?);
-            body.generation_id = f.or_any(&[1, 0, -1, 2])?;
-            body.member_id = f.str_bytes(&MEMBERS)?;
-            if version >= 5 {
-                body.protocol_type = Some(f.str_bytes(&["consumer"])?);
-                body.protocol_name = Some(f.str_bytes(&["range"])?);
-            }
-            for _ in 0..f.count()? {
-                let mut assignment = sync_group_request::SyncGroupRequestAssignment::default();
-                assignment.member_id = f.str_bytes(&MEMBERS)?;
-                assignment.assignment = Bytes::from(f.0.arbitrary::<Vec<u8>>()?);
-                body.assignments.push(assignment);
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::Heartbeat => {
-            let mut body = HeartbeatRequest::default();
-            body.group_id = GroupId(f.str_bytes(&GROUPS)?);
-            body.generation_id = f.or_any(&[1, 0, -1])?;
-            body.member_id = f.str_bytes(&MEMBERS)?;
-            request_frame(key, version, &body)
-        }
-        ApiKey::LeaveGroup => {
-            let mut body = LeaveGroupRequest::default();
-            body.group_id = GroupId(f.str_bytes(&GROUPS)?);
-            if version >= 3 {
-                for _ in 0..f.count()? {
-                    let mut member = leave_group_request::MemberIdentity::default();
-                    member.member_id = f.str_bytes(&MEMBERS)?;
-                    body.members.push(member);
-                }
-            } else {
-                body.member_id = f.str_bytes(&MEMBERS)?;
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::OffsetCommit => {
-            let mut body = OffsetCommitRequest::default();
-            body.group_id = GroupId(f.str_bytes(&GROUPS)?);
-            body.generation_id_or_member_epoch = f.or_any(&[-1, 1, 0])?;
-            body.member_id = f.str_bytes(&MEMBERS)?;
-            if (2..=4).contains(&version) {
-                body.retention_time_ms = -1;
-            }
-            for _ in 0..f.count()? {
-                let mut topic = offset_commit_request::OffsetCommitRequestTopic::default();
-                topic.name = protocol::topic_name(&f.topic()?);
-                for _ in 0..f.count()? {
-                    let mut partition =
-                        offset_commit_request::OffsetCommitRequestPartition::default();
-                    partition.partition_index = f.partition()?;
-                    partition.committed_offset = f.offset()?;
-                    partition.committed_metadata = Some(f.str_bytes(&["", "m"])?);
-                    topic.partitions.push(partition);
-                }
-                body.topics.push(topic);
-            }
-            if version <= protocol::legacy::OFFSET_COMMIT_LEGACY_MAX {
-                legacy_frame(
-                    key,
-                    version,
-                    &protocol::legacy::encode_offset_commit(&body, version),
-                )
-            } else {
-                request_frame(key, version, &body)
-            }
-        }
-        ApiKey::OffsetFetch => {
-            let mut body = OffsetFetchRequest::default();
-            let topics = if f.0.ratio(1, 4)? {
-                None
-            } else {
-                let mut topics = Vec::new();
-                for _ in 0..f.count()? {
-                    let mut partitions = Vec::new();
-                    for _ in 0..f.count()? {
-                        partitions.push(f.partition()?);
-                    }
-                    topics.push((f.topic()?, partitions));
-                }
-                Some(topics)
-            };
-            if version >= 8 {
-                let mut group = offset_fetch_request::OffsetFetchRequestGroup::default();
-                group.group_id = GroupId(f.str_bytes(&GROUPS)?);
-                group.topics = topics.map(|topics| {
-                    topics
-                        .into_iter()
-                        .map(|(name, partitions)| {
-                            let mut topic =
-                                offset_fetch_request::OffsetFetchRequestTopics::default();
-                            topic.name = protocol::topic_name(&name);
-                            topic.partition_indexes = partitions;
-                            topic
-                        })
-                        .collect()
-                });
-                body.groups.push(group);
-            } else {
-                body.group_id = GroupId(f.str_bytes(&GROUPS)?);
-                body.topics = topics.map(|topics| {
-                    topics
-                        .into_iter()
-                        .map(|(name, partitions)| {
-                            let mut topic =
-                                offset_fetch_request::OffsetFetchRequestTopic::default();
-                            topic.name = protocol::topic_name(&name);
-                            topic.partition_indexes = partitions;
-                            topic
-                        })
-                        .collect()
-                });
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::ListGroups => {
-            let mut body = ListGroupsRequest::default();
-            if version >= 4 {
-                for _ in 0..f.count()? {
-                    body.states_filter
-                        .push(f.str_bytes(&["Stable", "Empty", "x"])?);
-                }
-            }
-            if version >= 5 {
-                for _ in 0..f.count()? {
-                    body.types_filter
-                        .push(f.str_bytes(&["classic", "consumer"])?);
-                }
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::DescribeGroups => {
-            let mut body = DescribeGroupsRequest::default();
-            for _ in 0..f.count()? {
-                body.groups.push(GroupId(f.str_bytes(&GROUPS)?));
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::DeleteGroups => {
-            let mut body = DeleteGroupsRequest::default();
-            for _ in 0..f.count()? {
-                body.groups_names.push(GroupId(f.str_bytes(&GROUPS)?));
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::DescribeCluster => {
-            let mut body = DescribeClusterRequest::default();
-            body.include_cluster_authorized_operations = f.or_any(&[false, true])?;
-            if version >= 1 {
-                body.endpoint_type = f.or_any(&[1, 2, 0, 9])?;
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::DescribeLogDirs => {
-            let mut body = DescribeLogDirsRequest::default();
-            body.topics = if f.0.ratio(1, 3)? {
-                None
-            } else {
-                let mut topics = Vec::new();
-                for _ in 0..f.count()? {
-                    let mut topic = describe_log_dirs_request::DescribableLogDirTopic::default();
-                    topic.topic = protocol::topic_name(&f.topic()?);
-                    for _ in 0..f.count()? {
-                        topic.partitions.push(f.partition()?);
-                    }
-                    topics.push(topic);
-                }
-                Some(topics)
-            };
-            request_frame(key, version, &body)
-        }
-        ApiKey::AlterReplicaLogDirs => {
-            let mut body = AlterReplicaLogDirsRequest::default();
-            for _ in 0..f.count()? {
-                let mut dir = alter_replica_log_dirs_request::AlterReplicaLogDir::default();
-                dir.path = f.str_bytes(&["/data", "/elsewhere", ""])?;
-                for _ in 0..f.count()? {
-                    let mut topic =
-                        alter_replica_log_dirs_request::AlterReplicaLogDirTopic::default();
-                    topic.name = protocol::topic_name(&f.topic()?);
-                    for _ in 0..f.count()? {
-                        topic.partitions.push(f.partition()?);
-                    }
-                    dir.topics.push(topic);
-                }
-                body.dirs.push(dir);
-            }
-            request_frame(key, version, &body)
-        }
-        ApiKey::OffsetForLeaderEpoch => {
-            let mut body = OffsetForLeaderEpochRequest::default();
-            body.replica_id = BrokerId(f.or_any(&[-1, 0])?);
-            for _ in 0..f.count()? {
-                let mut topic = offset_for_leader_epoch_request::OffsetForLeaderTopic::default();
-                topic.topic = protocol::topic_name(&f.topic()?);
-                for _ in 0..f.count()? {
-                    let mut partition =
-                        offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
-                    partition.partition = f.partition()?;
-                    partition.current_leader_epoch = f.or_any(&[-1, 0, 1])?;
-                    partition.leader_epoch = f.or_any(&[-1, 0, 1])?;
-                    topic.partitions.push(partition);
-                }
-                body.topics.push(topic);
-            }
-            request_frame(key, version, &body)
-        }
+        ApiKey::DeleteRecords => structured_delete_records(&mut f, key, version)?,
+        ApiKey::InitProducerId => structured_init_producer_id(&mut f, key, version)?,
+        ApiKey::FindCoordinator => structured_find_coordinator(&mut f, key, version)?,
+        ApiKey::JoinGroup => structured_join_group(&mut f, key, version)?,
+        ApiKey::SyncGroup => structured_sync_group(&mut f, key, version)?,
+        ApiKey::Heartbeat => structured_heartbeat(&mut f, key, version)?,
+        ApiKey::LeaveGroup => structured_leave_group(&mut f, key, version)?,
+        ApiKey::OffsetCommit => structured_offset_commit(&mut f, key, version)?,
+        ApiKey::OffsetFetch => structured_offset_fetch(&mut f, key, version)?,
+        ApiKey::ListGroups => structured_list_groups(&mut f, key, version)?,
+        ApiKey::DescribeGroups => structured_describe_groups(&mut f, key, version)?,
+        ApiKey::DeleteGroups => structured_delete_groups(&mut f, key, version)?,
+        ApiKey::DescribeCluster => structured_describe_cluster(&mut f, key, version)?,
+        ApiKey::DescribeLogDirs => structured_describe_log_dirs(&mut f, key, version)?,
+        ApiKey::AlterReplicaLogDirs => structured_alter_replica_log_dirs(&mut f, key, version)?,
+        ApiKey::OffsetForLeaderEpoch => structured_offset_for_leader_epoch(&mut f, key, version)?,
         other => unreachable!("{other:?} is not in SUPPORTED"),
     };
     let Some(frame) = frame else {
