@@ -35,6 +35,7 @@ mod retention;
 pub use self::retention::RetentionOutcome;
 pub mod scan;
 pub mod segment;
+use self::scan::REPLAY_READ_ATTEMPTS_MAX;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -536,10 +537,11 @@ impl<D: Disk> Log<D> {
     }
 
     /// `read_copy` for the replays at open (producer state, committed offsets), which must not
-    /// stop early at a transient error: that would forget whatever follows. A batch that fails
-    /// verification is read again, `READ_ATTEMPTS_MAX` times over (each time with `read_copy`'s
-    /// own re-reads). Damage that persists is `Corrupt`, also when a lookup met unparsable
-    /// bytes (which it reports as an `InvalidData` IO error).
+    /// stop early at a transient error: that would forget whatever follows. It makes
+    /// `REPLAY_READ_ATTEMPTS_MAX` attempts (lookup, read and verification) in all, where
+    /// `read_copy` makes `READ_ATTEMPTS_MAX`, so rot that outlasts a `read_copy` can still be
+    /// read through. Damage that persists is `Corrupt`, also when a lookup met unparsable bytes
+    /// (which it reports as an `InvalidData` IO error).
     ///
     /// # Errors
     /// `Corrupt` for lasting damage; other IO errors as they come, for the caller to fail on.
@@ -549,22 +551,13 @@ impl<D: Disk> Log<D> {
         bytes_max: u64,
         offset_limit: u64,
     ) -> Result<Vec<u8>, LogError> {
-        let mut attempt = 1;
-        loop {
-            let read = match self.read_copy(offset, bytes_max, offset_limit) {
-                Err(LogError::Io(e)) if e.kind() == io::ErrorKind::InvalidData => {
-                    Err(LogError::Corrupt {
-                        offset,
-                        reason: e.to_string(),
-                    })
-                }
-                other => other,
-            };
-            match read {
-                Err(LogError::Corrupt { .. }) if attempt < scan::READ_ATTEMPTS_MAX => attempt += 1,
-                other => return other,
-            }
-        }
+        self.copy_attempts(
+            offset,
+            bytes_max,
+            offset_limit,
+            REPLAY_READ_ATTEMPTS_MAX,
+            true,
+        )
     }
 
     fn write_checkpoint(&mut self, recovery_point: u64) -> io::Result<()> {
@@ -657,12 +650,50 @@ impl<D: Disk> Log<D> {
         bytes_max: u64,
         offset_limit: u64,
     ) -> Result<Vec<u8>, LogError> {
-        // Bytes that fail verification are read again, lookup included: a transient read error
-        // must not be reported as corruption, and corruption that persists is never served.
+        self.copy_attempts(
+            offset,
+            bytes_max,
+            offset_limit,
+            scan::READ_ATTEMPTS_MAX,
+            false,
+        )
+    }
+
+    /// `read_copy`'s body: up to `attempts` attempts in all, each a lookup, a read and a
+    /// verification, so a damaged batch is read a bounded number of times however the layers
+    /// below fail (they do not retry on their own). Bytes that fail verification are read
+    /// again, lookup included: a transient read error must not be reported as corruption, and
+    /// corruption that persists is never served. `lookup_damage_is_corrupt` turns a lookup's
+    /// `InvalidData` (unparsable headers) into `Corrupt`, to be tried again.
+    fn copy_attempts(
+        &mut self,
+        offset: u64,
+        bytes_max: u64,
+        offset_limit: u64,
+        attempts: u32,
+        lookup_damage_is_corrupt: bool,
+    ) -> Result<Vec<u8>, LogError> {
+        debug_assert!(attempts >= 1);
         let mut last_failure = None;
-        for _ in 0..scan::READ_ATTEMPTS_MAX {
-            let Some(slice) = self.read(offset, bytes_max, offset_limit)? else {
-                return Ok(Vec::new());
+        let mut last_error = None;
+        for _ in 0..attempts {
+            let slice = match self.read_once(offset, bytes_max, offset_limit) {
+                Ok(None) => return Ok(Vec::new()),
+                Ok(Some(slice)) => slice,
+                Err(e @ LogError::Corrupt { .. }) => {
+                    last_error = Some(e);
+                    continue;
+                }
+                Err(LogError::Io(e))
+                    if lookup_damage_is_corrupt && e.kind() == io::ErrorKind::InvalidData =>
+                {
+                    last_error = Some(LogError::Corrupt {
+                        offset,
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             let mut bytes = vec![0u8; slice.bytes as usize];
             slice.file.read_exact_at(&mut bytes, slice.position)?;
@@ -672,7 +703,9 @@ impl<D: Disk> Log<D> {
             }
             last_failure = Some((bytes, verified, slice.first_offset));
         }
-        let (mut bytes, verified, first_offset) = last_failure.expect("at least one attempt");
+        let Some((mut bytes, verified, first_offset)) = last_failure else {
+            return Err(last_error.expect("every attempt failed with an error"));
+        };
         if verified == 0 {
             let reason = match BatchHeader::parse(&bytes) {
                 Ok(h) => format!("batch at offset {} fails verification", h.base_offset),
@@ -841,19 +874,15 @@ fn verify_slice<F: File>(
     if segment.is_verified(slice.position, end) {
         return Ok(slice);
     }
+    // One read: the callers (`read`, `read_copy`) make the attempts, so that the reads of a
+    // damaged batch add up to a bound rather than multiply.
     let mut bytes = vec![0u8; slice.bytes as usize];
-    let mut verified = 0;
-    for _ in 0..scan::READ_ATTEMPTS_MAX {
-        slice.file.read_exact_at(&mut bytes, slice.position)?;
-        verified = verified_prefix_holding(&bytes, slice.first_offset, offset, segment.holes());
-        if verified == bytes.len() {
-            break;
-        }
-    }
+    slice.file.read_exact_at(&mut bytes, slice.position)?;
+    let verified = verified_prefix_holding(&bytes, slice.first_offset, offset, segment.holes());
     if verified == 0 {
         return Err(LogError::Corrupt {
             offset: slice.first_offset,
-            reason: "the batch fails verification on every read".to_owned(),
+            reason: "the batch fails verification".to_owned(),
         });
     }
     segment.mark_verified(slice.position, slice.position + verified as u64);

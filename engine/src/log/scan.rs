@@ -19,6 +19,9 @@ const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
 const HEADER_READ_BYTES: usize = 4096;
 /// How many times bytes that fail verification are read again before they are judged corrupt.
 pub const READ_ATTEMPTS_MAX: u32 = 3;
+/// The attempts of the replays at open (producer state, committed offsets), in all: more than a
+/// read's, since stopping early there forgets whatever follows.
+pub const REPLAY_READ_ATTEMPTS_MAX: u32 = 2 * READ_ATTEMPTS_MAX;
 /// No batch on disk can be larger than this; a header that says otherwise is corrupt.
 pub const BATCH_BYTES_MAX: usize = 256 * 1024 * 1024;
 

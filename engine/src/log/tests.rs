@@ -1403,3 +1403,42 @@ fn a_replay_read_outlasts_rot_that_fails_one_read_copy() {
     disk.rot_reads(0);
     assert_eq!(log.replay_copy(0, 1 << 20, 3).unwrap(), intact);
 }
+
+/// A damaged batch is read a bounded number of times: the attempts of `read`, `read_copy` and
+/// `replay_copy` do not multiply through the layers below (they once nested to 27 reads and
+/// more). Each attempt is at most a lookup (a header read, and a first use's index check), a
+/// verification and a copy.
+#[test]
+fn reads_of_a_damaged_batch_are_bounded_in_total() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, small_config());
+    for _ in 0..3 {
+        append(&mut log, 3, 10, 1000);
+    }
+    let intact = log.read_copy(0, 1 << 20, u64::MAX).unwrap();
+    log.close(0).unwrap();
+    // Reopened, nothing is verified in memory: every read goes to the bytes, and every one
+    // comes back rotten. What a call returns is damage or a prefix of what is stored, never
+    // other bytes, and it has read a bounded number of times.
+    type Call<'a> = &'a mut dyn FnMut(&mut Log<MemDisk>) -> Result<Vec<u8>, LogError>;
+    let reads_of = |call: Call| {
+        let mut log = open(&disk, small_config());
+        disk.rot_reads(1_000);
+        let outcome = call(&mut log);
+        let reads = 1_000 - disk.rotten_reads_left();
+        disk.rot_reads(0);
+        match outcome {
+            Ok(bytes) => assert!(intact.starts_with(&bytes), "rotten bytes were served"),
+            Err(LogError::Corrupt { .. }) => {}
+            Err(e) => panic!("a rotten read gave {e:?}"),
+        }
+        reads
+    };
+    let per_attempt = 4;
+    let bound = u64::from(scan::READ_ATTEMPTS_MAX) * per_attempt;
+    let read_copy = reads_of(&mut |log| log.read_copy(0, 1 << 20, u64::MAX));
+    assert!(read_copy <= bound, "read_copy read {read_copy} times");
+    let replay = reads_of(&mut |log| log.replay_copy(0, 1 << 20, u64::MAX));
+    let replay_bound = u64::from(scan::REPLAY_READ_ATTEMPTS_MAX) * per_attempt;
+    assert!(replay <= replay_bound, "replay_copy read {replay} times");
+}
