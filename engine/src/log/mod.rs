@@ -30,6 +30,8 @@ pub mod compaction;
 pub mod config;
 pub mod dump;
 pub mod index;
+#[cfg(any(test, feature = "fuzz"))]
+pub mod model;
 mod recovery;
 mod retention;
 pub use self::retention::RetentionOutcome;
