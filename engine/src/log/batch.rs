@@ -761,6 +761,43 @@ pub fn rebuild(
         true => Codec::None,
         false => original.codec()?,
     };
+    let mut batch = build_like(original, records, codec)?;
+    if records.is_empty() {
+        let timestamp = original.max_timestamp.to_be_bytes();
+        batch[BASE_TIMESTAMP_POS..BASE_TIMESTAMP_POS + 8].copy_from_slice(&timestamp);
+        batch[MAX_TIMESTAMP_POS..MAX_TIMESTAMP_POS + 8].copy_from_slice(&timestamp);
+    }
+    let crc = compute_crc(&batch);
+    batch[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(batch)
+}
+
+/// The batch with its records compressed by `codec` instead, for a topic whose
+/// compression.type names a codec (Kafka's log validator recompresses such batches): the same
+/// base offset and offset deltas, producer id, epoch and base sequence, partition leader epoch,
+/// record timestamps and timestamp type, and a fresh CRC. The caller has validated `batch`.
+///
+/// # Errors
+/// Framing or compression errors.
+pub fn recompress(batch: &[u8], codec: Codec) -> Result<Vec<u8>, BatchError> {
+    let header = BatchHeader::parse(batch)?;
+    let records = decode_records(batch)?;
+    let mut out = build_like(&header, &records, codec).map_err(BatchError::Compression)?;
+    let crc = compute_crc(&out);
+    out[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+    debug_assert_eq!(decode_records(&out).ok().as_ref(), Some(&records));
+    Ok(out)
+}
+
+/// `records` (of `original`, with their offsets) encoded as a batch like `original`: its base
+/// offset and last offset delta, producer id, epoch and base sequence, partition leader epoch
+/// and attributes, with `codec`, and under LogAppendTime its max timestamp. The CRC is left to
+/// the caller, which may change more first.
+fn build_like(
+    original: &BatchHeader,
+    records: &[DecodedRecord],
+    codec: Codec,
+) -> Result<Vec<u8>, CompressionError> {
     let builder = BatchBuilder {
         base_offset: original.base_offset,
         codec,
@@ -785,63 +822,11 @@ pub fn rebuild(
     let mut batch = builder.build_with_deltas(&new_records, &deltas, original.last_offset_delta)?;
     let attributes = (original.attributes & !ATTR_CODEC_MASK) | i16::from(codec.id());
     batch[ATTRIBUTES_POS..ATTRIBUTES_POS + 2].copy_from_slice(&attributes.to_be_bytes());
-    if records.is_empty() {
-        let timestamp = original.max_timestamp.to_be_bytes();
-        batch[BASE_TIMESTAMP_POS..BASE_TIMESTAMP_POS + 8].copy_from_slice(&timestamp);
-        batch[MAX_TIMESTAMP_POS..MAX_TIMESTAMP_POS + 8].copy_from_slice(&timestamp);
-    } else if original.is_log_append_time() {
+    if original.is_log_append_time() {
         let timestamp = original.max_timestamp.to_be_bytes();
         batch[MAX_TIMESTAMP_POS..MAX_TIMESTAMP_POS + 8].copy_from_slice(&timestamp);
     }
-    let crc = compute_crc(&batch);
-    batch[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
     Ok(batch)
-}
-
-/// The batch with its records compressed by `codec` instead, for a topic whose
-/// compression.type names a codec (Kafka's log validator recompresses such batches): the same
-/// base offset and offset deltas, producer id, epoch and base sequence, partition leader epoch,
-/// record timestamps and timestamp type, and a fresh CRC. The caller has validated `batch`.
-///
-/// # Errors
-/// Framing or compression errors.
-pub fn recompress(batch: &[u8], codec: Codec) -> Result<Vec<u8>, BatchError> {
-    let header = BatchHeader::parse(batch)?;
-    let records = decode_records(batch)?;
-    let builder = BatchBuilder {
-        base_offset: header.base_offset,
-        codec,
-        producer_id: header.producer_id,
-        producer_epoch: header.producer_epoch,
-        base_sequence: header.base_sequence,
-        partition_leader_epoch: header.partition_leader_epoch,
-    };
-    let new_records: Vec<NewRecord> = records
-        .iter()
-        .map(|r| NewRecord {
-            timestamp: r.timestamp,
-            key: r.key.clone(),
-            value: r.value.clone(),
-            headers: r.headers.clone(),
-        })
-        .collect();
-    let deltas: Vec<i64> = records
-        .iter()
-        .map(|r| r.offset.saturating_sub(header.base_offset))
-        .collect();
-    let mut out = builder
-        .build_with_deltas(&new_records, &deltas, header.last_offset_delta)
-        .map_err(BatchError::Compression)?;
-    let attributes = (header.attributes & !ATTR_CODEC_MASK) | i16::from(codec.id());
-    out[ATTRIBUTES_POS..ATTRIBUTES_POS + 2].copy_from_slice(&attributes.to_be_bytes());
-    if header.is_log_append_time() {
-        let timestamp = header.max_timestamp.to_be_bytes();
-        out[MAX_TIMESTAMP_POS..MAX_TIMESTAMP_POS + 8].copy_from_slice(&timestamp);
-    }
-    let crc = compute_crc(&out);
-    out[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
-    debug_assert_eq!(decode_records(&out).ok().as_ref(), Some(&records));
-    Ok(out)
 }
 
 /// The records of a batch with their absolute offsets and timestamps, decompressed and owned.
