@@ -23,6 +23,8 @@ pub struct Metrics {
     malformed: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    /// Accepts that failed (out of descriptors, most often).
+    accept_failures: AtomicU64,
     fsyncs: AtomicU64,
     fsync_ns_total: AtomicU64,
     fsync_ns_max: AtomicU64,
@@ -36,6 +38,7 @@ impl Default for Metrics {
             trailing: std::array::from_fn(|_| AtomicU64::new(0)),
             malformed: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
+            accept_failures: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
             fsync_ns_total: AtomicU64::new(0),
@@ -65,6 +68,11 @@ impl Metrics {
     /// A request whose body was followed by bytes its version does not define.
     pub fn trailing_bytes(&self, api: ApiKey) {
         self.trailing[slot(api)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An accept of a connection that failed.
+    pub fn accept_failed(&self) {
+        self.accept_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn bytes_in(&self, bytes: u64) {
@@ -121,6 +129,16 @@ pub fn render<D: Disk, C: Clock, R: Rng>(broker: &Broker<D, C, R>) -> String {
         out,
         "keel_malformed_requests_total {}",
         m.malformed.load(Ordering::Relaxed)
+    );
+    counter(
+        &mut out,
+        "keel_accept_failures_total",
+        "Accepts of connections that failed (out of file descriptors, most often).",
+    );
+    let _ = writeln!(
+        out,
+        "keel_accept_failures_total {}",
+        m.accept_failures.load(Ordering::Relaxed)
     );
     counter(
         &mut out,

@@ -58,6 +58,7 @@ where
     let metrics =
         metrics.map(|listener| tokio::spawn(serve_metrics::<N, D, C, R>(listener, broker.clone())));
     tokio::pin!(shutdown);
+    let mut failures = AcceptFailures::default();
     loop {
         // Every `select!` here is biased: an unbiased one draws its order from tokio's
         // per-thread generator, seeded from a process-wide counter (see `Stop`). The order
@@ -69,10 +70,19 @@ where
                 let (connection, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
+                        let pause = failures.failed(&e, &broker);
+                        // Out of descriptors (EMFILE, ENFILE) an accept fails at once, again
+                        // and again: back off instead of spinning, as Go's and tokio's servers
+                        // do, while still answering the stop.
+                        tokio::select! {
+                            biased;
+                            () = &mut shutdown => break,
+                            () = tokio::time::sleep(pause) => {}
+                        }
                         continue;
                     }
                 };
+                failures.succeeded();
                 admit::<N, D, C, R>(connection, peer, &broker, &open, stop.clone());
             }
         }
@@ -89,6 +99,62 @@ where
     broker.close();
     Ok(())
 }
+
+/// The first pause after a failed accept; it doubles while accepts keep failing.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+/// The longest pause between failed accepts.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Failed accepts are logged at most once per this long, with how many there were.
+const ACCEPT_LOG_INTERVAL_NS: u64 = 10_000_000_000;
+
+/// The accept loop's failures in a row: how long to pause, and when they were last logged.
+#[derive(Default)]
+struct AcceptFailures {
+    in_a_row: u32,
+    unlogged: u64,
+    logged_at_ns: Option<u64>,
+}
+
+impl AcceptFailures {
+    /// Counts a failed accept (in the metrics, and in a log line at most every
+    /// `ACCEPT_LOG_INTERVAL_NS`) and returns how long to pause before the next.
+    fn failed<D: Disk, C: Clock, R: Rng>(
+        &mut self,
+        e: &io::Error,
+        broker: &Broker<D, C, R>,
+    ) -> Duration {
+        broker.metrics.accept_failed();
+        self.unlogged += 1;
+        let now_ns = broker.clock.monotonic_ns();
+        let due = self
+            .logged_at_ns
+            .is_none_or(|at| now_ns.saturating_sub(at) >= ACCEPT_LOG_INTERVAL_NS);
+        if due {
+            let exhausted = matches!(e.raw_os_error(), Some(EMFILE | ENFILE));
+            tracing::warn!(
+                error = %e,
+                failures = self.unlogged,
+                descriptors_exhausted = exhausted,
+                "accepting connections fails; backing off"
+            );
+            self.unlogged = 0;
+            self.logged_at_ns = Some(now_ns);
+        }
+        let pause = ACCEPT_BACKOFF_MIN
+            .saturating_mul(1 << self.in_a_row.min(16))
+            .min(ACCEPT_BACKOFF_MAX);
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        pause
+    }
+
+    fn succeeded(&mut self) {
+        self.in_a_row = 0;
+    }
+}
+
+/// errno values for "too many open files" in the process (EMFILE) and the system (ENFILE).
+const EMFILE: i32 = 24;
+const ENFILE: i32 = 23;
 
 fn admit<N, D, C, R>(
     connection: N::Connection,
