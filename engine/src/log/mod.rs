@@ -281,6 +281,11 @@ impl<D: Disk> Log<D> {
     }
 
     /// Bytes of batches in all segments.
+    /// How many times segments' indexes were rebuilt from the log since the log was opened.
+    pub fn index_rebuilds(&self) -> u64 {
+        self.segments.values().map(Segment::index_rebuilds).sum()
+    }
+
     pub fn size_bytes(&self) -> u64 {
         self.segments.values().map(Segment::bytes).sum()
     }

@@ -59,6 +59,9 @@ pub struct AppendedBatch {
     pub offset_of_max_timestamp: u64,
 }
 
+/// Past this many bytes, a segment whose batches begin later must have offset index entries.
+const SPARSE_INDEX_BYTES: u64 = 64 * 1024;
+
 pub struct Segment<F: File> {
     base_offset: u64,
     dir: PathBuf,
@@ -68,6 +71,8 @@ pub struct Segment<F: File> {
     index: IndexFile<F>,
     time_index: IndexFile<F>,
     index_state: IndexState,
+    /// How many times this segment's indexes were rebuilt from the log.
+    index_rebuilds: u64,
     bytes_since_index_entry: u64,
     /// The largest timestamp in the segment and the offset carrying it (-1 when unknown/empty).
     max_timestamp: i64,
@@ -129,6 +134,7 @@ impl<F: File> Segment<F> {
             index: IndexFile::open_mutable(IndexKind::Offset, index, 0, index_bytes_max)?,
             time_index: IndexFile::open_mutable(IndexKind::Time, time_index, 0, index_bytes_max)?,
             index_state: IndexState::Trusted,
+            index_rebuilds: 0,
             bytes_since_index_entry: 0,
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
@@ -161,6 +167,7 @@ impl<F: File> Segment<F> {
             index: IndexFile::open_immutable(IndexKind::Offset, index)?,
             time_index: IndexFile::open_immutable(IndexKind::Time, time_index)?,
             index_state: IndexState::Unchecked,
+            index_rebuilds: 0,
             bytes_since_index_entry: 0,
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
@@ -384,7 +391,12 @@ impl<F: File> Segment<F> {
             == self.index.len();
         let time_ok = index::valid_prefix(IndexKind::Time, self.time_index.bytes(), u64::MAX)
             == self.time_index.len();
-        let sparse = self.index.is_empty() && self.bytes > 64 * 1024;
+        // An empty offset index is right for a segment whose batches all begin within the
+        // first SPARSE_INDEX_BYTES (one large batch, say): every index.interval.bytes keel
+        // takes is below that, and only a batch that begins past the interval gets an entry.
+        let sparse = self.index.is_empty()
+            && self.bytes > SPARSE_INDEX_BYTES
+            && !self.batches_begin_within(SPARSE_INDEX_BYTES)?;
         if offset_ok && time_ok && !sparse {
             self.index_state = IndexState::Trusted;
             return Ok(());
@@ -396,8 +408,31 @@ impl<F: File> Segment<F> {
         self.rebuild_indexes()
     }
 
+    /// Whether every batch of the segment begins within its first `limit` bytes, read from the
+    /// headers (a few reads: the walk stops past `limit`). A header that does not read right
+    /// says no, and the indexes are rebuilt from a scan that verifies.
+    fn batches_begin_within(&self, limit: u64) -> io::Result<bool> {
+        let mut position = 0;
+        while position < self.bytes {
+            if position > limit {
+                return Ok(false);
+            }
+            let Some(size) = self.header_at(position)?.and_then(|h| h.total_bytes()) else {
+                return Ok(false);
+            };
+            position += size as u64;
+        }
+        Ok(position == self.bytes)
+    }
+
+    /// How many times this segment's indexes were rebuilt from the log.
+    pub fn index_rebuilds(&self) -> u64 {
+        self.index_rebuilds
+    }
+
     /// Rebuilds both indexes of a trusted, closed segment by walking its batch headers.
     fn rebuild_indexes(&mut self) -> io::Result<()> {
+        self.index_rebuilds += 1;
         let index_bytes = self.bytes_needed_for_rebuild();
         self.reset_indexes(index_bytes)?;
         let log = Arc::clone(&self.log);

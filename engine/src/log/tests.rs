@@ -1463,3 +1463,42 @@ fn reads_of_a_damaged_batch_are_bounded_in_total() {
     let replay_bound = u64::from(scan::REPLAY_READ_ATTEMPTS_MAX) * per_attempt;
     assert!(replay <= replay_bound, "replay_copy read {replay} times");
 }
+
+/// A closed segment holding one large batch has an empty offset index, and that is right (only
+/// a batch that begins past index.interval.bytes gets an entry): reopening and reading it
+/// rebuilds nothing. A segment whose later batches lack entries is still rebuilt.
+#[test]
+fn an_empty_index_of_one_large_batch_is_no_damage() {
+    let disk = MemDisk::new();
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        ..small_config()
+    };
+    let mut log = open(&disk, config.clone());
+    append(&mut log, 1, 100_000, 1000);
+    log.roll().unwrap();
+    append(&mut log, 1, 10, 1000);
+    log.close(0).unwrap();
+    let mut log = open(&disk, config.clone());
+    expect_offsets(&mut log, 0..2);
+    assert_eq!(
+        log.index_rebuilds(),
+        0,
+        "a false alarm: the empty index was right"
+    );
+    // Two large batches and an empty index: the second begins past any interval, so the index
+    // is missing entries and is rebuilt.
+    drop(log);
+    let disk = MemDisk::new();
+    let mut log = open(&disk, config.clone());
+    append(&mut log, 1, 100_000, 1000);
+    append(&mut log, 1, 100_000, 1000);
+    log.roll().unwrap();
+    log.close(0).unwrap();
+    let first_index = segment_path(&dir(), 0, INDEX_SUFFIX);
+    let bytes = disk.file_bytes(&first_index).unwrap();
+    disk.set_file_bytes(&first_index, vec![0; bytes.len()]);
+    let mut log = open(&disk, config);
+    expect_offsets(&mut log, 0..2);
+    assert_eq!(log.index_rebuilds(), 1, "the emptied index was rebuilt");
+}
