@@ -39,6 +39,9 @@ pub struct Broker<D: Disk, C: Clock, R: Rng> {
     /// Signalled when data becomes readable (an append, or a flush that moved a high
     /// watermark): wakes fetches waiting for min_bytes.
     pub data_arrived: tokio::sync::Notify,
+    /// Set when shutdown begins: waiting fetches answer with what they have at once, rather
+    /// than hold their connection past the drain.
+    stopping: std::sync::atomic::AtomicBool,
     pub metrics: metrics::Metrics,
     pub producer_ids: producer_ids::ProducerIds,
     pub groups: groups::Coordinator,
@@ -93,6 +96,7 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
             created: Condvar::new(),
             advertised: RwLock::new(advertised),
             data_arrived: tokio::sync::Notify::new(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             metrics: metrics::Metrics::default(),
             producer_ids,
             groups: coordinator,
@@ -473,6 +477,20 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
             }
         }
         cleaned
+    }
+
+    /// Begins shutdown: fetches waiting for data answer now with what they have, and joins and
+    /// syncs waiting for a rebalance are told to find the coordinator again.
+    pub fn begin_shutdown(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.data_arrived.notify_waiters();
+        self.groups.shutdown();
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Closes every log cleanly (flush, clean-shutdown marker). Later requests find them closed.

@@ -719,3 +719,45 @@ fn the_offsets_topic_cannot_be_deleted() {
         assert!(broker.topic("__consumer_offsets").is_some());
     }
 }
+
+/// A Fetch on a long poll when shutdown begins answers at once with what it has, instead of
+/// holding its connection until the drain gives up on it.
+#[test]
+fn a_waiting_fetch_answers_when_shutdown_begins() {
+    let broker = broker_with(&[]);
+    create_topic(&broker, "quiet", 1);
+    let mut partition = fetch_request::FetchPartition::default();
+    partition.partition = 0;
+    partition.fetch_offset = 0;
+    partition.partition_max_bytes = 1 << 20;
+    let mut topic = fetch_request::FetchTopic::default();
+    topic.topic = super::topic_name("quiet");
+    topic.partitions = vec![partition];
+    let mut body = FetchRequest::default();
+    body.max_wait_ms = 30_000;
+    body.min_bytes = 1;
+    body.max_bytes = 1 << 20;
+    body.topics = vec![topic];
+    let mut header = RequestHeader::default();
+    header.request_api_key = ApiKey::Fetch as i16;
+    header.request_api_version = 12;
+    header.correlation_id = 7;
+    let mut frame = bytes::BytesMut::new();
+    kafka_protocol::protocol::Encodable::encode(&header, &mut frame, 2).unwrap();
+    kafka_protocol::protocol::Encodable::encode(&body, &mut frame, 12).unwrap();
+    let request = super::parse_request(frame.freeze()).unwrap();
+    let answered = super::tests::run(async {
+        let fetch = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            super::handle(&broker, request),
+        );
+        let shutdown = async {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            broker.begin_shutdown();
+        };
+        let (answer, ()) = tokio::join!(fetch, shutdown);
+        answer
+    });
+    let answer = answered.expect("the fetch still waited 10 s after shutdown began");
+    assert!(matches!(answer, Ok(Some(_))), "the fetch was answered");
+}

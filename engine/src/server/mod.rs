@@ -89,8 +89,9 @@ where
     }
     tracing::info!("shutting down: no new connections; finishing requests in flight");
     stop.stop();
-    // Joins and syncs waiting on a rebalance would hold their connections to the drain's end.
-    broker.groups.shutdown();
+    // Fetches on a long poll, and joins and syncs waiting on a rebalance, would hold their
+    // connections to the drain's end: they are answered now.
+    broker.begin_shutdown();
     drain(&open, &broker.clock).await;
     housekeeping.abort();
     if let Some(metrics) = metrics {
