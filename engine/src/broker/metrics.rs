@@ -25,6 +25,8 @@ pub struct Metrics {
     bytes_out: AtomicU64,
     /// Accepts that failed (out of descriptors, most often).
     accept_failures: AtomicU64,
+    /// Storage errors answered to clients.
+    pub storage_errors: StorageErrors,
     fsyncs: AtomicU64,
     fsync_ns_total: AtomicU64,
     fsync_ns_max: AtomicU64,
@@ -39,11 +41,75 @@ impl Default for Metrics {
             malformed: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             accept_failures: AtomicU64::new(0),
+            storage_errors: StorageErrors::default(),
             bytes_out: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
             fsync_ns_total: AtomicU64::new(0),
             fsync_ns_max: AtomicU64::new(0),
         }
+    }
+}
+
+/// Storage errors are logged at most once per this long, with how many there were since.
+const STORAGE_ERROR_LOG_INTERVAL_NS: u64 = 10_000_000_000;
+/// `StorageErrors::logged_at_ns` before the first log line.
+const NEVER_LOGGED: u64 = u64::MAX;
+
+/// Storage errors (KAFKA_STORAGE_ERROR) answered to clients: every one is counted, and logged
+/// with its partition and cause at most once per `STORAGE_ERROR_LOG_INTERVAL_NS`, with how many
+/// there were since, so that a full disk is seen without flooding the log.
+pub struct StorageErrors {
+    count: AtomicU64,
+    unlogged: AtomicU64,
+    logged_at_ns: AtomicU64,
+}
+
+impl Default for StorageErrors {
+    fn default() -> StorageErrors {
+        StorageErrors {
+            count: AtomicU64::new(0),
+            unlogged: AtomicU64::new(0),
+            logged_at_ns: AtomicU64::new(NEVER_LOGGED),
+        }
+    }
+}
+
+impl StorageErrors {
+    /// Counts a storage error answered for `topic`-`partition` while doing `during`.
+    pub fn record(
+        &self,
+        now_ns: u64,
+        topic: &str,
+        partition: i32,
+        during: &str,
+        cause: &dyn std::fmt::Display,
+    ) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.unlogged.fetch_add(1, Ordering::Relaxed);
+        let last = self.logged_at_ns.load(Ordering::Relaxed);
+        let due =
+            last == NEVER_LOGGED || now_ns.saturating_sub(last) >= STORAGE_ERROR_LOG_INTERVAL_NS;
+        if due
+            && self
+                .logged_at_ns
+                .compare_exchange(last, now_ns, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let errors = self.unlogged.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                topic,
+                partition,
+                during,
+                cause = %cause,
+                errors,
+                "storage error answered to a client"
+            );
+        }
+    }
+
+    /// How many were answered.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
     }
 }
 
@@ -129,6 +195,16 @@ pub fn render<D: Disk, C: Clock, R: Rng>(broker: &Broker<D, C, R>) -> String {
         out,
         "keel_malformed_requests_total {}",
         m.malformed.load(Ordering::Relaxed)
+    );
+    counter(
+        &mut out,
+        "keel_storage_errors_total",
+        "Storage errors (KAFKA_STORAGE_ERROR) answered to clients.",
+    );
+    let _ = writeln!(
+        out,
+        "keel_storage_errors_total {}",
+        m.storage_errors.count()
     );
     counter(
         &mut out,

@@ -207,6 +207,9 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
                 self.clock.now_ms(),
             )
         });
+        if let Err(e) = &created {
+            tracing::error!(topic = name, partitions, error = ?e, "creating the topic failed; nothing of it is left");
+        }
         let topic = created.map(|topic| {
             let topic = Arc::new(topic);
             let mut all = self.topics.write().unwrap_or_else(|p| p.into_inner());

@@ -48,6 +48,8 @@ struct Shared {
     syncs_waiting: AtomicU64,
     /// Reads still to come back rotten (see `MemDisk::rot_reads`).
     rotten_reads: AtomicU64,
+    /// While true, writes fail with ENOSPC (see `MemDisk::fill`).
+    full: std::sync::atomic::AtomicBool,
 }
 
 impl MemDisk {
@@ -84,6 +86,11 @@ impl MemDisk {
     /// the file itself intact: transient rot, for tests of what reads again. 0 ends it.
     pub fn rot_reads(&self, count: u64) {
         self.shared.rotten_reads.store(count, Ordering::SeqCst);
+    }
+
+    /// Makes every write fail with ENOSPC (a full disk) while `full` is true.
+    pub fn fill(&self, full: bool) {
+        self.shared.full.store(full, Ordering::SeqCst);
     }
 
     /// How many of the reads `rot_reads` asked for are still to come.
@@ -248,6 +255,9 @@ impl File for MemFile {
     }
 
     fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        if self.shared.full.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(28));
+        }
         let mut bytes = self.bytes();
         let start = usize::try_from(pos).map_err(|_| io::ErrorKind::InvalidInput)?;
         let end = start + buf.len();

@@ -761,3 +761,32 @@ fn a_waiting_fetch_answers_when_shutdown_begins() {
     let answer = answered.expect("the fetch still waited 10 s after shutdown began");
     assert!(matches!(answer, Ok(Some(_))), "the fetch was answered");
 }
+
+/// A full disk answers producers KAFKA_STORAGE_ERROR, and every such answer is counted in the
+/// metrics (and logged, at most every 10 s), so that an operator sees it.
+#[test]
+fn storage_errors_answered_to_producers_are_counted() {
+    let disk = MemDisk::new();
+    let config = BrokerConfig {
+        data_dir: "/data".into(),
+        ..BrokerConfig::default()
+    };
+    let broker: TestBroker = Broker::open(
+        disk.clone(),
+        super::tests::FixedClock,
+        OsRng::default(),
+        config,
+    )
+    .unwrap();
+    create_topic(&broker, "full", 1);
+    assert_eq!(produce(&broker, "full", batch(2)).error_code, 0);
+    disk.fill(true);
+    for _ in 0..3 {
+        let answer = produce(&broker, "full", batch(2));
+        assert_eq!(answer.error_code, super::errors::KAFKA_STORAGE_ERROR);
+    }
+    disk.fill(false);
+    assert_eq!(produce(&broker, "full", batch(2)).error_code, 0);
+    let page = crate::broker::metrics::render(&broker);
+    assert!(page.contains("keel_storage_errors_total 3"), "{page}");
+}

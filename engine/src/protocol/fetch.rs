@@ -268,7 +268,7 @@ fn collect<D: Disk, C: Clock, R: Rng>(
         let mut partitions = Vec::with_capacity(asked.partitions.len());
         for wanted in &asked.partitions {
             let mut fetched = match partition_of(topic.as_deref(), wanted.partition) {
-                Some(partition) => read(partition, wanted, bytes_left, total == 0),
+                Some(partition) => read(broker, partition, wanted, bytes_left, total == 0),
                 None => empty(wanted.partition, unknown),
             };
             if let Some(records) = &fetched.records {
@@ -313,7 +313,8 @@ fn empty<F>(partition_index: i32, error_code: i16) -> FetchedPartition<F> {
 
 /// One partition's batches from `fetch_offset`. When nothing was fetched yet in this response
 /// (`first`), a batch larger than the limits is still returned whole.
-fn read<D: Disk>(
+fn read<D: Disk, C: Clock, R: Rng>(
+    broker: &Broker<D, C, R>,
     partition: &Partition<D>,
     wanted: &FetchPartition,
     bytes_left: u64,
@@ -346,7 +347,14 @@ fn read<D: Disk>(
             });
         }
         Ok(_) => {}
-        Err(e) => fetched.error_code = errors::log_error(&e),
+        Err(e) => {
+            fetched.error_code = errors::log_error(&e);
+            if fetched.error_code == errors::KAFKA_STORAGE_ERROR {
+                let now_ns = broker.clock.monotonic_ns();
+                let storage = &broker.metrics.storage_errors;
+                storage.record(now_ns, &partition.topic, partition.index, "fetch", &e);
+            }
+        }
     }
     fetched
 }

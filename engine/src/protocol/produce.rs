@@ -332,6 +332,11 @@ fn append<D: Disk, C: Clock, R: Rng>(
         }
         Err(e) => {
             tracing::debug!(topic = %partition.topic, partition = index, error = %e, "produce refused");
+            if errors::log_error(&e) == errors::KAFKA_STORAGE_ERROR {
+                let now_ns = broker.clock.monotonic_ns();
+                let storage = &broker.metrics.storage_errors;
+                storage.record(now_ns, &partition.topic, index, "produce", &e);
+            }
             refused_batch(index, &e)
         }
     }
