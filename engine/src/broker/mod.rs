@@ -207,8 +207,10 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
                 self.clock.now_ms(),
             )
         });
-        if let Err(e) = &created {
-            tracing::error!(topic = name, partitions, error = ?e, "creating the topic failed; nothing of it is left");
+        // A refused name or setting is the client's error, answered as such; a storage failure
+        // is the operator's to see.
+        if let Err(TopicError::Storage(why)) = &created {
+            tracing::error!(topic = name, partitions, error = %why, "creating the topic failed on the disk");
         }
         let topic = created.map(|topic| {
             let topic = Arc::new(topic);
