@@ -271,7 +271,13 @@ pub fn python(script: &str, args: &[&str]) -> String {
         .env("PYTHONUNBUFFERED", "1")
         .env("PYTHONDONTWRITEBYTECODE", "1");
     let shown = format!("python tests/py/{script} {}", args.join(" "));
-    let run = match run_bounded(command, None, PYTHON_TIMEOUT) {
+    run_client(command, &shown, PYTHON_TIMEOUT)
+}
+
+/// Runs a client (`shown` as the command line), bounded by `timeout`, prints what it printed,
+/// and returns its stdout; fails the test when it fails or runs too long.
+fn run_client(command: Command, shown: &str, timeout: Duration) -> String {
+    let run = match run_bounded(command, None, timeout) {
         Ok(run) => run,
         Err(message) => panic!("`{shown}`: {message}"),
     };
@@ -401,23 +407,7 @@ pub fn go(program: &str, args: &[&str]) -> String {
     let mut command = Command::new(go_bin(program));
     command.args(args);
     let shown = format!("tests/go/{program} {}", args.join(" "));
-    let run = match run_bounded(command, None, GO_TIMEOUT) {
-        Ok(run) => run,
-        Err(message) => panic!("`{shown}`: {message}"),
-    };
-    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    println!(
-        "$ {shown}  ({:.1}s, {})\n{stdout}{stderr}",
-        run.elapsed.as_secs_f64(),
-        run.status
-    );
-    assert!(
-        run.status.success(),
-        "`{shown}` failed ({}):\n--- stdout\n{stdout}--- stderr\n{stderr}",
-        run.status
-    );
-    stdout
+    run_client(command, &shown, GO_TIMEOUT)
 }
 
 /// Milliseconds since the epoch, for explicit record timestamps close to now (so that retention

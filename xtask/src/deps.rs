@@ -92,18 +92,23 @@ fn ensure_sarama() -> Result {
     }
 }
 
-/// What `go version` prints ("go version go1.19.8 linux/amd64" → "go1.19.8"), or `None` when
-/// go cannot be run.
-fn go_version() -> Option<String> {
-    let output = Command::new("go")
-        .arg("version")
+/// What `program arg` prints, or `None` when it cannot be run or fails.
+fn stdout_of(program: &str, arg: &str) -> Option<String> {
+    let output = Command::new(program)
+        .arg(arg)
         .stdin(Stdio::null())
         .output()
         .ok()?;
     if !output.status.success() {
         return None;
     }
-    let text = String::from_utf8_lossy(&output.stdout);
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// What `go version` prints ("go version go1.19.8 linux/amd64" → "go1.19.8"), or `None` when
+/// go cannot be run.
+fn go_version() -> Option<String> {
+    let text = stdout_of("go", "version")?;
     Some(
         text.split_whitespace()
             .nth(2)
@@ -115,15 +120,7 @@ fn go_version() -> Option<String> {
 /// The version from `kcat -V` (its `Version ...` line, up to the feature list), or `None` when
 /// kcat cannot be run.
 fn kcat_version() -> Option<String> {
-    let output = Command::new("kcat")
-        .arg("-V")
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = stdout_of("kcat", "-V")?;
     let Some(line) = text
         .lines()
         .find_map(|line| line.trim().strip_prefix("Version "))

@@ -699,17 +699,17 @@ pub fn flush_policy(messages: i64, ms: i64) -> FlushPolicy {
     }
 }
 
-/// The effective value of every topic setting, for DescribeConfigs.
-pub fn describe(config: &LogConfig, overrides: &TopicOverrides) -> Vec<(&'static str, String)> {
-    TOPIC_SETTINGS
-        .iter()
-        .map(|setting| (setting.name, setting.current(config, overrides)))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The effective value of every topic setting.
+    pub fn describe(config: &LogConfig, overrides: &TopicOverrides) -> Vec<(&'static str, String)> {
+        TOPIC_SETTINGS
+            .iter()
+            .map(|setting| (setting.name, setting.current(config, overrides)))
+            .collect()
+    }
 
     #[test]
     fn kafka_flush_settings_map_to_policies_and_back() {

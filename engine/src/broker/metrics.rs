@@ -160,6 +160,12 @@ fn counter(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
 }
 
+/// A counter without labels: its help, type and value.
+fn total(out: &mut String, name: &str, help: &str, value: u64) {
+    counter(out, name, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
 fn gauge(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
 }
@@ -186,55 +192,35 @@ pub fn render<D: Disk, C: Clock, R: Rng>(broker: &Broker<D, C, R>) -> String {
         "Requests with bytes after the body their version defines (ignored, as Kafka does).",
     );
     per_api(&mut out, "keel_requests_trailing_bytes_total", &m.trailing);
-    counter(
+    total(
         &mut out,
         "keel_malformed_requests_total",
         "Frames that closed their connection before naming an API.",
+        m.malformed.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        out,
-        "keel_malformed_requests_total {}",
-        m.malformed.load(Ordering::Relaxed)
-    );
-    counter(
+    total(
         &mut out,
         "keel_storage_errors_total",
         "Storage errors (KAFKA_STORAGE_ERROR) answered to clients.",
+        m.storage_errors.count(),
     );
-    let _ = writeln!(
-        out,
-        "keel_storage_errors_total {}",
-        m.storage_errors.count()
-    );
-    counter(
+    total(
         &mut out,
         "keel_accept_failures_total",
         "Accepts of connections that failed (out of file descriptors, most often).",
+        m.accept_failures.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        out,
-        "keel_accept_failures_total {}",
-        m.accept_failures.load(Ordering::Relaxed)
-    );
-    counter(
+    total(
         &mut out,
         "keel_bytes_in_total",
         "Record bytes appended by Produce.",
+        m.bytes_in.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        out,
-        "keel_bytes_in_total {}",
-        m.bytes_in.load(Ordering::Relaxed)
-    );
-    counter(
+    total(
         &mut out,
         "keel_bytes_out_total",
         "Record bytes served by Fetch.",
-    );
-    let _ = writeln!(
-        out,
-        "keel_bytes_out_total {}",
-        m.bytes_out.load(Ordering::Relaxed)
+        m.bytes_out.load(Ordering::Relaxed),
     );
     fsyncs(&mut out, m);
     partitions(&mut out, broker);

@@ -166,32 +166,23 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
             partitions
         };
         topics::validate_name(name)?;
-        {
-            let mut creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
-            // A creation of the same name under way ends in a moment, with the topic existing
-            // or not: wait for it rather than answer before it is known.
-            while creating.contains(name) {
-                creating = crate::io::blocking(|| self.created.wait(creating))
-                    .unwrap_or_else(|p| p.into_inner());
-            }
-            if self.topic(name).is_some() {
-                return Err(TopicError::AlreadyExists);
-            }
-            if validate_only {
-                config::topic_log_config(&self.config.log, &overrides)
-                    .map_err(TopicError::InvalidConfig)?;
-                if !(1..=topics::PARTITIONS_MAX).contains(&partitions) {
-                    return Err(TopicError::InvalidPartitions(format!(
-                        "{partitions} partitions"
-                    )));
-                }
-                return Ok(None);
-            }
-            creating.insert(name.to_owned());
+        // A creation (or other change) of the same name under way ends in a moment, with the
+        // topic existing or not: wait for it rather than answer before it is known. Whatever
+        // happens below, a panic included, the name is freed and waiters wake.
+        let _held = self.hold_name(name);
+        if self.topic(name).is_some() {
+            return Err(TopicError::AlreadyExists);
         }
-        // Whatever happens below, a panic included, the name leaves `creating` and waiters
-        // wake: a name left there would make every later create of it wait for ever.
-        let _creating = Creating { broker: self, name };
+        if validate_only {
+            config::topic_log_config(&self.config.log, &overrides)
+                .map_err(TopicError::InvalidConfig)?;
+            if !(1..=topics::PARTITIONS_MAX).contains(&partitions) {
+                return Err(TopicError::InvalidPartitions(format!(
+                    "{partitions} partitions"
+                )));
+            }
+            return Ok(None);
+        }
         let new = topics::NewTopic {
             name,
             id: self.new_topic_id(),

@@ -7,7 +7,9 @@
 //! v1 adds generation_id and member_id after group_id, and a commit timestamp after each offset.
 //! Strings are int16-length prefixed (nullable metadata: -1), arrays int32-counted.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
+#[cfg(any(test, feature = "fuzz"))]
+use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -143,6 +145,7 @@ pub fn offset_commit(request: &Request) -> Result<LegacyCommit, ProtocolError> {
 
 /// Encodes an OffsetCommit v0 or v1 body as sarama writes one (for tests and the fuzz harness;
 /// v1 commit timestamps are -1).
+#[cfg(any(test, feature = "fuzz"))]
 pub fn encode_offset_commit(body: &OffsetCommitRequest, version: i16) -> Vec<u8> {
     fn string(out: &mut BytesMut, text: &str) {
         out.put_i16(text.len() as i16);

@@ -67,6 +67,10 @@ pub async fn handle<D: Disk, C: Clock, R: Rng>(
                     data.records.as_deref(),
                     body.transactional_id.is_some(),
                     body.acks,
+                    // The topic's own copy of its settings: no second trip to the log's lock.
+                    found
+                        .as_ref()
+                        .map_or(Compression::Producer, |t| t.config.compression),
                 ),
             };
             if outcome.error_code != errors::NONE {
@@ -208,13 +212,12 @@ fn flush_through<D: Disk, C: Clock, R: Rng>(
 /// compression.type names another codec than the producer used (control batches stay as they
 /// are). Recompression runs before the partition's lock is taken, and only after the batch has
 /// passed its CRC check, so that garbage is refused rather than decompressed.
-fn recompressed<D: Disk>(
-    partition: &Partition<D>,
+fn recompressed(
+    compression: Compression,
     records: &[u8],
     header: &BatchHeader,
 ) -> Result<Vec<u8>, crate::log::LogError> {
-    let compression = partition.log().as_ref().map(|log| log.config().compression);
-    let Some(Compression::Codec(codec)) = compression else {
+    let Compression::Codec(codec) = compression else {
         return Ok(records.to_vec());
     };
     let produced = header
@@ -237,12 +240,13 @@ fn append<D: Disk, C: Clock, R: Rng>(
     records: Option<&[u8]>,
     transactional: bool,
     acks: i16,
+    compression: Compression,
 ) -> PartitionProduceResponse {
     let (records, header) = match check_records(records, transactional) {
         Ok(checked) => checked,
         Err((code, message)) => return refused(index, code, &message),
     };
-    let mut batch = match recompressed(partition, records, &header) {
+    let mut batch = match recompressed(compression, records, &header) {
         Ok(batch) => batch,
         Err(e) => return refused_batch(index, &e),
     };
