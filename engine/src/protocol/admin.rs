@@ -69,7 +69,7 @@ pub fn create_topics<D: Disk, C: Clock, R: Rng>(
                 .iter()
                 .map(|a| (a.partition_index, a.broker_ids.as_slice()))
                 .collect();
-            manual_partitions(broker.config.node_id, topic.num_partitions, &assigned, 0).and_then(
+            manual_partitions(broker.config.node_id, topic.num_partitions, &assigned).and_then(
                 |partitions| {
                     broker
                         .create_topic(name, partitions, overrides, body.validate_only)
@@ -108,14 +108,13 @@ pub fn create_topics<D: Disk, C: Clock, R: Rng>(
 }
 
 /// The partition count a CreateTopics asks for, checking a manual assignment: partitions
-/// numbered from `first` up without gaps, each with one replica that names this node (a
+/// numbered from 0 up without gaps, each with one replica that names this node (a
 /// single-node keel keeps one replica; replication will lift that). With no assignment,
 /// `count` as asked.
 fn manual_partitions(
     node_id: i32,
     count: i32,
     assigned: &[(i32, &[BrokerId])],
-    first: i32,
 ) -> Result<i32, (i16, String)> {
     if assigned.is_empty() {
         return Ok(count);
@@ -131,7 +130,7 @@ fn manual_partitions(
     if indexes
         .iter()
         .enumerate()
-        .any(|(i, &index)| index != first + i as i32)
+        .any(|(i, &index)| index != i as i32)
     {
         return Err((
             errors::INVALID_REPLICA_ASSIGNMENT,
