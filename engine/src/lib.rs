@@ -2,11 +2,13 @@
 //! under a deterministic simulator. See ARCHITECTURE.md for the crates, seams and invariants.
 
 pub mod broker;
+pub mod bytes;
 pub mod compression;
 pub mod error_codes;
 #[cfg(any(test, feature = "fuzz"))]
 pub mod fuzz;
 pub mod io;
 pub mod log;
+pub mod partition;
 pub mod protocol;
 pub mod server;

@@ -9,13 +9,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use keel::broker::config::{BrokerConfig, TopicOverrides};
-use keel::broker::partition::Partition;
 use keel::broker::topics::TopicError;
 use keel::broker::Broker;
 use keel::io::mem::MemDisk;
 use keel::io::os::{OsClock, OsRng};
 use keel::log::batch::{BatchBuilder, NewRecord};
 use keel::log::{Log, LogConfig};
+use keel::partition::Partition;
 
 fn wait_for_a_held_sync(disk: &MemDisk) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -38,7 +38,7 @@ fn batch(value: &[u8]) -> Vec<u8> {
 fn partition(disk: &MemDisk) -> Arc<Partition<MemDisk>> {
     let dir = Path::new("/data/t-0");
     let log = Log::open(disk.clone(), dir, LogConfig::default(), 0).expect("open");
-    Arc::new(Partition::open("t".into(), 0, disk, log).expect("partition"))
+    Arc::new(Partition::open("t".into(), 0, 1, disk, log).expect("partition"))
 }
 
 #[test]
@@ -56,7 +56,7 @@ fn appends_and_reads_go_on_while_a_flush_syncs() {
     disk.hold_syncs();
     let flusher = {
         let partition = Arc::clone(&partition);
-        thread::spawn(move || partition.flush(None, 2000))
+        thread::spawn(move || partition.flush(None, &OsClock))
     };
     wait_for_a_held_sync(&disk);
     // The flush is inside its sync: the log must be free. Take it on another thread so a
@@ -78,7 +78,7 @@ fn appends_and_reads_go_on_while_a_flush_syncs() {
         outcome.expect("the log was held through the flush's sync"),
         (true, Some(true))
     );
-    assert!(flusher.join().expect("flusher").expect("flush"));
+    assert!(flusher.join().expect("flusher").expect("flush").is_some());
     let guard = partition.log();
     let log = guard.as_ref().expect("open log");
     assert_eq!(
@@ -89,8 +89,11 @@ fn appends_and_reads_go_on_while_a_flush_syncs() {
     assert_eq!(log.next_offset(), last + 2);
     drop(guard);
     // A flush through an offset already durable syncs nothing.
-    assert!(!partition.flush(Some(last), 3000).expect("flush"));
-    assert!(partition.flush(None, 3000).expect("flush"));
+    assert!(partition
+        .flush(Some(last), &OsClock)
+        .expect("flush")
+        .is_none());
+    assert!(partition.flush(None, &OsClock).expect("flush").is_some());
 }
 
 #[test]
@@ -108,7 +111,7 @@ fn a_flush_that_a_truncation_overtakes_fails_instead_of_acknowledging() {
     disk.hold_syncs();
     let flusher = {
         let partition = Arc::clone(&partition);
-        thread::spawn(move || partition.flush(Some(last), 2000))
+        thread::spawn(move || partition.flush(Some(last), &OsClock))
     };
     wait_for_a_held_sync(&disk);
     // While the flush syncs, the log is cut below `last` (as a follower's truncation would). The

@@ -78,14 +78,12 @@ fn record_opened(broker: &Broker<SimDisk, SimClock, SimRandom>, history: &Histor
     let Some(partition) = topic.partitions.first() else {
         return;
     };
-    let guard = partition.log();
-    let Some(log) = guard.as_ref() else {
+    let (Some(report), Some(bounds)) = (partition.recovery_report(), partition.bounds()) else {
         return;
     };
-    let report = log.recovery_report();
     history.record(Event::Opened {
-        next_offset: log.next_offset(),
-        log_start: log.log_start_offset(),
+        next_offset: bounds.log_end_offset,
+        log_start: bounds.log_start_offset,
         clean: report.clean_shutdown,
         bytes_truncated: report.bytes_truncated,
         epoch: history.epoch(),

@@ -1,7 +1,9 @@
-//! A simulated keel node: one process that owns a partition log on its `SimDisk` and serves
-//! produce and fetch requests, with a flusher task that applies the log's flush policy, a
-//! retention task, and (for the compaction workload) a cleaner task. It is the storage core's server until the Kafka broker takes its place in the
-//! harness; requests arrive over an in-memory mailbox, so a killed node simply stops answering.
+//! A simulated storage node: one process that owns one partition (`keel::partition`, the code
+//! the broker runs for each of its partitions) on its `SimDisk` and serves produce and fetch
+//! requests through it, with a flusher task that applies the flush policy, a retention task,
+//! and (for the compaction workload) a cleaner task, as the broker's housekeeping does. It
+//! drives the partition without the Kafka protocol, so a seed spends its time in storage:
+//! requests arrive over an in-memory mailbox, and a killed node simply stops answering.
 //!
 //! Every flush that succeeds is reported to the history (`Flushed`), which is how the checkers
 //! know what the durability contract promises.
@@ -12,8 +14,10 @@ use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
-use keel::io::Clock;
-use keel::log::{FlushPolicy, Log, LogConfig, LogError};
+use keel::io::{Clock, File};
+use keel::log::batch::BatchHeader;
+use keel::log::{Log, LogConfig, LogError};
+use keel::partition::{Acks, Partition};
 
 use crate::clock::SimClock;
 use crate::disk::SimDisk;
@@ -86,19 +90,21 @@ impl Mailbox {
     }
 }
 
-type SharedLog = Arc<Mutex<Option<Log<SimDisk>>>>;
+/// Producers are never idle long enough to expire in a run (the node's workload has none).
+const PRODUCER_EXPIRATION_MS: i64 = i64::MAX;
 
 /// The node's main task: open (recover) the log, then serve until killed.
 pub async fn run(disk: SimDisk, config: NodeConfig, mailbox: Mailbox, history: Arc<History>) {
     let open = || {
-        Log::open(
+        let log = Log::open(
             disk.clone(),
             &config.dir,
             config.log.clone(),
             SimClock.now_ms(),
-        )
+        )?;
+        Partition::open(TOPIC.to_owned(), 0, NODE_ID, &disk, log)
     };
-    let Some(log) = open_retrying(&disk, &history, open).await else {
+    let Some(partition) = open_retrying(&disk, &history, open).await else {
         std::future::pending::<()>().await;
         return;
     };
@@ -114,27 +120,27 @@ pub async fn run(disk: SimDisk, config: NodeConfig, mailbox: Mailbox, history: A
             ),
         });
     }
-    let report = log.recovery_report().clone();
+    let report = partition.recovery_report().expect("just opened");
+    let bounds = partition.bounds().expect("just opened");
     let epoch = history.epoch();
     history.record(Event::Opened {
-        next_offset: log.next_offset(),
-        log_start: log.log_start_offset(),
+        next_offset: bounds.log_end_offset,
+        log_start: bounds.log_start_offset,
         clean: report.clean_shutdown,
         bytes_truncated: report.bytes_truncated,
         epoch,
     });
     history.record(Event::Flushed {
-        upto: log.recovery_point(),
+        upto: bounds.recovery_point,
         epoch,
     });
-    let shared: SharedLog = Arc::new(Mutex::new(Some(log)));
     let (sender, receiver) = mpsc::unbounded();
     mailbox.install(sender);
     let node = Node {
         disk,
         config,
         history,
-        log: shared,
+        partition: Arc::new(partition),
     };
     madsim::task::spawn(node.clone().flusher());
     madsim::task::spawn(node.clone().retention());
@@ -145,12 +151,16 @@ pub async fn run(disk: SimDisk, config: NodeConfig, mailbox: Mailbox, history: A
     std::future::pending::<()>().await;
 }
 
+/// The node's partition, named as the broker would name it.
+const TOPIC: &str = "topic";
+const NODE_ID: i32 = 1;
+
 #[derive(Clone)]
 struct Node {
     disk: SimDisk,
     config: NodeConfig,
     history: Arc<History>,
-    log: SharedLog,
+    partition: Arc<Partition<SimDisk>>,
 }
 
 impl Node {
@@ -176,34 +186,37 @@ impl Node {
         }
     }
 
-    /// Appends; under `flush = always` the reply waits for the flush (and its simulated time).
-    async fn produce(&self, mut batch: Vec<u8>) -> Result<u64, String> {
-        let (base_offset, flushed) = {
-            let mut guard = self.log.lock().expect("log lock");
-            let log = guard.as_mut().ok_or("log closed")?;
-            let now_ms = SimClock.now_ms();
-            let info = log.append(&mut batch, now_ms).map_err(|e| e.to_string())?;
-            let flushed = match log.config().flush {
-                FlushPolicy::Always => Some(self.flush_locked(log, now_ms)?),
-                _ => None,
-            };
-            (info.base_offset, flushed)
-        };
-        if let Some(slow) = flushed {
-            self.fsync_delay(slow).await;
+    /// Appends through the partition's produce path (acks=1); under `flush = always` the reply
+    /// waits for the flush (and its simulated time).
+    async fn produce(&self, batch: Vec<u8>) -> Result<u64, String> {
+        let header = BatchHeader::parse(&batch).map_err(|e| e.to_string())?;
+        let slow_before = self.disk.fault_counts().slow_fsyncs;
+        let appended = self
+            .partition
+            .append(
+                &batch,
+                &header,
+                Acks::Leader,
+                self.config.log.compression,
+                &SimClock,
+            )
+            .map_err(|e| format!("{e:?}"))?;
+        if appended.synced.is_some() {
+            self.flushed();
+            self.fsync_delay(self.disk.fault_counts().slow_fsyncs > slow_before)
+                .await;
         }
-        Ok(base_offset)
+        Ok(appended.base_offset)
     }
 
-    /// Flushes and reports it; returns whether the disk marked the fsync slow.
-    fn flush_locked(&self, log: &mut Log<SimDisk>, now_ms: i64) -> Result<bool, String> {
-        let slow_before = self.disk.fault_counts().slow_fsyncs;
-        log.flush(now_ms).map_err(|e| e.to_string())?;
-        self.history.record(Event::Flushed {
-            upto: log.recovery_point(),
-            epoch: self.history.epoch(),
-        });
-        Ok(self.disk.fault_counts().slow_fsyncs > slow_before)
+    /// Reports the recovery point a flush reached.
+    fn flushed(&self) {
+        if let Some(bounds) = self.partition.bounds() {
+            self.history.record(Event::Flushed {
+                upto: bounds.recovery_point,
+                epoch: self.history.epoch(),
+            });
+        }
     }
 
     async fn fsync_delay(&self, slow: bool) {
@@ -211,24 +224,33 @@ impl Node {
         madsim::time::sleep(Duration::from_millis(self.config.fsync_ms + extra)).await;
     }
 
+    /// A consumer's read, as the broker serves it: the partition's verified file range below
+    /// the high watermark, then the bytes of that range (what sendfile would send).
     fn fetch(&self, offset: u64, bytes_max: u64) -> Result<Fetched, FetchError> {
-        let mut guard = self.log.lock().expect("log lock");
-        let log = guard
-            .as_mut()
+        let read = self
+            .partition
+            .read(offset, bytes_max)
             .ok_or_else(|| FetchError::Other("log closed".to_owned()))?;
-        match log.read_copy(offset, bytes_max, u64::MAX) {
-            Ok(bytes) => Ok(Fetched {
-                bytes,
-                log_start: log.log_start_offset(),
-                next_offset: log.next_offset(),
-            }),
-            Err(LogError::OffsetOutOfRange {
-                log_start_offset,
-                next_offset,
-                ..
-            }) => Err(FetchError::OutOfRange {
-                log_start: log_start_offset,
-                next_offset,
+        let bounds = read.bounds;
+        match read.records {
+            Ok(slice) => {
+                let mut bytes = Vec::new();
+                if let Some(slice) = slice {
+                    bytes.resize(slice.bytes as usize, 0);
+                    slice
+                        .file
+                        .read_exact_at(&mut bytes, slice.position)
+                        .map_err(|e| FetchError::Other(e.to_string()))?;
+                }
+                Ok(Fetched {
+                    bytes,
+                    log_start: bounds.log_start_offset,
+                    next_offset: bounds.high_watermark,
+                })
+            }
+            Err(LogError::OffsetOutOfRange { .. }) => Err(FetchError::OutOfRange {
+                log_start: bounds.log_start_offset,
+                next_offset: bounds.high_watermark,
             }),
             Err(LogError::Corrupt { offset, reason }) => {
                 Err(FetchError::Corrupt(format!("offset {offset}: {reason}")))
@@ -238,32 +260,24 @@ impl Node {
     }
 
     fn shutdown(&self) -> Result<(), String> {
-        let log = self
-            .log
-            .lock()
-            .expect("log lock")
-            .take()
-            .ok_or("log closed")?;
-        log.close(SimClock.now_ms()).map_err(|e| e.to_string())
+        self.partition
+            .close(SimClock.now_ms())
+            .map_err(|e| e.to_string())
     }
 
     /// Applies the flush policy on a timer (interval, and flushes of rolled segments).
     async fn flusher(self) {
         loop {
             madsim::time::sleep(Duration::from_millis(self.config.flusher_interval_ms)).await;
-            let slow = {
-                let mut guard = self.log.lock().expect("log lock");
-                let Some(log) = guard.as_mut() else { return };
-                let now_ms = SimClock.now_ms();
-                if !log.flush_due(now_ms) {
-                    continue;
-                }
-                match self.flush_locked(log, now_ms) {
-                    Ok(slow) => slow,
-                    Err(_) => continue,
-                }
-            };
-            self.fsync_delay(slow).await;
+            if self.partition.bounds().is_none() {
+                return;
+            }
+            let slow_before = self.disk.fault_counts().slow_fsyncs;
+            if let Ok(Some(_)) = self.partition.flush_if_due(&SimClock) {
+                self.flushed();
+                self.fsync_delay(self.disk.fault_counts().slow_fsyncs > slow_before)
+                    .await;
+            }
         }
     }
 
@@ -271,13 +285,10 @@ impl Node {
     async fn cleaner(self, interval_ms: u64) {
         loop {
             madsim::time::sleep(Duration::from_millis(interval_ms)).await;
-            let mut guard = self.log.lock().expect("log lock");
-            let Some(log) = guard.as_mut() else { return };
-            let now_ms = SimClock.now_ms();
-            if !log.compaction_due(now_ms) {
-                continue;
+            if self.partition.bounds().is_none() {
+                return;
             }
-            if let Ok(outcome) = log.compact(now_ms) {
+            if let Ok(Some(outcome)) = self.partition.compact_if_due(SimClock.now_ms()) {
                 if outcome.segments_cleaned > 0 {
                     self.history.record(Event::Compacted {
                         segments_cleaned: outcome.segments_cleaned as u64,
@@ -291,12 +302,15 @@ impl Node {
     async fn retention(self) {
         loop {
             madsim::time::sleep(Duration::from_millis(self.config.retention_interval_ms)).await;
-            let mut guard = self.log.lock().expect("log lock");
-            let Some(log) = guard.as_mut() else { return };
-            let before = log.log_start_offset();
-            if log.apply_retention(SimClock.now_ms()).is_ok() && log.log_start_offset() > before {
+            if self.partition.bounds().is_none() {
+                return;
+            }
+            let retained = self
+                .partition
+                .apply_retention(SimClock.now_ms(), PRODUCER_EXPIRATION_MS);
+            if let Ok(Some(offset)) = retained {
                 self.history.record(Event::LogStart {
-                    offset: log.log_start_offset(),
+                    offset,
                     epoch: self.history.epoch(),
                 });
             }

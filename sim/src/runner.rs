@@ -96,7 +96,7 @@ fn draw_shape(options: &RunOptions) -> Shape {
         retention_ms: -1,
         flush,
         // A quarter of the runs give the topic a compression.type, so the broker recompresses
-        // what producers send in another codec (the storage node's log ignores it).
+        // what producers send in another codec (the storage node recompresses too).
         compression: if rng.gen_bool(0.25) {
             let codecs = [
                 Codec::None,

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use kafka_protocol::messages::ApiKey;
 
-use super::partition::high_watermark;
 use super::Broker;
 use crate::io::{Clock, Disk, Rng};
 
@@ -266,18 +265,19 @@ fn partitions<D: Disk, C: Clock, R: Rng>(out: &mut String, broker: &Broker<D, C,
     let mut watermarks = String::new();
     for topic in broker.topics() {
         for partition in &topic.partitions {
-            let guard = partition.log();
-            let Some(log) = guard.as_ref() else { continue };
+            let Some(bounds) = partition.bounds() else {
+                continue;
+            };
             let labels = format!("topic=\"{}\",partition=\"{}\"", topic.name, partition.index);
             let _ = writeln!(
                 out,
                 "keel_partition_log_end_offset{{{labels}}} {}",
-                log.next_offset()
+                bounds.log_end_offset
             );
             let _ = writeln!(
                 watermarks,
                 "keel_partition_high_watermark{{{labels}}} {}",
-                high_watermark(log)
+                bounds.high_watermark
             );
         }
     }

@@ -4,15 +4,12 @@
 //! and in the simulator; the Kafka protocol (`crate::protocol`) and the server
 //! (`crate::server`) sit on top of it.
 
-pub mod bytes;
 pub mod config;
 pub mod fetch_sessions;
 pub mod groups;
 pub mod metrics;
 pub mod offsets;
-pub mod partition;
 pub mod producer_ids;
-pub mod producers;
 pub mod settings;
 pub mod topics;
 
@@ -22,6 +19,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use self::config::{BrokerConfig, TopicOverrides};
 use self::topics::{Topic, TopicError};
 use crate::io::{Clock, Disk, Rng};
+use crate::partition::{Acks, AppendError};
 
 pub struct Broker<D: Disk, C: Clock, R: Rng> {
     pub config: BrokerConfig,
@@ -71,7 +69,13 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
     /// Storage errors, or a topic description whose settings are invalid.
     pub fn open(disk: D, clock: C, rng: R, config: BrokerConfig) -> Result<Self, TopicError> {
         disk.create_dir_all(&config.data_dir)?;
-        let topics = topics::load_all(&disk, &config.data_dir, &config.log, clock.now_ms())?;
+        let topics = topics::load_all(
+            &disk,
+            &config.data_dir,
+            &config.log,
+            config.node_id,
+            clock.now_ms(),
+        )?;
         topics::remove_orphans(&disk, &config.data_dir, &topics)?;
         let producer_ids = producer_ids::ProducerIds::open(&disk, &config.data_dir)?;
         tracing::info!(
@@ -195,6 +199,7 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
                 &self.config.data_dir,
                 new,
                 &self.config.log,
+                self.config.node_id,
                 self.clock.now_ms(),
             )
         });
@@ -298,6 +303,7 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
                 &self.config.data_dir,
                 &topic,
                 count,
+                self.config.node_id,
                 self.clock.now_ms(),
             )
         })?;
@@ -369,8 +375,8 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
     }
 
     /// Appends offset records (tombstones where `None`) of `group` to its partition of
-    /// `__consumer_offsets`, flushed first under flush=always. Returns a Kafka error code on
-    /// failure; nothing is then committed.
+    /// `__consumer_offsets`, through the partition's produce path (acks=all: flushed first
+    /// under flush=always). Returns a Kafka error code on failure; nothing is then committed.
     pub fn write_offsets(
         &self,
         group: &str,
@@ -383,49 +389,65 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
         })?;
         let index = offsets::partition_for(group, topic.partitions.len() as i32);
         let partition = &topic.partitions[index as usize];
-        let now_ms = self.clock.now_ms();
-        let mut batch = offsets::batch(entries, now_ms);
-        let mut guard = partition.log();
-        let log = guard.as_mut().ok_or(COORDINATOR_NOT_AVAILABLE)?;
-        let appended = log.append(&mut batch, now_ms);
-        let flush_always = log.config().flush == crate::log::FlushPolicy::Always;
-        drop(guard);
-        let written = appended.and_then(|info| match flush_always {
-            true => partition.flush(Some(info.last_offset), now_ms).map(drop),
-            false => Ok(()),
-        });
-        self.data_arrived.notify_waiters();
-        written.map_err(|e| {
-            tracing::error!(group, error = %e, "committed offsets not written");
-            STORAGE_ERROR
-        })
+        let batch = offsets::batch(entries, self.clock.now_ms());
+        let header = crate::log::batch::BatchHeader::parse(&batch)
+            .expect("the coordinator's own batch has a header");
+        let written = partition.append(
+            &batch,
+            &header,
+            Acks::All,
+            topic.config.compression,
+            &self.clock,
+        );
+        match written {
+            Ok(appended) => {
+                self.fsynced(appended.synced);
+                self.data_arrived.notify_waiters();
+                Ok(())
+            }
+            Err(AppendError::Closed) => Err(COORDINATOR_NOT_AVAILABLE),
+            // As Kafka's coordinator answers these.
+            Err(AppendError::NotEnoughReplicas(_)) => Err(COORDINATOR_NOT_AVAILABLE),
+            Err(AppendError::Log(e))
+                if crate::protocol::errors::log_error(&e)
+                    == crate::error_codes::MESSAGE_TOO_LARGE =>
+            {
+                tracing::warn!(group, error = %e, "committed offsets too large for the offsets topic");
+                Err(crate::error_codes::INVALID_COMMIT_OFFSET_SIZE)
+            }
+            Err(e) => {
+                // A failed flush may have left the batch in the log, readable once a later
+                // flush covers it: a waiting fetch may see it then.
+                self.data_arrived.notify_waiters();
+                tracing::error!(group, error = ?e, "committed offsets not written");
+                Err(STORAGE_ERROR)
+            }
+        }
+    }
+
+    /// Counts a flush that synced in `keel_fsync_seconds`.
+    pub fn fsynced(&self, synced: Option<crate::partition::Synced>) {
+        if let Some(synced) = synced {
+            self.metrics.fsync(synced.elapsed_ns);
+        }
     }
 
     /// Flushes every partition whose flush policy says a flush is due. Returns how many flushed.
     pub fn flush_due(&self) -> usize {
-        let now_ms = self.clock.now_ms();
         let mut flushed = 0;
         for topic in self.topics() {
             for partition in &topic.partitions {
-                let due = partition
-                    .log()
-                    .as_ref()
-                    .is_some_and(|log| log.flush_due(now_ms));
-                if !due {
-                    continue;
-                }
-                let started_ns = self.clock.monotonic_ns();
-                match partition.flush(None, now_ms) {
-                    Ok(true) => {
-                        self.metrics
-                            .fsync(self.clock.monotonic_ns().saturating_sub(started_ns));
+                match partition.flush_if_due(&self.clock) {
+                    Ok(None) => continue,
+                    Ok(synced) => {
+                        self.fsynced(synced);
                         flushed += 1;
                     }
-                    Ok(false) => {}
                     Err(e) => {
                         tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "flush failed")
                     }
                 }
+                // Under flush=always, a flush moves the high watermark.
                 self.data_arrived.notify_waiters();
             }
         }
@@ -438,34 +460,24 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
         let now_ms = self.clock.now_ms();
         for topic in self.topics() {
             for partition in &topic.partitions {
-                if let Some(log) = partition.log().as_mut() {
-                    if let Err(e) = log.apply_retention(now_ms) {
-                        tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "retention failed");
-                    }
-                    partition
-                        .producers()
-                        .expire(now_ms, self.config.producer_id_expiration_ms);
-                    partition.snapshot_producers_if_durable(&self.disk, log);
+                let expiration_ms = self.config.producer_id_expiration_ms;
+                if let Err(e) = partition.apply_retention(now_ms, expiration_ms) {
+                    tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "retention failed");
                 }
             }
         }
     }
 
     /// Runs compaction on every partition whose dirty ratio calls for it (Kafka's log cleaner,
-    /// in the housekeeping task). The partition's lock is held for the whole of one partition's
-    /// pass, so produce and fetch on that partition wait for it; other partitions do not.
-    /// Returns how many segments were cleaned.
+    /// in the housekeeping task); see `Partition::compact_if_due`. Returns how many segments
+    /// were cleaned.
     pub fn compact_due(&self) -> usize {
         let now_ms = self.clock.now_ms();
         let mut cleaned = 0;
         for topic in self.topics() {
             for partition in &topic.partitions {
-                let mut guard = partition.log();
-                let Some(log) = guard.as_mut().filter(|log| log.compaction_due(now_ms)) else {
-                    continue;
-                };
-                match log.compact(now_ms) {
-                    Ok(outcome) => cleaned += outcome.segments_cleaned,
+                match partition.compact_if_due(now_ms) {
+                    Ok(outcome) => cleaned += outcome.map_or(0, |o| o.segments_cleaned),
                     Err(e) => {
                         tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "compaction failed")
                     }
@@ -495,13 +507,7 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
         let now_ms = self.clock.now_ms();
         for topic in self.topics() {
             for partition in &topic.partitions {
-                let Some(mut log) = partition.take_log() else {
-                    continue;
-                };
-                if log.flush(now_ms).is_ok() {
-                    partition.snapshot_producers_if_durable(&self.disk, &log);
-                }
-                if let Err(e) = log.close(now_ms) {
+                if let Err(e) = partition.close(now_ms) {
                     tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "clean close failed; the next start recovers");
                 }
             }

@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use super::bytes::Reader;
 use super::topics::Topic;
+use crate::bytes::Reader;
 use crate::io::Disk;
 use crate::log::batch::{decode_records, BatchBuilder, BatchHeader, NewRecord};
 use crate::log::LogError;

@@ -10,7 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::topics::write_atomically;
+use crate::io::write_atomically;
 use crate::io::{Disk, File};
 
 const FILE: &str = "producer-ids";

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::config::{topic_log_config, TopicOverrides};
-use super::partition::Partition;
-use crate::io::{Disk, File};
+use crate::io::{write_atomically, Disk, File};
 use crate::log::{Log, LogConfig};
+use crate::partition::Partition;
 
 pub const TOPICS_DIR: &str = "topics";
 const DESCRIPTION_SUFFIX: &str = ".properties";
@@ -153,22 +153,6 @@ fn parse_description(text: &str) -> Option<Description> {
     })
 }
 
-/// Writes `bytes` at `path` atomically and durably: a temporary file (`.tmp`), synced, renamed
-/// over `path`, the directory synced. A crash leaves the old file or the new one.
-pub(crate) fn write_atomically<D: Disk>(disk: &D, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    if disk.exists(&tmp) {
-        disk.remove(&tmp)?;
-    }
-    let file = disk.create(&tmp)?;
-    file.write_at(bytes, 0)?;
-    file.sync_data()?;
-    drop(file);
-    disk.rename(&tmp, path)?;
-    disk.sync_dir(dir)
-}
-
 /// A description's verified text, read again if it fails its CRC (a transient read error);
 /// `None` when it fails every time.
 fn read_description<D: Disk>(disk: &D, path: &Path) -> io::Result<Option<String>> {
@@ -191,13 +175,14 @@ fn open_partitions<D: Disk>(
     name: &str,
     partitions: std::ops::Range<i32>,
     config: &LogConfig,
+    node_id: i32,
     now_ms: i64,
 ) -> Result<Vec<Arc<Partition<D>>>, TopicError> {
     let mut opened = Vec::new();
     for index in partitions {
         let dir = partition_dir(data_dir, name, index);
         let partition = Log::open(disk.clone(), &dir, config.clone(), now_ms)
-            .and_then(|log| Partition::open(name.to_owned(), index, disk, log))
+            .and_then(|log| Partition::open(name.to_owned(), index, node_id, disk, log))
             .map_err(|e| TopicError::Storage(format!("{}: {e}", dir.display())))?;
         opened.push(Arc::new(partition));
     }
@@ -212,6 +197,7 @@ pub fn load_all<D: Disk>(
     disk: &D,
     data_dir: &Path,
     defaults: &LogConfig,
+    node_id: i32,
     now_ms: i64,
 ) -> Result<BTreeMap<String, Arc<Topic<D>>>, TopicError> {
     let dir = data_dir.join(TOPICS_DIR);
@@ -237,6 +223,7 @@ pub fn load_all<D: Disk>(
             name,
             0..description.partitions,
             &config,
+            node_id,
             now_ms,
         )?;
         let topic = Topic {
@@ -268,6 +255,7 @@ pub fn create<D: Disk>(
     data_dir: &Path,
     new: NewTopic<'_>,
     defaults: &LogConfig,
+    node_id: i32,
     now_ms: i64,
 ) -> Result<Topic<D>, TopicError> {
     let NewTopic {
@@ -283,7 +271,15 @@ pub fn create<D: Disk>(
         )));
     }
     let config = topic_log_config(defaults, &overrides).map_err(TopicError::InvalidConfig)?;
-    let opened = open_partitions(disk, data_dir, name, 0..partitions, &config, now_ms)?;
+    let opened = open_partitions(
+        disk,
+        data_dir,
+        name,
+        0..partitions,
+        &config,
+        node_id,
+        now_ms,
+    )?;
     disk.sync_dir(data_dir)?;
     write_atomically(
         disk,
@@ -308,6 +304,7 @@ pub fn add_partitions<D: Disk>(
     data_dir: &Path,
     topic: &Topic<D>,
     count: i32,
+    node_id: i32,
     now_ms: i64,
 ) -> Result<Topic<D>, TopicError> {
     let current = topic.partitions.len() as i32;
@@ -323,6 +320,7 @@ pub fn add_partitions<D: Disk>(
         &topic.name,
         current..count,
         &topic.config,
+        node_id,
         now_ms,
     )?;
     disk.sync_dir(data_dir)?;
@@ -362,10 +360,9 @@ pub fn set_overrides<D: Disk>(
         text.as_bytes(),
     )?;
     for partition in &topic.partitions {
-        if let Some(log) = partition.log().as_mut() {
-            log.set_config(config.clone())
-                .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
-        }
+        partition
+            .set_config(config.clone())
+            .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
     }
     Ok(Topic {
         name: topic.name.clone(),

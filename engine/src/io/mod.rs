@@ -201,3 +201,19 @@ pub trait Clock: Clone + Send + Sync + 'static {
 pub trait Rng: Clone + Send + Sync + 'static {
     fn next_u64(&self) -> u64;
 }
+
+/// Writes `bytes` at `path` atomically and durably: a temporary file (`.tmp`), synced, renamed
+/// over `path`, the directory synced. A crash leaves the old file or the new one.
+pub fn write_atomically<D: Disk>(disk: &D, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("tmp");
+    if disk.exists(&tmp) {
+        disk.remove(&tmp)?;
+    }
+    let file = disk.create(&tmp)?;
+    file.write_at(bytes, 0)?;
+    file.sync_data()?;
+    drop(file);
+    disk.rename(&tmp, path)?;
+    disk.sync_dir(dir)
+}

@@ -20,7 +20,7 @@
 //!   that every segment still ends where it did (recovery's check that each segment starts where
 //!   the previous ends stays as strong as before), and an idempotent producer's last batch in the
 //!   cleaned range, kept empty as Kafka keeps it, since replaying batch headers rebuilds the
-//!   producers' sequence state (`broker::producers`). The log then has holes between batches and
+//!   producers' sequence state (`partition::producers`). The log then has holes between batches and
 //!   inside them; it says so durably with `COMPACTED_MARKER_FILE`, written before the first swap,
 //!   after which scans accept holes (offsets must still increase strictly).
 //! - **Grouping.** Adjacent cleanable segments are cleaned into one while together they fit in

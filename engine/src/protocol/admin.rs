@@ -677,24 +677,11 @@ pub fn delete_records<D: Disk, C: Clock, R: Rng>(
             let outcome = match partition {
                 None => Err(errors::UNKNOWN_TOPIC_OR_PARTITION),
                 Some(partition) => {
-                    let mut guard = partition.log();
-                    match guard.as_mut() {
+                    // -1 means "up to the high watermark".
+                    let offset = (asked.offset != -1).then(|| asked.offset.max(0) as u64);
+                    match partition.delete_records(offset) {
                         None => Err(errors::UNKNOWN_TOPIC_OR_PARTITION),
-                        Some(log) => {
-                            // -1 means "up to the high watermark".
-                            let hw = crate::broker::partition::high_watermark(log);
-                            let offset = if asked.offset == -1 {
-                                hw
-                            } else {
-                                asked.offset.max(0) as u64
-                            };
-                            if offset > hw {
-                                Err(errors::OFFSET_OUT_OF_RANGE)
-                            } else {
-                                log.delete_records_before(offset)
-                                    .map_err(|e| errors::log_error(&e))
-                            }
-                        }
+                        Some(deleted) => deleted.map_err(|e| errors::log_error(&e)),
                     }
                 }
             };

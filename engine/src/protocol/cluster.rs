@@ -16,7 +16,6 @@ use kafka_protocol::messages::{
 
 use super::frame::Frame;
 use super::{decode, encode, errors, str_bytes, topic_name, ProtocolError, Request};
-use crate::broker::partition::high_watermark;
 use crate::broker::topics::Topic;
 use crate::broker::Broker;
 use crate::io::{Clock, Disk, Rng};
@@ -109,13 +108,14 @@ pub fn describe_log_dirs<D: Disk, C: Clock, R: Rng>(
             if !wanted(topic, partition.index as usize) {
                 continue;
             }
-            let guard = partition.log();
-            let Some(log) = guard.as_ref() else { continue };
+            let Some(bounds) = partition.bounds() else {
+                continue;
+            };
             let mut entry = DescribeLogDirsPartition::default();
             entry.partition_index = partition.index;
-            entry.partition_size = log.size_bytes() as i64;
+            entry.partition_size = bounds.size_bytes as i64;
             // Kafka: max(high watermark - log end, 0), so 0 for a current log.
-            entry.offset_lag = (high_watermark(log) as i64 - log.next_offset() as i64).max(0);
+            entry.offset_lag = (bounds.high_watermark as i64 - bounds.log_end_offset as i64).max(0);
             described.partitions.push(entry);
         }
         if !described.partitions.is_empty() {

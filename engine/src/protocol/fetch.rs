@@ -18,10 +18,10 @@ use super::fetch_frame::{self, FetchedPartition, FetchedResponse, FetchedTopic, 
 use super::frame::Frame;
 use super::{decode, errors, ProtocolError, Request};
 use crate::broker::fetch_sessions::{SessionPartition, INVALID_FETCH_SESSION_EPOCH};
-use crate::broker::partition::{high_watermark, Partition};
 use crate::broker::topics::Topic;
 use crate::broker::Broker;
 use crate::io::{Clock, Disk, Rng};
+use crate::partition::{Partition, Read};
 
 /// The longest a fetch waits for min_bytes, whatever it asks (Kafka bounds it by the request
 /// timeout the same way).
@@ -320,25 +320,29 @@ fn read<D: Disk, C: Clock, R: Rng>(
     bytes_left: u64,
     first: bool,
 ) -> FetchedPartition<D::File> {
-    let mut guard = partition.log();
-    let Some(log) = guard.as_mut() else {
-        return empty(wanted.partition, errors::UNKNOWN_TOPIC_OR_PARTITION);
+    let closed = || empty(wanted.partition, errors::UNKNOWN_TOPIC_OR_PARTITION);
+    let partition_bytes = (wanted.partition_max_bytes.max(0) as u64).min(bytes_left);
+    let offset = u64::try_from(wanted.fetch_offset).unwrap_or(u64::MAX);
+    let read = if partition_bytes == 0 && !first {
+        partition.bounds().map(|bounds| Read {
+            bounds,
+            records: Ok(None),
+        })
+    } else {
+        partition.read(offset, partition_bytes.max(1))
     };
-    let high_watermark = high_watermark(log);
+    let Some(Read { bounds, records }) = read else {
+        return closed();
+    };
     let mut fetched = FetchedPartition {
         partition_index: wanted.partition,
         error_code: errors::NONE,
-        high_watermark: high_watermark as i64,
-        last_stable_offset: high_watermark as i64,
-        log_start_offset: log.log_start_offset() as i64,
+        high_watermark: bounds.high_watermark as i64,
+        last_stable_offset: bounds.high_watermark as i64,
+        log_start_offset: bounds.log_start_offset as i64,
         records: None,
     };
-    let partition_bytes = (wanted.partition_max_bytes.max(0) as u64).min(bytes_left);
-    if partition_bytes == 0 && !first {
-        return fetched;
-    }
-    let offset = u64::try_from(wanted.fetch_offset).unwrap_or(u64::MAX);
-    match log.read(offset, partition_bytes.max(1), high_watermark) {
+    match records {
         Ok(Some(slice)) if first || slice.bytes <= partition_bytes => {
             fetched.records = Some(RecordsRange {
                 file: slice.file,

@@ -16,9 +16,9 @@ use kafka_protocol::messages::{
 
 use super::frame::Frame;
 use super::{decode, encode, errors, ProtocolError, Request};
-use crate::broker::partition::{high_watermark, Partition};
 use crate::broker::Broker;
 use crate::io::{Clock, Disk, Rng};
+use crate::partition::Partition;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -93,38 +93,34 @@ fn found(offset: u64, timestamp: i64) -> ListOffsetsPartitionResponse {
 }
 
 fn lookup<D: Disk>(partition: &Partition<D>, timestamp: i64) -> ListOffsetsPartitionResponse {
-    let mut guard = partition.log();
-    let Some(log) = guard.as_mut() else {
-        return failed(errors::UNKNOWN_TOPIC_OR_PARTITION);
+    let closed = || failed(errors::UNKNOWN_TOPIC_OR_PARTITION);
+    let Some(bounds) = partition.bounds() else {
+        return closed();
     };
-    let high_watermark = high_watermark(log);
     match timestamp {
-        LATEST => found(high_watermark, -1),
-        EARLIEST | EARLIEST_LOCAL => found(log.log_start_offset(), -1),
+        LATEST => found(bounds.high_watermark, -1),
+        EARLIEST | EARLIEST_LOCAL => found(bounds.log_start_offset, -1),
         // Offset, timestamp and epoch -1 with no error, as Kafka without tiered storage.
         LATEST_TIERED => failed(errors::NONE),
-        MAX_TIMESTAMP => max_timestamp(log),
-        t if t >= 0 => match log.offset_for_timestamp(t) {
-            Ok(Some((offset, ts))) if offset < high_watermark => found(offset, ts),
+        MAX_TIMESTAMP => match partition.max_timestamp_offset() {
+            None => closed(),
+            Some(Ok(Some((offset, timestamp)))) => found(offset, timestamp),
+            Some(Ok(None)) => found(bounds.log_end_offset, -1),
+            Some(Err(e)) => failed(errors::log_error(&e)),
+        },
+        t if t >= 0 => match partition.offset_for_timestamp(t) {
+            None => closed(),
+            Some(Ok(Some((offset, ts)))) => found(offset, ts),
             // Every record is older (or not yet readable): Kafka answers offset and timestamp
             // -1 with no error, which clients read as "no such offset".
-            Ok(_) => {
+            Some(Ok(None)) => {
                 let mut none = found(0, -1);
                 none.offset = -1;
                 none
             }
-            Err(e) => failed(errors::log_error(&e)),
+            Some(Err(e)) => failed(errors::log_error(&e)),
         },
         _ => failed(errors::INVALID_REQUEST),
-    }
-}
-
-/// The offset of the record with the largest timestamp (KIP-734).
-fn max_timestamp<D: Disk>(log: &mut crate::log::Log<D>) -> ListOffsetsPartitionResponse {
-    match log.max_timestamp_offset() {
-        Ok(Some((offset, timestamp))) => found(offset, timestamp),
-        Ok(None) => found(log.next_offset(), -1),
-        Err(e) => failed(errors::log_error(&e)),
     }
 }
 
@@ -149,19 +145,16 @@ pub fn offset_for_leader_epoch<D: Disk, C: Clock, R: Rng>(
             match (partition, leader_epoch_error(asked.current_leader_epoch)) {
                 (None, _) => result.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,
                 (Some(_), Some(code)) => result.error_code = code,
-                (Some(partition), None) => {
-                    let guard = partition.log();
-                    match guard.as_ref() {
-                        None => result.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,
-                        Some(log) => {
-                            (result.leader_epoch, result.end_offset) = epoch_end(
-                                asked.leader_epoch,
-                                log.log_start_offset(),
-                                log.next_offset(),
-                            )
-                        }
+                (Some(partition), None) => match partition.bounds() {
+                    None => result.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,
+                    Some(bounds) => {
+                        (result.leader_epoch, result.end_offset) = epoch_end(
+                            asked.leader_epoch,
+                            bounds.log_start_offset,
+                            bounds.log_end_offset,
+                        )
                     }
-                }
+                },
             }
             answer.partitions.push(result);
         }

@@ -25,8 +25,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::path::Path;
 
-use super::bytes::Reader;
-use super::topics::write_atomically;
+use crate::bytes::Reader;
+use crate::io::write_atomically;
 use crate::io::{Disk, File};
 use crate::log::batch::{BatchHeader, HEADER_BYTES};
 use crate::log::{Log, LogError};
