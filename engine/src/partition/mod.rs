@@ -22,6 +22,8 @@ mod append;
 mod flush;
 mod housekeeping;
 pub mod producers;
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Mutex, MutexGuard};
 
