@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::batch::{self, BatchHeader};
 use super::compaction::COMPACTED_MARKER_FILE;
 use super::index::{self, IndexKind};
-use super::scan::{First, ScanError, Scanner, Verify};
+use super::scan::{self, First, ScanError, Scanner, Verify};
 use super::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::io::{Disk, File};
 
@@ -282,9 +282,30 @@ fn check_segment<F: File>(
             Ok(Some(found)) => found,
             Ok(None) => return Ok(next),
             Err(ScanError::Io(e)) => return Err(e),
+            // Damage is listed range by range: the check goes on at the next batch that
+            // verifies, as reads do, and names the offsets the damaged bytes held.
             Err(ScanError::Stop(stop)) => {
-                report.problems.push(problem(stop.position, stop.reason));
-                return Ok(next);
+                let expected = scanner.expected_base().unwrap_or(base);
+                match scan::resync(file, stop.position, end, expected, holes)? {
+                    Some(resumed) => {
+                        let reason = format!(
+                            "{}; damaged bytes {}..{}, offsets {expected}..{} lost, batches verify again after them",
+                            stop.reason, stop.position, resumed.position, resumed.header.base_offset
+                        );
+                        report.problems.push(problem(stop.position, reason));
+                        scanner.resume_after(&resumed);
+                        resumed
+                    }
+                    None => {
+                        let reason = format!(
+                            "{}; nothing verifies from there to the end ({} bytes, offsets from {expected}): a torn tail, or damage",
+                            stop.reason,
+                            end - stop.position
+                        );
+                        report.problems.push(problem(stop.position, reason));
+                        return Ok(next);
+                    }
+                }
             }
         };
         let header = found.header;

@@ -547,24 +547,28 @@ impl<D: Disk> Log<D> {
     /// stop early at a transient error: that would forget whatever follows. It makes
     /// `REPLAY_READ_ATTEMPTS_MAX` attempts (lookup, read and verification) in all, where
     /// `read_copy` makes `READ_ATTEMPTS_MAX`, so rot that outlasts a `read_copy` can still be
-    /// read through. Damage that persists is `Corrupt`, also when a lookup met unparsable bytes
-    /// (which it reports as an `InvalidData` IO error).
+    /// read through. Damage that persists is skipped as `read_copy` skips it (the bytes start
+    /// after it), also when a lookup met unparsable bytes (which it reports as an
+    /// `InvalidData` IO error).
     ///
     /// # Errors
-    /// `Corrupt` for lasting damage; other IO errors as they come, for the caller to fail on.
+    /// `Corrupt` when damage cannot be passed; other IO errors as they come, for the caller to
+    /// fail on.
     pub fn replay_copy(
         &mut self,
         offset: u64,
         bytes_max: u64,
         offset_limit: u64,
     ) -> Result<Vec<u8>, LogError> {
-        self.copy_attempts(
-            offset,
-            bytes_max,
-            offset_limit,
-            REPLAY_READ_ATTEMPTS_MAX,
-            true,
-        )
+        self.past_damage(offset, |log, offset| {
+            log.copy_attempts(
+                offset,
+                bytes_max,
+                offset_limit,
+                REPLAY_READ_ATTEMPTS_MAX,
+                true,
+            )
+        })
     }
 
     fn write_checkpoint(&mut self, recovery_point: u64) -> io::Result<()> {
@@ -597,10 +601,12 @@ impl<D: Disk> Log<D> {
 
     /// Whole batches from the one holding `offset`, up to `bytes_max` bytes (but always at least
     /// one batch) and only batches that end below `offset_limit` (the high watermark for
-    /// consumers, the log end for followers). `None` when there is nothing to read yet.
+    /// consumers, the log end for followers). `None` when there is nothing to read yet. Where
+    /// the batch holding `offset` is damaged for good, the batches start after the damage.
     ///
     /// # Errors
-    /// `OffsetOutOfRange` outside [log start, log end]; IO errors.
+    /// `OffsetOutOfRange` outside [log start, log end]; `Corrupt` while damage may still be
+    /// transient or cannot be passed; IO errors.
     pub fn read(
         &mut self,
         offset: u64,
@@ -609,13 +615,68 @@ impl<D: Disk> Log<D> {
     ) -> Result<Option<LogSlice<D::File>>, LogError> {
         // A lookup misled by a header that read wrong (its offsets are outside the CRC) is
         // caught by the verification of the slice, and the lookup is made again.
-        let mut attempt = 1;
+        self.past_damage(offset, |log, offset| {
+            let mut attempt = 1;
+            loop {
+                match log.read_once(offset, bytes_max, offset_limit) {
+                    Err(LogError::Corrupt { .. }) if attempt < scan::READ_ATTEMPTS_MAX => {
+                        attempt += 1
+                    }
+                    other => return other,
+                }
+            }
+        })
+    }
+
+    /// `read` (whatever its attempts) answers `Corrupt` at `offset` only while the damage may be
+    /// transient: once every attempt failed, the damaged batches are skipped and the read goes
+    /// on at the next batch that verifies, so damage costs its own records and no more (a
+    /// consumer moves past the hole as past a compacted one). At most `DAMAGE_SKIPS_MAX` ranges
+    /// are passed in one call.
+    fn past_damage<T: Default>(
+        &mut self,
+        mut offset: u64,
+        mut read: impl FnMut(&mut Self, u64) -> Result<T, LogError>,
+    ) -> Result<T, LogError> {
+        let mut skips = 0;
         loop {
-            match self.read_once(offset, bytes_max, offset_limit) {
-                Err(LogError::Corrupt { .. }) if attempt < scan::READ_ATTEMPTS_MAX => attempt += 1,
+            match read(self, offset) {
+                Err(e @ LogError::Corrupt { .. }) if skips < segment::DAMAGE_SKIPS_MAX => {
+                    skips += 1;
+                    match self.skip_damaged(offset)? {
+                        Some(resume) if resume > offset => offset = resume,
+                        Some(_) => return Err(e),
+                        None => return Ok(T::default()),
+                    }
+                }
                 other => return other,
             }
         }
+    }
+
+    /// The offset reads resume at after the batch holding `offset` failed verification every
+    /// time (see `Segment::skip_damage`); `None` when nothing after it verifies in the log yet.
+    fn skip_damaged(&mut self, offset: u64) -> Result<Option<u64>, LogError> {
+        let base = self.segment_floor(offset);
+        let later = self.segments.range(base + 1..).next().map(|(&b, _)| b);
+        let Some(segment) = self.segments.get_mut(&base) else {
+            return Ok(later);
+        };
+        let Some(damaged) = segment.find_batch(offset)? else {
+            return Ok(later);
+        };
+        let expected = damaged.header.base_offset as u64 + 1;
+        match segment.skip_damage(damaged.position, expected)? {
+            Some(resumed) => Ok(Some(resumed.header.base_offset as u64)),
+            None => Ok(later),
+        }
+    }
+
+    /// The damaged ranges found so far (reads, index rebuilds, recovery), by segment.
+    pub fn damage(&self) -> Vec<(u64, segment::Damage)> {
+        let all = self.segments.iter();
+        all.flat_map(|(&base, s)| s.damage().map(move |d| (base, *d)))
+            .collect()
     }
 
     fn read_once(
@@ -646,24 +707,26 @@ impl<D: Disk> Log<D> {
     }
 
     /// Like `read`, but copies the bytes and checks every batch's CRC (reading again up to
-    /// `READ_ATTEMPTS_MAX` times): a corrupt first batch is an error, and a corrupt later batch
-    /// ends the result before it.
+    /// `READ_ATTEMPTS_MAX` times): a first batch damaged for good is skipped (see
+    /// `past_damage`), and a corrupt later batch ends the result before it.
     ///
     /// # Errors
-    /// As `read`, and `Corrupt` when the first batch fails its CRC.
+    /// As `read`, and `Corrupt` when damage cannot be passed.
     pub fn read_copy(
         &mut self,
         offset: u64,
         bytes_max: u64,
         offset_limit: u64,
     ) -> Result<Vec<u8>, LogError> {
-        self.copy_attempts(
-            offset,
-            bytes_max,
-            offset_limit,
-            scan::READ_ATTEMPTS_MAX,
-            false,
-        )
+        self.past_damage(offset, |log, offset| {
+            log.copy_attempts(
+                offset,
+                bytes_max,
+                offset_limit,
+                scan::READ_ATTEMPTS_MAX,
+                false,
+            )
+        })
     }
 
     /// `read_copy`'s body: up to `attempts` attempts in all, each a lookup, a read and a

@@ -175,7 +175,8 @@ impl<D: Disk> Log<D> {
         let file_bytes = segment.log_file().len()?;
         let interval = self.config.index_interval_bytes;
         let index_bytes = self.config.segment_index_bytes;
-        let tail = segment.recover_tail(start, interval, index_bytes)?;
+        let durable_below = self.recovery_point;
+        let tail = segment.recover_tail(start, interval, index_bytes, durable_below)?;
         self.recovery.bytes_scanned += file_bytes.saturating_sub(start.0);
         if let Some(end) = tail.next_offset {
             return Ok((end, tail));
@@ -191,7 +192,12 @@ impl<D: Disk> Log<D> {
                     error = %e,
                     "damage below the recovery point; recovering the whole segment"
                 );
-                let retry = segment.recover_tail((0, First::Base(base)), interval, index_bytes)?;
+                let retry = segment.recover_tail(
+                    (0, First::Base(base)),
+                    interval,
+                    index_bytes,
+                    durable_below,
+                )?;
                 self.recovery.bytes_scanned += start.0;
                 let truncated = match (tail.truncated, retry.truncated) {
                     (Some((cut, _)), Some((more, stop))) => Some((cut + more, stop)),

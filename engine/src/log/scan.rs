@@ -3,7 +3,8 @@
 //!
 //! The scanner never trusts a length field: a batch must have a v2 header, a length that fits
 //! both the file and `BATCH_BYTES_MAX`, and (when asked) a CRC that matches. The first batch that
-//! fails ends the scan with the reason and the position, which is where recovery truncates.
+//! fails ends the scan with the reason and the position: where recovery truncates a torn tail,
+//! and where `resync` looks for the next batch after damage to durable bytes.
 
 use std::io;
 
@@ -136,6 +137,25 @@ impl<'a, F: File> Scanner<'a, F> {
 
     pub fn position(&self) -> u64 {
         self.position
+    }
+
+    /// The lowest base offset the next batch may have, when the scan knows it: after a batch,
+    /// the offset after it; before the first, the segment's base (or the offset after an index
+    /// entry's batch, for the batch following it).
+    pub fn expected_base(&self) -> Option<u64> {
+        match (self.expected_base, self.first) {
+            (Some(expected), _) => Some(expected),
+            (None, Some(First::Base(base))) => Some(base),
+            (None, _) => None,
+        }
+    }
+
+    /// Goes on after `batch`, found past damage by `resync`: the scan continues from its end,
+    /// the offsets dense (or increasing) from its last on.
+    pub fn resume_after(&mut self, batch: &ScannedBatch) {
+        self.position = batch.position + batch.total_bytes;
+        self.expected_base = Some(batch.header.last_offset() as u64 + 1);
+        self.chunk.clear();
     }
 
     /// The next batch; `Ok(None)` at the end; `Stop` when the bytes at the current position are
@@ -286,4 +306,165 @@ impl<'a, F: File> Scanner<'a, F> {
         self.chunk_start = self.position;
         Ok(())
     }
+}
+
+/// How far a batch found by `resync` may start above the offset expected: a segment's offsets
+/// are relative to its base in 32 bits, so no batch of it lies further.
+const RESYNC_OFFSET_SPAN_MAX: u64 = 1 << 31;
+
+/// Where the batches go on after damage at `from`: the first batch after `from` that verifies
+/// (a v2 header, a length that fits, a base offset from `expected_base` on, a CRC that matches)
+/// and that the bytes after it continue (the end of the range, or a batch header whose base
+/// offset follows its last: a batch carried inside another's record values verifies too, but
+/// is not followed by one that continues it). The damaged batch's own frame is tried first, since its length
+/// field usually survives a flipped bit in its records; then every position after `from`, so
+/// a damaged length field costs the batch it belongs to and no more. `Ok(None)` when nothing
+/// verifies before `end`. Reads each byte of [from, end) about once, in chunks, so it costs
+/// bounded memory and time proportional to the range.
+///
+/// # Errors
+/// IO errors.
+pub fn resync<F: File>(
+    file: &F,
+    from: u64,
+    end: u64,
+    expected_base: u64,
+    holes: bool,
+) -> io::Result<Option<ScannedBatch>> {
+    let mut header = [0u8; HEADER_BYTES];
+    if from + HEADER_BYTES as u64 <= end {
+        file.read_exact_at(&mut header, from)?;
+        if let Some(total) = BatchHeader::parse(&header)
+            .ok()
+            .and_then(|h| h.total_bytes())
+            .filter(|&total| total <= BATCH_BYTES_MAX)
+        {
+            if let Some(found) = verified_at(file, from + total as u64, end, expected_base, holes)?
+            {
+                return Ok(Some(found));
+            }
+        }
+    }
+    // The scan's reads may have gone wrong where no damage is (a transient flip in the header
+    // of the batch it should find): a second pass over the bytes before what the first found
+    // makes sure no earlier batch was passed over.
+    let Some(found) = scan_for_batch(file, from + 1, end, end, expected_base, holes)? else {
+        return Ok(None);
+    };
+    let earlier = scan_for_batch(file, from + 1, found.position, end, expected_base, holes)?;
+    Ok(earlier.or(Some(found)))
+}
+
+/// The first batch that verifies (see `resync`) at a position in [start, before), the file's
+/// bytes ending at `end`.
+fn scan_for_batch<F: File>(
+    file: &F,
+    mut start: u64,
+    before: u64,
+    end: u64,
+    expected_base: u64,
+    holes: bool,
+) -> io::Result<Option<ScannedBatch>> {
+    let mut chunk = Vec::new();
+    while start < before && start + HEADER_BYTES as u64 <= end {
+        let len = (end - start).min(SCAN_CHUNK_BYTES as u64) as usize;
+        chunk.resize(len, 0);
+        file.read_exact_at(&mut chunk, start)?;
+        let candidates = len.saturating_sub(HEADER_BYTES - 1);
+        let candidates = candidates.min((before - start) as usize);
+        for i in 0..candidates {
+            if !plausible_header(&chunk[i..], expected_base) {
+                continue;
+            }
+            let position = start + i as u64;
+            if let Some(found) = verified_at(file, position, end, expected_base, holes)? {
+                return Ok(Some(found));
+            }
+        }
+        start += candidates.max(1) as u64;
+    }
+    Ok(None)
+}
+
+/// A cheap filter before a CRC: the magic byte, and a base offset and length that could be.
+fn plausible_header(bytes: &[u8], expected_base: u64) -> bool {
+    /// Base offset, length, partition leader epoch.
+    const MAGIC_AT: usize = 16;
+    if bytes.len() < HEADER_BYTES || bytes[MAGIC_AT] as i8 != MAGIC_V2 {
+        return false;
+    }
+    let Ok(header) = BatchHeader::parse(bytes) else {
+        return false;
+    };
+    let base = header.base_offset;
+    base >= 0
+        && (base as u64) >= expected_base
+        && (base as u64) - expected_base < RESYNC_OFFSET_SPAN_MAX
+        && header.last_offset_delta >= 0
+        && header
+            .total_bytes()
+            .is_some_and(|t| (HEADER_BYTES..=BATCH_BYTES_MAX).contains(&t))
+}
+
+/// The batch at `position` if it verifies and what follows it continues it, reading again up
+/// to `READ_ATTEMPTS_MAX` times before saying no.
+fn verified_at<F: File>(
+    file: &F,
+    position: u64,
+    end: u64,
+    expected_base: u64,
+    holes: bool,
+) -> io::Result<Option<ScannedBatch>> {
+    for _ in 0..READ_ATTEMPTS_MAX {
+        if let Some(found) = verified_once(file, position, end, expected_base, holes)? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}
+
+fn verified_once<F: File>(
+    file: &F,
+    position: u64,
+    end: u64,
+    expected_base: u64,
+    holes: bool,
+) -> io::Result<Option<ScannedBatch>> {
+    let mut header_bytes = [0u8; HEADER_BYTES];
+    if position + HEADER_BYTES as u64 > end {
+        return Ok(None);
+    }
+    file.read_exact_at(&mut header_bytes, position)?;
+    if !plausible_header(&header_bytes, expected_base) {
+        return Ok(None);
+    }
+    let header = BatchHeader::parse(&header_bytes).expect("plausible headers parse");
+    let total = header
+        .total_bytes()
+        .expect("plausible headers have a length");
+    if position + total as u64 > end {
+        return Ok(None);
+    }
+    let mut batch = vec![0u8; total];
+    file.read_exact_at(&mut batch, position)?;
+    if !batch::crc_ok(&batch, &header) {
+        return Ok(None);
+    }
+    let after = position + total as u64;
+    if after + HEADER_BYTES as u64 <= end {
+        file.read_exact_at(&mut header_bytes, after)?;
+        let next_base = header.last_offset() as u64 + 1;
+        let continues = BatchHeader::parse(&header_bytes).is_ok_and(|next| {
+            let base = next.base_offset as u64;
+            next.magic == MAGIC_V2 && (base == next_base || (holes && base > next_base))
+        });
+        if !continues {
+            return Ok(None);
+        }
+    }
+    Ok(Some(ScannedBatch {
+        position,
+        header,
+        total_bytes: total as u64,
+    }))
 }

@@ -7,13 +7,16 @@
 //! the indexes as hints and confirm every position by reading the batch header there, so a
 //! damaged index can cost a longer scan but never a wrong answer.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::batch::{BatchHeader, HEADER_BYTES};
 use super::index::{self, Entry, IndexFile, IndexKind};
-use super::scan::{First, ScanError, ScanStop, ScannedBatch, Scanner, Verify, READ_ATTEMPTS_MAX};
+use super::scan::{
+    self, First, ScanError, ScanStop, ScannedBatch, Scanner, Verify, READ_ATTEMPTS_MAX,
+};
 use crate::io::{Disk, File};
 
 pub const LOG_SUFFIX: &str = "log";
@@ -85,7 +88,26 @@ pub struct Segment<F: File> {
     verified: Vec<(u64, u64)>,
     /// Whether compaction may have left holes between batches (see `Scanner::allowing_holes`).
     holes: bool,
+    /// Damaged ranges found so far, by position (see `skip_damage`); in memory only, so each
+    /// process finds them again when it first reads there.
+    damage: BTreeMap<u64, Damage>,
 }
+
+/// Bytes of a segment that fail verification however often they are read (rot at rest, a
+/// latent sector error), and the offsets they held: lost. Reads go on at `resume`, the next
+/// batch that verifies, so the damage costs its own batches and no more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Damage {
+    pub position: u64,
+    pub bytes: u64,
+    /// The lowest offset the damaged bytes may have held.
+    pub first_offset: u64,
+    /// Where batches verify again; `None` when nothing does before the segment's end.
+    pub resume: Option<ScannedBatch>,
+}
+
+/// How many damaged ranges one lookup passes before it gives up (and answers an error).
+pub const DAMAGE_SKIPS_MAX: u32 = 8;
 
 /// What recovering a segment's tail found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +162,7 @@ impl<F: File> Segment<F> {
             offset_of_max_timestamp: base_offset,
             first_batch_timestamp: None,
             verified: Vec::new(),
+            damage: BTreeMap::new(),
             holes: false,
         })
     }
@@ -173,6 +196,7 @@ impl<F: File> Segment<F> {
             offset_of_max_timestamp: base_offset,
             first_batch_timestamp: None,
             verified: Vec::new(),
+            damage: BTreeMap::new(),
             holes: false,
         };
         segment.load_max_timestamp();
@@ -328,19 +352,89 @@ impl<F: File> Segment<F> {
     /// IO errors, or the segment's bytes stop parsing as batches before the answer.
     pub fn find_batch(&mut self, offset: u64) -> io::Result<Option<ScannedBatch>> {
         let (start, first) = self.index_hint(offset)?;
-        let mut scanner = Scanner::new(&*self.log, start, self.bytes, Verify::Header)
+        let log = Arc::clone(&self.log);
+        let mut scanner = Scanner::new(&*log, start, self.bytes, Verify::Header)
             .expecting(first)
             .allowing_holes(self.holes);
+        let mut skips = 0;
         loop {
-            match scanner.next_batch() {
-                Ok(Some(batch)) if batch.header.last_offset() as u64 >= offset => {
-                    return Ok(Some(batch))
-                }
-                Ok(Some(_)) => continue,
+            let batch = match scanner.next_batch() {
+                Ok(Some(batch)) => batch,
                 Ok(None) => return Ok(None),
+                // Headers that read wrong every time: damage, which costs its own batches.
+                Err(ScanError::Stop(stop)) if skips < DAMAGE_SKIPS_MAX => {
+                    skips += 1;
+                    let expected = scanner
+                        .expected_base()
+                        .or_else(|| first_after(first))
+                        .unwrap_or(self.base_offset);
+                    let Some(resumed) = self.skip_damage(stop.position, expected)? else {
+                        return Ok(None);
+                    };
+                    scanner.resume_after(&resumed);
+                    resumed
+                }
                 Err(e) => return Err(e.into_io(&self.path(LOG_SUFFIX))),
+            };
+            if batch.header.last_offset() as u64 >= offset {
+                return Ok(Some(batch));
             }
         }
+    }
+
+    /// Damage found at `position` (bytes that fail verification after every read): records it,
+    /// logs the range lost, and returns the next batch that verifies (see `scan::resync`),
+    /// whose base offset is at least `expected_base`; `None` when nothing verifies before the
+    /// segment's end. A range skipped before is not searched again.
+    ///
+    /// # Errors
+    /// IO errors.
+    pub fn skip_damage(
+        &mut self,
+        position: u64,
+        expected_base: u64,
+    ) -> io::Result<Option<ScannedBatch>> {
+        // Only a resume point found is kept: "nothing verifies after it" may have been a read
+        // that went wrong, and must not make what follows unreachable for good.
+        if let Some(resume) = self.damage.get(&position).and_then(|known| known.resume) {
+            return Ok(Some(resume));
+        }
+        let resume = scan::resync(&*self.log, position, self.bytes, expected_base, self.holes)?;
+        let end = resume.map_or(self.bytes, |batch| batch.position);
+        let damage = Damage {
+            position,
+            bytes: end - position,
+            first_offset: expected_base,
+            resume,
+        };
+        match resume {
+            Some(batch) => {
+                self.mark_verified(batch.position, batch.position + batch.total_bytes);
+                tracing::warn!(
+                    segment = %self.path(LOG_SUFFIX).display(),
+                    position,
+                    bytes = damage.bytes,
+                    first_lost = expected_base,
+                    resumes_at = batch.header.base_offset,
+                    "damaged batches skipped: the records from {expected_base} up to {} are lost",
+                    batch.header.base_offset
+                );
+            }
+            None => tracing::warn!(
+                segment = %self.path(LOG_SUFFIX).display(),
+                position,
+                bytes = damage.bytes,
+                first_lost = expected_base,
+                "damaged bytes up to the end of the segment: the records from {expected_base} in it are lost"
+            ),
+        }
+        self.damage.insert(position, damage);
+        Ok(resume)
+    }
+
+    /// The damaged ranges found so far, in order.
+    pub fn damage(&self) -> impl Iterator<Item = &Damage> {
+        self.damage.values()
     }
 
     /// Where to start scanning for `offset`: the index's floor entry, confirmed by the header
@@ -444,7 +538,18 @@ impl<F: File> Segment<F> {
             match scanner.next_batch() {
                 Ok(Some(batch)) => self.track_scanned(&batch, interval),
                 Ok(None) => break,
-                Err(e) => return Err(e.into_io(&self.path(LOG_SUFFIX))),
+                // A rebuild never makes readable batches unreachable: it goes on past damage.
+                Err(ScanError::Stop(stop)) => {
+                    let expected = scanner.expected_base().unwrap_or(self.base_offset);
+                    match self.skip_damage(stop.position, expected)? {
+                        Some(resumed) => {
+                            scanner.resume_after(&resumed);
+                            self.track_scanned(&resumed, interval);
+                        }
+                        None => break,
+                    }
+                }
+                Err(ScanError::Io(e)) => return Err(e),
             }
         }
         self.finish_indexes()
@@ -491,7 +596,11 @@ impl<F: File> Segment<F> {
 
     /// Recovers the segment's tail from `position` (a batch boundary below which the bytes are
     /// trusted): every batch from there on must parse and pass its CRC; the first that does not,
-    /// and everything after it, is cut off. Indexes are rebuilt from `position` on.
+    /// and everything after it, is cut off (a torn, unflushed tail). Except below
+    /// `durable_below`, the recovery point: bytes that were flushed and fail now are damage, and
+    /// recovery goes on at the next batch that verifies and starts below the recovery point
+    /// (`skip_damage`), instead of cutting flushed records after the damaged ones. Indexes are
+    /// rebuilt from `position` on.
     ///
     /// # Errors
     /// IO errors.
@@ -500,6 +609,7 @@ impl<F: File> Segment<F> {
         (position, first): (u64, First),
         index_interval_bytes: u64,
         index_bytes_max: usize,
+        durable_below: u64,
     ) -> io::Result<TailRecovery> {
         let file_bytes = self.log.len()?;
         self.keep_index_entries_below(position, index_bytes_max)?;
@@ -516,11 +626,38 @@ impl<F: File> Segment<F> {
                 }
                 Ok(None) => break None,
                 Err(ScanError::Io(e)) => return Err(e),
-                Err(ScanError::Stop(stop)) => break Some(stop),
+                Err(ScanError::Stop(stop)) => {
+                    let expected = scanner.expected_base().or_else(|| first_after(first));
+                    let Some(expected) = expected.filter(|&e| e < durable_below) else {
+                        break Some(stop);
+                    };
+                    // The file must reach past the damage for the resync to look there.
+                    self.bytes = file_bytes;
+                    let resumed = self
+                        .skip_damage(stop.position, expected)?
+                        .filter(|b| (b.header.base_offset as u64) < durable_below);
+                    self.bytes = stop.position;
+                    let Some(resumed) = resumed else {
+                        break Some(stop);
+                    };
+                    scanner.resume_after(&resumed);
+                    next_offset = Some(resumed.header.last_offset() as u64 + 1);
+                    self.track_scanned(&resumed, index_interval_bytes);
+                }
             }
         };
         self.bytes = scanner.position();
         self.mark_verified(position, self.bytes);
+        self.clip_verified(self.bytes);
+        // Damaged bytes were not verified: reads of them are checked, and skip them again.
+        let damaged: Vec<(u64, u64)> = self
+            .damage
+            .values()
+            .map(|d| (d.position, d.position + d.bytes))
+            .collect();
+        for (start, end) in damaged {
+            self.forget_verified(start, end);
+        }
         let truncated = match stop {
             Some(stop) => {
                 self.log.set_len(self.bytes)?;
@@ -889,14 +1026,51 @@ impl<F: File> Segment<F> {
     }
 
     fn clip_verified(&mut self, end: u64) {
+        // What was learnt of the bytes past `end` no longer holds: damage included.
+        self.damage.retain(|&position, _| position < end);
+        for damage in self.damage.values_mut() {
+            if damage
+                .resume
+                .is_some_and(|b| b.position + b.total_bytes > end)
+            {
+                damage.resume = None;
+                damage.bytes = end - damage.position;
+            }
+        }
         self.verified.retain(|&(s, _)| s < end);
         if let Some(last) = self.verified.last_mut() {
             last.1 = last.1.min(end);
         }
     }
 
+    /// Takes [start, end) out of the verified ranges.
+    fn forget_verified(&mut self, start: u64, end: u64) {
+        let mut kept = Vec::with_capacity(self.verified.len() + 1);
+        for &(s, e) in &self.verified {
+            if e <= start || s >= end {
+                kept.push((s, e));
+                continue;
+            }
+            if s < start {
+                kept.push((s, start));
+            }
+            if e > end {
+                kept.push((end, e));
+            }
+        }
+        self.verified = kept;
+    }
+
     pub fn is_verified(&self, start: u64, end: u64) -> bool {
         let at = self.verified.partition_point(|&(s, _)| s <= start);
         at > 0 && self.verified[at - 1].1 >= end
+    }
+}
+
+/// The lowest base offset of the batch after the one an index entry names.
+fn first_after(first: First) -> Option<u64> {
+    match first {
+        First::Base(base) => Some(base),
+        First::Last(last) => Some(last + 1),
     }
 }

@@ -653,10 +653,13 @@ fn corrupt_bytes_below_the_recovery_point_are_never_served() {
     let mut bytes = disk.file_bytes(&path).unwrap();
     bytes[200] ^= 1;
     disk.set_file_bytes(&path, bytes);
-    assert!(matches!(
-        log.read_copy(0, 100_000, u64::MAX),
-        Err(LogError::Corrupt { offset: 0, .. })
-    ));
+    let copied = log.read_copy(0, 100_000, u64::MAX).unwrap();
+    let first = batch::BatchHeader::parse(&copied).unwrap();
+    assert_eq!(
+        first.base_offset, 4,
+        "the damaged batch holds offsets 0..=3"
+    );
+    assert_eq!(verified_prefix(&copied, 4, false), copied.len());
 }
 
 #[derive(Debug, Clone)]
@@ -799,12 +802,17 @@ fn zero_copy_reads_never_hand_out_unverified_corrupt_bytes() {
     let mut bytes = disk.file_bytes(&path).unwrap();
     bytes[200] ^= 1;
     disk.set_file_bytes(&path, bytes);
-    // A fresh process has verified nothing it did not write: the slice is checked first.
+    // A fresh process has verified nothing it did not write: the slice is checked first, and
+    // the damaged first batch is skipped, never sent.
     let mut log = open(&disk, small_config());
-    assert!(matches!(
-        log.read(0, 100_000, u64::MAX),
-        Err(LogError::Corrupt { offset: 0, .. })
-    ));
+    let slice = log.read(0, 100_000, u64::MAX).unwrap().unwrap();
+    assert_eq!(
+        slice.first_offset, 4,
+        "the damaged batch holds offsets 0..=3"
+    );
+    let mut sent = vec![0; slice.bytes as usize];
+    slice.file.read_exact_at(&mut sent, slice.position).unwrap();
+    assert_eq!(verified_prefix(&sent, 4, false), sent.len());
     // Appended batches were validated on the way in and are sent as they are.
     let info = append(&mut log, 2, 10, 1000);
     let slice = log
@@ -1402,9 +1410,10 @@ fn a_replay_read_outlasts_rot_that_fails_one_read_copy() {
     let mut log = open(&disk, small_config());
     append(&mut log, 3, 10, 1000);
     let intact = log.read_copy(0, 1 << 20, 3).unwrap();
-    // Every read rotten: `read_copy` gives up after its own re-reads. Count the reads it made.
+    // Every read rotten: `read_copy`'s attempts give up after their own re-reads (and it then
+    // looks for batches after the damage). Count the reads the attempts made.
     disk.rot_reads(1_000);
-    let failed = log.read_copy(0, 1 << 20, 3);
+    let failed = log.copy_attempts(0, 1 << 20, 3, scan::READ_ATTEMPTS_MAX, false);
     assert!(
         matches!(failed, Err(LogError::Corrupt { .. })),
         "{failed:?}"
@@ -1414,11 +1423,12 @@ fn a_replay_read_outlasts_rot_that_fails_one_read_copy() {
     // batches (stopping there would forget the producers and commits after them).
     disk.rot_reads(reads);
     assert_eq!(log.replay_copy(0, 1 << 20, 3).unwrap(), intact);
-    // Rot that lasts is damage, which the replays stop at: `Corrupt`, never an IO error.
+    // Rot that lasts is damage, which the replays skip: with every byte rotten, nothing
+    // verifies, so nothing is returned (never rotten bytes, never an IO error).
     disk.rot_reads(1_000);
     let lasting = log.replay_copy(0, 1 << 20, 3);
     assert!(
-        matches!(lasting, Err(LogError::Corrupt { .. })),
+        matches!(&lasting, Ok(bytes) if bytes.is_empty()),
         "{lasting:?}"
     );
     disk.rot_reads(0);
@@ -1501,4 +1511,204 @@ fn an_empty_index_of_one_large_batch_is_no_damage() {
     let mut log = open(&disk, config);
     expect_offsets(&mut log, 0..2);
     assert_eq!(log.index_rebuilds(), 1, "the emptied index was rebuilt");
+}
+
+/// Where each batch of a segment file starts, with its offsets, read from intact bytes.
+fn batch_positions(bytes: &[u8]) -> Vec<(usize, u64, u64)> {
+    let mut out = Vec::new();
+    let mut position = 0;
+    while let Ok(header) = batch::BatchHeader::parse(&bytes[position..]) {
+        let total = header.total_bytes().unwrap();
+        out.push((
+            position,
+            header.base_offset as u64,
+            header.last_offset() as u64,
+        ));
+        position += total;
+        if position >= bytes.len() {
+            break;
+        }
+    }
+    out
+}
+
+/// Every offset readable from the log start, through `read_copy` and through `read` (the
+/// zero-copy ranges), which must agree; values must name their offsets.
+fn readable_offsets(log: &mut Log<MemDisk>) -> Vec<u64> {
+    let copied: Vec<u64> = read_all(log).into_iter().map(|r| r.0).collect();
+    let mut ranged = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.next_offset() {
+        let Some(slice) = log.read(offset, 1000, u64::MAX).expect("read") else {
+            break;
+        };
+        let mut bytes = vec![0; slice.bytes as usize];
+        slice
+            .file
+            .read_exact_at(&mut bytes, slice.position)
+            .unwrap();
+        let mut position = 0;
+        while position < bytes.len() {
+            let header = batch::BatchHeader::parse(&bytes[position..]).unwrap();
+            let total = header.total_bytes().unwrap();
+            let batch_bytes = &bytes[position..position + total];
+            assert!(
+                batch::crc_ok(batch_bytes, &header),
+                "a corrupt batch was served"
+            );
+            for record in batch::decode_records(batch_bytes).unwrap() {
+                let value = record.value.unwrap();
+                assert!(value.starts_with(format!("value-{}-", record.offset).as_bytes()));
+                if record.offset as u64 >= offset {
+                    ranged.push(record.offset as u64);
+                }
+            }
+            position += total;
+            offset = header.last_offset() as u64 + 1;
+        }
+    }
+    assert_eq!(copied, ranged, "read_copy and read disagree");
+    copied
+}
+
+/// Ten batches of four records in closed segments; damages batch `victim` of the first
+/// segment with `damage` (given the batch's bytes at its position), and returns the offsets
+/// the log should still serve (all but the victim's) and the victim's offsets.
+fn damaged_closed_segment(
+    disk: &MemDisk,
+    victim: usize,
+    damage: impl FnOnce(&mut [u8]),
+) -> (Vec<u64>, std::ops::RangeInclusive<u64>) {
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        index_interval_bytes: 128,
+        ..small_config()
+    };
+    let mut log = open(disk, config.clone());
+    for _ in 0..10 {
+        append(&mut log, 4, 100, 1000);
+    }
+    log.roll().unwrap();
+    append(&mut log, 1, 10, 1000);
+    let end = log.next_offset();
+    log.close(0).unwrap();
+    let path = segment_path(&dir(), 0, LOG_SUFFIX);
+    let mut bytes = disk.file_bytes(&path).unwrap();
+    let (position, first, last) = batch_positions(&bytes)[victim];
+    damage(&mut bytes[position..]);
+    disk.set_file_bytes(&path, bytes);
+    let kept = (0..end).filter(|o| !(first..=last).contains(o)).collect();
+    (kept, first..=last)
+}
+
+fn expect_damage_costs_only_its_batch(damage: impl FnOnce(&mut [u8])) {
+    let disk = MemDisk::new();
+    let (kept, lost) = damaged_closed_segment(&disk, 3, damage);
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        index_interval_bytes: 128,
+        ..small_config()
+    };
+    for round in 0..2 {
+        let mut log = open(&disk, config.clone());
+        // A read that lands on the damage goes on after it.
+        let slice = log.read(*lost.start(), 1000, u64::MAX).unwrap().unwrap();
+        assert_eq!(slice.first_offset, lost.end() + 1, "round {round}");
+        assert_eq!(readable_offsets(&mut log), kept, "round {round}");
+        let damage = log.damage();
+        assert!(!damage.is_empty(), "round {round}: the damage is known");
+        assert!(damage.iter().all(|(_, d)| d
+            .resume
+            .is_some_and(|b| b.header.base_offset as u64 == lost.end() + 1)));
+        drop(log);
+    }
+    let report = super::dump::check_dir(&disk, &dir()).unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.reason.contains(&format!(
+            "offsets {}..{} lost",
+            lost.start(),
+            lost.end() + 1
+        )) || p.reason.contains("lost")),
+        "{:?}",
+        report.problems
+    );
+    assert_eq!(
+        report.records,
+        kept.len() as u64,
+        "keel check counts what verifies"
+    );
+}
+
+#[test]
+fn a_flipped_bit_in_a_batch_costs_that_batch_not_the_segment() {
+    expect_damage_costs_only_its_batch(|batch| batch[200] ^= 0x10);
+}
+
+#[test]
+fn a_damaged_base_offset_costs_that_batch_not_the_segment() {
+    expect_damage_costs_only_its_batch(|batch| batch[7] ^= 0x01);
+}
+
+#[test]
+fn a_damaged_length_field_costs_that_batch_not_the_segment() {
+    expect_damage_costs_only_its_batch(|batch| {
+        batch[8..12].copy_from_slice(&0x7fff_ff00u32.to_be_bytes())
+    });
+}
+
+#[test]
+fn damage_below_the_recovery_point_does_not_cut_the_flushed_batches_after_it() {
+    let disk = MemDisk::new();
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        ..small_config()
+    };
+    let mut log = open(&disk, config.clone());
+    for _ in 0..10 {
+        append(&mut log, 4, 100, 1000);
+    }
+    log.flush(0).unwrap();
+    let end = log.next_offset();
+    // No clean shutdown: the next open recovers the active segment's bytes.
+    drop(log);
+    let path = segment_path(&dir(), 0, LOG_SUFFIX);
+    let mut bytes = disk.file_bytes(&path).unwrap();
+    let (position, first, last) = batch_positions(&bytes)[6];
+    bytes[position + 100] ^= 0x04;
+    disk.set_file_bytes(&path, bytes);
+    let mut log = open(&disk, config);
+    assert_eq!(
+        log.next_offset(),
+        end,
+        "nothing flushed after the damage was cut"
+    );
+    assert_eq!(log.recovery_report().bytes_truncated, 0);
+    let kept: Vec<u64> = (0..end).filter(|o| !(first..=last).contains(o)).collect();
+    assert_eq!(readable_offsets(&mut log), kept);
+    // The log takes appends after the damage as before.
+    let info = append(&mut log, 2, 10, 1000);
+    assert_eq!(info.base_offset, end);
+}
+
+#[test]
+fn a_torn_unflushed_tail_is_still_cut() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, small_config());
+    append(&mut log, 4, 100, 1000);
+    log.flush(0).unwrap();
+    append(&mut log, 4, 100, 1000);
+    append(&mut log, 4, 100, 1000);
+    drop(log);
+    let path = segment_path(&dir(), 0, LOG_SUFFIX);
+    let mut bytes = disk.file_bytes(&path).unwrap();
+    let (position, first, _) = batch_positions(&bytes)[1];
+    bytes[position + 100] ^= 0x04;
+    disk.set_file_bytes(&path, bytes);
+    let log = open(&disk, small_config());
+    assert_eq!(
+        log.next_offset(),
+        first,
+        "unflushed: cut at the damage, as a torn tail"
+    );
+    assert!(log.damage().is_empty());
 }
