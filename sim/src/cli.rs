@@ -222,6 +222,7 @@ struct Totals {
     operations: u64,
     simulated_ms: u64,
     faults: FaultCounts,
+    lost_to_damage: u64,
     failures: Vec<SeedOutcome>,
 }
 
@@ -230,6 +231,7 @@ impl Totals {
         self.seeds += 1;
         self.operations += outcome.operations;
         self.simulated_ms += outcome.simulated_ms;
+        self.lost_to_damage += outcome.lost_to_damage;
         let f = &mut self.faults;
         let o = &outcome.faults;
         f.torn_writes += o.torn_writes;
@@ -239,6 +241,7 @@ impl Totals {
         f.eio += o.eio;
         f.lied_fsyncs += o.lied_fsyncs;
         f.permanent_rots += o.permanent_rots;
+        f.rots_at_rest += o.rots_at_rest;
         f.crashes += o.crashes;
         f.power_losses += o.power_losses;
         f.stale_handle_uses += o.stale_handle_uses;
@@ -301,6 +304,10 @@ fn summarize(totals: &Totals, wall_s: f64, args: &Args) -> ExitCode {
         simulated_s / wall_s
     );
     println!("faults: {}", totals.faults);
+    println!(
+        "records truly lost (acknowledged, in batches rotted at rest): {}",
+        totals.lost_to_damage
+    );
     let mut failures: Vec<&SeedOutcome> = totals.failures.iter().collect();
     failures.sort_by_key(|o| o.seed);
     for outcome in &failures {

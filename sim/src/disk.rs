@@ -119,6 +119,8 @@ pub struct FaultCounts {
     pub lied_fsyncs: u64,
     /// Bits flipped for good by `SimDisk::rot`.
     pub permanent_rots: u64,
+    /// Bits flipped on the platter by `SimDisk::rot_at_rest` (latent corruption).
+    pub rots_at_rest: u64,
     pub crashes: u64,
     pub power_losses: u64,
     /// Operations refused (or mapping writes dropped) on handles from before a crash: not a fault
@@ -130,11 +132,12 @@ impl fmt::Display for FaultCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "torn writes {}, bit rots {} (+{} permanent), slow fsyncs {}, enospc {}, eio {}, \
-             lied fsyncs {}, crashes {}, power losses {}, stale handle uses {}",
+            "torn writes {}, bit rots {} (+{} permanent, {} at rest), slow fsyncs {}, enospc {}, \
+             eio {}, lied fsyncs {}, crashes {}, power losses {}, stale handle uses {}",
             self.torn_writes,
             self.bit_rots,
             self.permanent_rots,
+            self.rots_at_rest,
             self.slow_fsyncs,
             self.enospc,
             self.eio,
@@ -551,6 +554,34 @@ impl SimDisk {
         }
         state.counts.permanent_rots += 1;
         Ok(())
+    }
+
+    /// Flips one bit of byte `pos` of `path` on the platter, for good: latent corruption the
+    /// drive does not report (rot at rest). The page cache keeps a block it holds (a process
+    /// that wrote or read it reads it right until a power loss empties the cache); a block not
+    /// in the cache reads rotten from now on. A dirty block is left alone (its next sync would
+    /// overwrite the platter anyway). Returns whether a bit flipped.
+    ///
+    /// # Errors
+    /// `NotFound` when `path` names no file.
+    pub fn rot_at_rest(&self, path: &Path, pos: u64) -> io::Result<bool> {
+        let mut state = self.lock();
+        let id = state.lookup(path)?;
+        let mask = 1u8 << state.rng.below(8);
+        let inode = state.inodes.get_mut(&id).ok_or_else(|| not_found(path))?;
+        let pos = usize::try_from(pos).unwrap_or(usize::MAX);
+        let block = pos / BLOCK;
+        if pos >= inode.durable.len() || inode.dirty.contains(&block) {
+            return Ok(false);
+        }
+        inode.durable[pos] ^= mask;
+        if !inode.warm.contains(&block) {
+            if let Some(byte) = inode.cached.get_mut(pos) {
+                *byte ^= mask;
+            }
+        }
+        state.counts.rots_at_rest += 1;
+        Ok(true)
     }
 
     /// What a power loss would certainly keep of the file `path` names now: its durable bytes.

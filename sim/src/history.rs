@@ -75,6 +75,12 @@ pub enum Event {
         segments_cleaned: u64,
         records_removed: u64,
     },
+    /// A flushed batch holding offsets first..=last rotted at rest: its records are truly gone
+    /// (the checkers excuse their absence, never another record in their place).
+    Damaged {
+        first: u64,
+        last: u64,
+    },
     /// Retention or DeleteRecords moved the log start.
     LogStart {
         offset: u64,
@@ -124,6 +130,8 @@ pub struct History {
     events: Mutex<Vec<TimedEvent>>,
     epoch: AtomicU64,
     trace: AtomicBool,
+    /// The offset ranges of `Event::Damaged`, for the checks made while the run goes on.
+    damaged: Mutex<Vec<(u64, u64)>>,
 }
 
 impl History {
@@ -141,6 +149,12 @@ impl History {
         if self.trace.load(Ordering::Relaxed) {
             println!("{:>8} ms  {:?}", timed.at_ms, timed.event);
         }
+        if let Event::Damaged { first, last } = timed.event {
+            self.damaged
+                .lock()
+                .expect("history lock")
+                .push((first, last));
+        }
         self.events.lock().expect("history lock").push(timed);
     }
 
@@ -153,6 +167,11 @@ impl History {
     pub fn power_loss(&self) {
         let epoch_after = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         self.record(Event::PowerLoss { epoch_after });
+    }
+
+    /// The offset ranges damaged so far (see `Event::Damaged`).
+    pub fn damaged(&self) -> Vec<(u64, u64)> {
+        self.damaged.lock().expect("history lock").clone()
     }
 
     pub fn events(&self) -> Vec<TimedEvent> {

@@ -78,6 +78,8 @@ pub struct Cluster {
     pub target: Target,
     pub history: Arc<History>,
     pub operations: Arc<AtomicU64>,
+    /// The directory of the partition the workload produces to and reads.
+    pub partition_dir: std::path::PathBuf,
 }
 
 impl Cluster {
@@ -636,7 +638,8 @@ fn follow(
     fetched: &Fetched,
     epoch: u64,
 ) -> u64 {
-    let served = match served::check_fetch(cursor, &fetched.bytes, config.keys) {
+    let damaged = cluster.history.damaged();
+    let served = match served::check_fetch(cursor, &fetched.bytes, config.keys, &damaged) {
         Ok(served) => served,
         Err(violation) => {
             cluster.history.record(Event::Violation {
@@ -679,6 +682,7 @@ pub async fn faults(cluster: Cluster, config: WorkloadConfig, seed_rng: u64) {
             30..=54 => power_loss(&cluster, &mut disk_rng).await,
             55..=69 => clean_restart(&cluster).await,
             70..=79 => restart_into_faults(&cluster, &config, &mut disk_rng).await,
+            80..=84 => rot_at_rest(&cluster, &mut disk_rng).await,
             _ => {
                 disk_fault_burst(&cluster, &config).await;
                 // End one burst in three with a power loss and one in three with a crash, at
@@ -704,9 +708,105 @@ async fn crash(cluster: &Cluster) {
 async fn power_loss(cluster: &Cluster, disk_rng: &mut SimRng) {
     cluster.handle.kill(cluster.node_id);
     cluster.mailbox.clear();
+    cut_power(cluster, disk_rng);
+    restart_after_downtime(cluster).await;
+}
+
+/// The power goes. First the history learns what the partition's checkpoint on the platter
+/// claims is durable (its recovery point), so that every acknowledged record below it is held
+/// to survive, under every flush policy: a log that checkpointed more than it synced is caught.
+fn cut_power(cluster: &Cluster, disk_rng: &mut SimRng) {
+    let checkpoint = cluster
+        .partition_dir
+        .join(keel::log::checkpoint::CHECKPOINT_FILE);
+    let claimed = cluster
+        .disk
+        .durable_bytes(&checkpoint)
+        .and_then(|bytes| keel::log::checkpoint::decode(&bytes));
+    if let Some(claimed) = claimed {
+        cluster.history.record(Event::Flushed {
+            upto: claimed.recovery_point,
+            epoch: cluster.history.epoch(),
+        });
+    }
     cluster.disk.power_loss(disk_rng);
     cluster.history.power_loss();
-    restart_after_downtime(cluster).await;
+}
+
+/// Rot at rest: one bit of a flushed batch of the partition's log flips on the platter for good
+/// (latent corruption the drive does not report). The batch is recorded as damaged, its records
+/// truly gone; everything else must stay readable (keel skips exactly the damaged batch). Half
+/// the time the power then goes, so that the rotten block is read from the platter.
+async fn rot_at_rest(cluster: &Cluster, disk_rng: &mut SimRng) {
+    let mut rng = madsim::rand::thread_rng();
+    let logs: Vec<std::path::PathBuf> = cluster
+        .disk
+        .durable_list_all()
+        .into_iter()
+        .filter(|p| p.parent() == Some(&cluster.partition_dir))
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    if logs.is_empty() {
+        return;
+    }
+    let path = &logs[rng.gen_range(0..logs.len())];
+    let (Some(durable), Some(cached)) = (
+        cluster.disk.durable_bytes(path),
+        cluster.disk.cached_bytes(path),
+    ) else {
+        return;
+    };
+    // Only a batch the platter and the page cache agree on, found at the same place by walks
+    // over both: then the offsets the damage takes are the ones the log holds there.
+    let in_cache = intact_batches(&cached);
+    let batches: Vec<_> = intact_batches(&durable)
+        .into_iter()
+        .filter(|b| in_cache.contains(b))
+        .filter(|&(position, total, _, _)| {
+            let range = position as usize..(position + total) as usize;
+            durable.get(range.clone()) == cached.get(range)
+        })
+        .collect();
+    if batches.is_empty() {
+        return;
+    }
+    let (position, total, first, last) = batches[rng.gen_range(0..batches.len())];
+    let at = position + rng.gen_range(0..total);
+    if cluster.disk.rot_at_rest(path, at).unwrap_or(false) {
+        cluster.history.record(Event::Damaged { first, last });
+    }
+    if rng.gen_bool(0.5) {
+        cluster.handle.kill(cluster.node_id);
+        cluster.mailbox.clear();
+        cut_power(cluster, disk_rng);
+        restart_after_downtime(cluster).await;
+    }
+}
+
+/// The batches at the start of a segment file's bytes that verify, as (position, bytes, first
+/// offset, last offset).
+fn intact_batches(bytes: &[u8]) -> Vec<(u64, u64, u64, u64)> {
+    let mut batches = Vec::new();
+    let mut position = 0;
+    while let Ok(header) = keel::log::batch::BatchHeader::parse(&bytes[position..]) {
+        let Some(total) = header.total_bytes() else {
+            break;
+        };
+        let Some(batch) = bytes.get(position..position + total) else {
+            break;
+        };
+        if header.base_offset < 0 || !keel::log::batch::crc_ok(batch, &header) {
+            break;
+        }
+        batches.push((
+            position as u64,
+            total as u64,
+            header.base_offset as u64,
+            header.last_offset() as u64,
+        ));
+        position += total;
+    }
+    batches
 }
 
 /// Syncs start failing after a few more (the machine is dying), the node keeps working for a
@@ -718,9 +818,8 @@ async fn dying_power_loss(cluster: &Cluster, config: &WorkloadConfig, disk_rng: 
     sleep_ms(rng.gen_range(1..=2 * config.fault_interval_ms_mean.min(200))).await;
     cluster.handle.kill(cluster.node_id);
     cluster.mailbox.clear();
-    cluster.disk.power_loss(disk_rng);
+    cut_power(cluster, disk_rng);
     cluster.disk.fail_syncs_after(None);
-    cluster.history.power_loss();
     restart_after_downtime(cluster).await;
 }
 
@@ -751,8 +850,7 @@ async fn restart_into_faults(cluster: &Cluster, config: &WorkloadConfig, disk_rn
         cluster.disk.crash();
         cluster.history.record(Event::Crash);
     } else {
-        cluster.disk.power_loss(disk_rng);
-        cluster.history.power_loss();
+        cut_power(cluster, disk_rng);
     }
     cluster.disk.set_faults(config.disk_faults);
     cluster.history.record(Event::DiskFaults { on: true });
@@ -809,8 +907,9 @@ pub async fn read_final(cluster: &Cluster, keys: Option<u32>) -> Result<FinalLog
                         fetched.next_offset
                     ));
                 }
-                let served =
-                    served::check_fetch(cursor, &fetched.bytes, keys).map_err(|v| v.to_string())?;
+                let damaged = cluster.history.damaged();
+                let served = served::check_fetch(cursor, &fetched.bytes, keys, &damaged)
+                    .map_err(|v| v.to_string())?;
                 for (offset, id) in served.records {
                     final_log.records.insert(offset, id);
                 }

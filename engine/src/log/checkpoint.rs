@@ -108,18 +108,37 @@ impl<F: File> CheckpointFile<F> {
 }
 
 fn read_slots<F: File>(file: &F) -> io::Result<(u64, Option<Checkpoint>)> {
+    let mut slots = [[0u8; RECORD_BYTES]; 2];
+    let mut lengths = [0; 2];
+    for (slot, bytes) in slots.iter_mut().enumerate() {
+        lengths[slot] = file.read_at(bytes, slot as u64 * SLOT_BYTES)?;
+    }
+    Ok(newest(&slots[0][..lengths[0]], &slots[1][..lengths[1]]))
+}
+
+/// The checkpoint a checkpoint file's bytes hold (the newer of its sealed slots), if any: what
+/// the simulator reads off the platter to learn what the log claims is durable.
+pub fn decode(bytes: &[u8]) -> Option<Checkpoint> {
+    let slot = |i: u64| {
+        let start = (i * SLOT_BYTES) as usize;
+        bytes
+            .get(start..bytes.len().min(start + RECORD_BYTES))
+            .unwrap_or_default()
+    };
+    newest(slot(0), slot(1)).1
+}
+
+fn newest(slot0: &[u8], slot1: &[u8]) -> (u64, Option<Checkpoint>) {
     let mut best: Option<[u64; 4]> = None;
-    for slot in 0..2 {
-        let mut bytes = [0u8; RECORD_BYTES];
-        let n = file.read_at(&mut bytes, slot * SLOT_BYTES)?;
-        let Some(fields) = unseal(CHECKPOINT_MAGIC, &bytes[..n]) else {
+    for (slot, bytes) in [slot0, slot1].into_iter().enumerate() {
+        let Some(fields) = unseal(CHECKPOINT_MAGIC, bytes) else {
             continue;
         };
-        if fields[0] % 2 == slot && best.is_none_or(|b| fields[0] > b[0]) {
+        if fields[0] % 2 == slot as u64 && best.is_none_or(|b| fields[0] > b[0]) {
             best = Some(fields);
         }
     }
-    Ok(match best {
+    match best {
         None => (0, None),
         Some([sequence, recovery_point, log_start_offset, high_watermark]) => (
             sequence,
@@ -129,7 +148,7 @@ fn read_slots<F: File>(file: &F) -> io::Result<(u64, Option<Checkpoint>)> {
                 high_watermark,
             }),
         ),
-    })
+    }
 }
 
 /// What a clean-shutdown marker vouches for.

@@ -665,8 +665,8 @@ impl<D: Disk> Log<D> {
         let Some(damaged) = segment.find_batch(offset)? else {
             return Ok(later);
         };
-        let expected = damaged.header.base_offset as u64 + 1;
-        match segment.skip_damage(damaged.position, expected)? {
+        let lost_from = damaged.header.base_offset as u64;
+        match segment.skip_damage(damaged.position, lost_from, lost_from + 1)? {
             Some(resumed) => Ok(Some(resumed.header.base_offset as u64)),
             None => Ok(later),
         }
@@ -697,6 +697,18 @@ impl<D: Disk> Log<D> {
             let Some(first) = segment.find_batch(offset)? else {
                 continue;
             };
+            // A header found by a walk over headers alone may be damaged where the CRC covers
+            // it: a batch cannot end past the log's end.
+            if first.header.last_offset() as u64 >= self.next_offset {
+                return Err(LogError::Corrupt {
+                    offset: first.header.base_offset as u64,
+                    reason: format!(
+                        "a batch header claims offsets up to {}, past the log end {}",
+                        first.header.last_offset(),
+                        self.next_offset
+                    ),
+                });
+            }
             if first.header.last_offset() as u64 >= offset_limit {
                 return Ok(None);
             }

@@ -111,6 +111,7 @@ impl<D: Disk> Log<D> {
         let recovery_point = self.recovery_point;
         let mut next_offset = None;
         let mut stopped = false;
+        let mut damaged = false;
         for (i, &base) in bases.iter().enumerate() {
             if stopped {
                 self.remove_after_corruption(base)?;
@@ -122,6 +123,7 @@ impl<D: Disk> Log<D> {
             if !below {
                 let (end, tail) = self.recover_segment(&mut segment, base)?;
                 next_offset = Some(end);
+                damaged |= tail.damaged_durable;
                 if let Some(&next_base) = bases.get(i + 1).filter(|&&b| b != end) {
                     // The next segment does not start where this one ends: this one lost its
                     // unflushed tail (a power loss after a roll), so the next holds records
@@ -152,6 +154,18 @@ impl<D: Disk> Log<D> {
         }
         let active_base = *self.segments.keys().next_back().expect("non-empty");
         self.next_offset = next_offset.unwrap_or(active_base).max(active_base);
+        if damaged && self.recovery_point > self.next_offset {
+            // Damage to flushed bytes at the end of the log took records that were durable,
+            // and perhaps acknowledged: their offsets are never given to other records. The
+            // log goes on at the recovery point, after a hole.
+            tracing::warn!(
+                dir = %self.dir.display(),
+                from = self.next_offset,
+                to = self.recovery_point,
+                "flushed records at the end of the log were lost to damage; new records start after them"
+            );
+            self.next_offset = self.recovery_point;
+        }
         if self.recovery_point > self.next_offset {
             tracing::error!(
                 dir = %self.dir.display(),
@@ -210,6 +224,7 @@ impl<D: Disk> Log<D> {
                     TailRecovery {
                         next_offset,
                         truncated,
+                        damaged_durable: tail.damaged_durable || retry.damaged_durable,
                     },
                 ))
             }

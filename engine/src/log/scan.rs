@@ -312,7 +312,7 @@ impl<'a, F: File> Scanner<'a, F> {
 /// are relative to its base in 32 bits, so no batch of it lies further.
 const RESYNC_OFFSET_SPAN_MAX: u64 = 1 << 31;
 
-/// Where the batches go on after damage at `from`: the first batch after `from` that verifies
+/// Where the batches go on after damage at `from`: the first batch from `from` on that verifies
 /// (a v2 header, a length that fits, a base offset from `expected_base` on, a CRC that matches)
 /// and that the bytes after it continue (the end of the range, or a batch header whose base
 /// offset follows its last: a batch carried inside another's record values verifies too, but
@@ -331,6 +331,11 @@ pub fn resync<F: File>(
     expected_base: u64,
     holes: bool,
 ) -> io::Result<Option<ScannedBatch>> {
+    // The bytes at `from` may be a sound batch after a hole (offsets lost to damage before it,
+    // the damaged bytes gone): then it is where batches go on.
+    if let Some(found) = verified_at(file, from, end, expected_base, holes)? {
+        return Ok(Some(found));
+    }
     let mut header = [0u8; HEADER_BYTES];
     if from + HEADER_BYTES as u64 <= end {
         file.read_exact_at(&mut header, from)?;

@@ -115,6 +115,8 @@ pub struct TailRecovery {
     pub next_offset: Option<u64>,
     /// Bytes cut off the end, with the reason, when the tail was torn or corrupt.
     pub truncated: Option<(u64, ScanStop)>,
+    /// Flushed bytes (below the recovery point) failed verification: damage, not a torn tail.
+    pub damaged_durable: bool,
 }
 
 impl<F: File> Segment<F> {
@@ -357,9 +359,16 @@ impl<F: File> Segment<F> {
             .expecting(first)
             .allowing_holes(self.holes);
         let mut skips = 0;
+        let mut previous = None;
         loop {
             let batch = match scanner.next_batch() {
-                Ok(Some(batch)) => batch,
+                Ok(Some(batch)) => match self.known_resume(&batch) {
+                    Some(resumed) => {
+                        scanner.resume_after(&resumed);
+                        resumed
+                    }
+                    None => batch,
+                },
                 Ok(None) => return Ok(None),
                 // Headers that read wrong every time: damage, which costs its own batches.
                 Err(ScanError::Stop(stop)) if skips < DAMAGE_SKIPS_MAX => {
@@ -368,7 +377,8 @@ impl<F: File> Segment<F> {
                         .expected_base()
                         .or_else(|| first_after(first))
                         .unwrap_or(self.base_offset);
-                    let Some(resumed) = self.skip_damage(stop.position, expected)? else {
+                    let Some(resumed) = self.damage_after(previous, stop.position, expected)?
+                    else {
                         return Ok(None);
                     };
                     scanner.resume_after(&resumed);
@@ -379,19 +389,58 @@ impl<F: File> Segment<F> {
             if batch.header.last_offset() as u64 >= offset {
                 return Ok(Some(batch));
             }
+            previous = Some(batch);
         }
     }
 
-    /// Damage found at `position` (bytes that fail verification after every read): records it,
-    /// logs the range lost, and returns the next batch that verifies (see `scan::resync`),
-    /// whose base offset is at least `expected_base`; `None` when nothing verifies before the
-    /// segment's end. A range skipped before is not searched again.
+    /// Where reads go on when `batch` is known to be damaged (see `skip_damage`).
+    fn known_resume(&self, batch: &ScannedBatch) -> Option<ScannedBatch> {
+        self.damage.get(&batch.position).and_then(|d| d.resume)
+    }
+
+    /// A header walk stopped at `position`, after `previous` (the last batch it took, by its
+    /// header only). Either the bytes at `position` are damaged, or `previous` is, its length
+    /// field included, which sent the walk to the wrong place: its CRC decides, and the search
+    /// for the next batch starts at the damaged one.
+    fn damage_after(
+        &mut self,
+        previous: Option<ScannedBatch>,
+        position: u64,
+        expected_base: u64,
+    ) -> io::Result<Option<ScannedBatch>> {
+        if let Some(previous) = previous {
+            if !self.crc_ok(&previous)? {
+                let base = previous.header.base_offset as u64;
+                return self.skip_damage(previous.position, base, base + 1);
+            }
+        }
+        self.skip_damage(position, expected_base, expected_base)
+    }
+
+    /// Whether `batch` passes its CRC, reading again before saying no.
+    fn crc_ok(&self, batch: &ScannedBatch) -> io::Result<bool> {
+        let mut bytes = vec![0u8; batch.total_bytes as usize];
+        for _ in 0..READ_ATTEMPTS_MAX {
+            self.log.read_exact_at(&mut bytes, batch.position)?;
+            if crate::log::batch::crc_ok(&bytes, &batch.header) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Damage found at `position` (bytes that fail verification after every read, holding
+    /// records from `lost_from`): records it, logs the range lost, and returns the next batch
+    /// that verifies (see `scan::resync`), whose base offset is at least `expected_base`; `None`
+    /// when nothing verifies before the segment's end. A range skipped before is not searched
+    /// again.
     ///
     /// # Errors
     /// IO errors.
     pub fn skip_damage(
         &mut self,
         position: u64,
+        lost_from: u64,
         expected_base: u64,
     ) -> io::Result<Option<ScannedBatch>> {
         // Only a resume point found is kept: "nothing verifies after it" may have been a read
@@ -404,7 +453,7 @@ impl<F: File> Segment<F> {
         let damage = Damage {
             position,
             bytes: end - position,
-            first_offset: expected_base,
+            first_offset: lost_from,
             resume,
         };
         match resume {
@@ -414,9 +463,9 @@ impl<F: File> Segment<F> {
                     segment = %self.path(LOG_SUFFIX).display(),
                     position,
                     bytes = damage.bytes,
-                    first_lost = expected_base,
+                    first_lost = lost_from,
                     resumes_at = batch.header.base_offset,
-                    "damaged batches skipped: the records from {expected_base} up to {} are lost",
+                    "damaged batches skipped: the records from {lost_from} up to {} are lost",
                     batch.header.base_offset
                 );
             }
@@ -424,8 +473,8 @@ impl<F: File> Segment<F> {
                 segment = %self.path(LOG_SUFFIX).display(),
                 position,
                 bytes = damage.bytes,
-                first_lost = expected_base,
-                "damaged bytes up to the end of the segment: the records from {expected_base} in it are lost"
+                first_lost = lost_from,
+                "damaged bytes up to the end of the segment: the records from {lost_from} in it are lost"
             ),
         }
         self.damage.insert(position, damage);
@@ -534,23 +583,32 @@ impl<F: File> Segment<F> {
             .expecting(First::Base(self.base_offset))
             .allowing_holes(self.holes);
         let interval = crate::log::config::INDEX_INTERVAL_BYTES_DEFAULT;
+        let mut previous = None;
         loop {
-            match scanner.next_batch() {
-                Ok(Some(batch)) => self.track_scanned(&batch, interval),
+            let batch = match scanner.next_batch() {
+                Ok(Some(batch)) => match self.known_resume(&batch) {
+                    Some(resumed) => {
+                        scanner.resume_after(&resumed);
+                        resumed
+                    }
+                    None => batch,
+                },
                 Ok(None) => break,
                 // A rebuild never makes readable batches unreachable: it goes on past damage.
                 Err(ScanError::Stop(stop)) => {
                     let expected = scanner.expected_base().unwrap_or(self.base_offset);
-                    match self.skip_damage(stop.position, expected)? {
+                    match self.damage_after(previous, stop.position, expected)? {
                         Some(resumed) => {
                             scanner.resume_after(&resumed);
-                            self.track_scanned(&resumed, interval);
+                            resumed
                         }
                         None => break,
                     }
                 }
                 Err(ScanError::Io(e)) => return Err(e),
-            }
+            };
+            self.track_scanned(&batch, interval);
+            previous = Some(batch);
         }
         self.finish_indexes()
     }
@@ -598,8 +656,9 @@ impl<F: File> Segment<F> {
     /// trusted): every batch from there on must parse and pass its CRC; the first that does not,
     /// and everything after it, is cut off (a torn, unflushed tail). Except below
     /// `durable_below`, the recovery point: bytes that were flushed and fail now are damage, and
-    /// recovery goes on at the next batch that verifies and starts below the recovery point
-    /// (`skip_damage`), instead of cutting flushed records after the damaged ones. Indexes are
+    /// recovery goes on at the next batch that verifies and starts below the recovery point, or
+    /// at a sound batch right where the walk stopped (`skip_damage`), instead of cutting flushed
+    /// records after the damaged ones. Indexes are
     /// rebuilt from `position` on.
     ///
     /// # Errors
@@ -618,6 +677,7 @@ impl<F: File> Segment<F> {
             .expecting(first)
             .allowing_holes(self.holes);
         let mut next_offset = None;
+        let mut damaged_durable = false;
         let stop = loop {
             match scanner.next_batch() {
                 Ok(Some(batch)) => {
@@ -627,15 +687,27 @@ impl<F: File> Segment<F> {
                 Ok(None) => break None,
                 Err(ScanError::Io(e)) => return Err(e),
                 Err(ScanError::Stop(stop)) => {
-                    let expected = scanner.expected_base().or_else(|| first_after(first));
-                    let Some(expected) = expected.filter(|&e| e < durable_below) else {
-                        break Some(stop);
+                    // The failing batch's first offset, or (after an index entry) its last.
+                    let (held, expected) = match (scanner.expected_base(), first) {
+                        (Some(expected), _) => (expected, expected),
+                        (None, First::Base(base)) => (base, base),
+                        (None, First::Last(last)) => (last, last + 1),
                     };
+                    if held >= durable_below {
+                        break Some(stop);
+                    }
+                    damaged_durable = true;
                     // The file must reach past the damage for the resync to look there.
                     self.bytes = file_bytes;
-                    let resumed = self
-                        .skip_damage(stop.position, expected)?
-                        .filter(|b| (b.header.base_offset as u64) < durable_below);
+                    // Recovery goes on at a flushed batch, or at a sound one right where the walk
+                    // stopped (after a hole that damage left earlier); not at bytes past a torn,
+                    // unflushed stretch, which would keep records newer than lost ones.
+                    let resumed =
+                        self.skip_damage(stop.position, expected, expected)?
+                            .filter(|b| {
+                                (b.header.base_offset as u64) < durable_below
+                                    || b.position == stop.position
+                            });
                     self.bytes = stop.position;
                     let Some(resumed) = resumed else {
                         break Some(stop);
@@ -669,6 +741,7 @@ impl<F: File> Segment<F> {
         Ok(TailRecovery {
             next_offset,
             truncated,
+            damaged_durable,
         })
     }
 

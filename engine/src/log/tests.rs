@@ -1712,3 +1712,87 @@ fn a_torn_unflushed_tail_is_still_cut() {
     );
     assert!(log.damage().is_empty());
 }
+
+/// A length field damaged by a little sends a header walk into the middle of the next batch (or
+/// short of it): the walk must not take the damaged batch's word for where the next begins.
+#[test]
+fn a_damaged_length_that_points_into_the_next_batch_costs_only_its_batch() {
+    let nudge = |delta: i64| {
+        move |batch: &mut [u8]| {
+            let length = i32::from_be_bytes(batch[8..12].try_into().unwrap());
+            let nudged = (i64::from(length) + delta) as i32;
+            batch[8..12].copy_from_slice(&nudged.to_be_bytes());
+        }
+    };
+    expect_damage_costs_only_its_batch(nudge(64));
+    expect_damage_costs_only_its_batch(nudge(-20));
+}
+
+/// Damage to the last flushed batch of the log: its offsets were durable (perhaps
+/// acknowledged), so they are never given to other records; the log goes on after a hole, and
+/// reads of the lost offsets answer from the next batch.
+#[test]
+fn damage_to_the_last_flushed_batch_never_lets_its_offsets_be_reused() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, small_config());
+    for _ in 0..3 {
+        append(&mut log, 4, 100, 1000);
+    }
+    log.flush(0).unwrap();
+    let end = log.next_offset();
+    drop(log);
+    let path = segment_path(&dir(), 0, LOG_SUFFIX);
+    let mut bytes = disk.file_bytes(&path).unwrap();
+    let (position, first, _) = *batch_positions(&bytes).last().unwrap();
+    bytes[position + 100] ^= 0x02;
+    disk.set_file_bytes(&path, bytes);
+    let mut log = open(&disk, small_config());
+    assert_eq!(log.next_offset(), end, "the lost offsets stay taken");
+    assert!(log.read(first, 1000, u64::MAX).unwrap().is_none());
+    let info = append(&mut log, 2, 10, 1000);
+    assert_eq!(info.base_offset, end);
+    let slice = log.read(first, 1000, u64::MAX).unwrap().unwrap();
+    assert_eq!(
+        slice.first_offset, end,
+        "a read in the hole answers from after it"
+    );
+    log.flush(0).unwrap();
+    drop(log);
+    let mut log = open(&disk, small_config());
+    assert_eq!(log.next_offset(), end + 2);
+    let kept: Vec<u64> = (0..end + 2).filter(|&o| o < first || o >= end).collect();
+    assert_eq!(readable_offsets(&mut log), kept);
+}
+
+/// After damage took the last flushed batch, new records follow a hole; a crash before they are
+/// flushed must not cut them at the hole (they survived in the page cache).
+#[test]
+fn records_after_a_hole_left_by_damage_survive_a_crash() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, small_config());
+    for _ in 0..3 {
+        append(&mut log, 4, 100, 1000);
+    }
+    log.flush(0).unwrap();
+    let end = log.next_offset();
+    drop(log);
+    let path = segment_path(&dir(), 0, LOG_SUFFIX);
+    let mut bytes = disk.file_bytes(&path).unwrap();
+    let (position, first, _) = *batch_positions(&bytes).last().unwrap();
+    bytes[position + 100] ^= 0x02;
+    disk.set_file_bytes(&path, bytes);
+    let mut log = open(&disk, small_config());
+    assert_eq!(log.next_offset(), end);
+    append(&mut log, 2, 10, 1000);
+    append(&mut log, 3, 10, 1000);
+    // A crash: nothing flushed since the hole.
+    drop(log);
+    let mut log = open(&disk, small_config());
+    assert_eq!(
+        log.next_offset(),
+        end + 5,
+        "the records after the hole were kept"
+    );
+    let kept: Vec<u64> = (0..end + 5).filter(|&o| o < first || o >= end).collect();
+    assert_eq!(readable_offsets(&mut log), kept);
+}

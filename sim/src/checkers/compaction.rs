@@ -40,6 +40,7 @@ pub fn check(
     keys: u32,
 ) -> Option<Violation> {
     let durable = durable_upto_by_epoch(events);
+    let damaged = super::damaged(events);
     let latest = latest_by_key(final_log, keys);
     for e in events {
         let Event::Acked { base, ids, epoch } = &e.event else {
@@ -59,6 +60,7 @@ pub fn check(
                     e.at_ms
                 ),
                 None if superseded(&latest, keys, id, offset) => continue,
+                None if super::is_damaged(&damaged, offset) => continue,
                 None => {
                     let key = served::key_index(id, keys);
                     let newest = latest

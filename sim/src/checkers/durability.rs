@@ -2,9 +2,10 @@
 //! to survive process crashes under every flush policy, and power loss once a flush covered it
 //! (`flush = always` flushes before the ack). A power loss before that flush voids the promise.
 //! Every promised record at or above the final log start must be in the final log, at its
-//! offset, with its bytes.
+//! offset, with its bytes, unless its batch rotted at rest (then it may be absent, never
+//! replaced).
 
-use super::{durable_upto_by_epoch, protected, FinalLog, Violation};
+use super::{damaged, durable_upto_by_epoch, is_damaged, protected, FinalLog, Violation};
 use crate::history::{Event, TimedEvent};
 
 /// `acks_durable` is the run's `flush = always`: then every acknowledgement promises durability
@@ -17,6 +18,7 @@ pub fn check(
     acks_durable: bool,
 ) -> Option<Violation> {
     let durable = durable_upto_by_epoch(events);
+    let damaged = damaged(events);
     for e in events {
         let Event::Acked { base, ids, epoch } = &e.event else {
             continue;
@@ -28,6 +30,9 @@ pub fn check(
                 continue;
             }
             let found = final_log.records.get(&offset);
+            if found.is_none() && is_damaged(&damaged, offset) {
+                continue;
+            }
             if found != Some(id) {
                 let found = found.map_or("nothing".to_owned(), |f| f.to_string());
                 return Some(Violation {

@@ -64,6 +64,46 @@ pub fn durable_upto_by_epoch(events: &[TimedEvent]) -> BTreeMap<u64, u64> {
     durable
 }
 
+/// The offset ranges of batches that rotted at rest (`Event::Damaged`): their records are
+/// truly gone, so their absence from the final log is excused, never another record in their
+/// place.
+pub fn damaged(events: &[TimedEvent]) -> Vec<(u64, u64)> {
+    events
+        .iter()
+        .filter_map(|e| match e.event {
+            Event::Damaged { first, last } => Some((first, last)),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn is_damaged(damaged: &[(u64, u64)], offset: u64) -> bool {
+    damaged
+        .iter()
+        .any(|&(first, last)| (first..=last).contains(&offset))
+}
+
+/// Acknowledged records that the final log lacks because their batch rotted at rest: the run's
+/// figure of data truly gone (reported, not a violation).
+pub fn lost_to_damage(events: &[TimedEvent], final_log: &FinalLog) -> u64 {
+    let damaged = damaged(events);
+    if damaged.is_empty() {
+        return 0;
+    }
+    let mut lost = std::collections::BTreeSet::new();
+    for e in events {
+        if let Event::Acked { base, ids, .. } = &e.event {
+            for offset in *base..*base + ids.len() as u64 {
+                let missing = !final_log.records.contains_key(&offset);
+                if missing && offset >= final_log.log_start && is_damaged(&damaged, offset) {
+                    lost.insert(offset);
+                }
+            }
+        }
+    }
+    lost.len() as u64
+}
+
 /// Whether the contract protects content seen at `offset` in `epoch`: the epoch is the last one
 /// (no power loss came after it: acks=1 with any flush policy survives a process crash), or a
 /// flush in that epoch covered the offset.

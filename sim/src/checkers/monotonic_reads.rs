@@ -58,6 +58,7 @@ fn reads_survive(
     keys: Option<u32>,
 ) -> Option<Violation> {
     let durable = durable_upto_by_epoch(events);
+    let damaged = super::damaged(events);
     let latest = keys.map(|keys| (keys, compaction::latest_by_key(final_log, keys)));
     events.iter().find_map(|e| {
         let Event::Read {
@@ -72,6 +73,7 @@ fn reads_survive(
         let kept = *offset < final_log.log_start
             || !protected(*offset, *epoch, final_epoch, &durable)
             || final_log.records.get(offset) == Some(id)
+            || (!final_log.records.contains_key(offset) && super::is_damaged(&damaged, *offset))
             || (!final_log.records.contains_key(offset)
                 && latest.as_ref().is_some_and(|(keys, latest)| {
                     compaction::superseded(latest, *keys, *id, *offset)

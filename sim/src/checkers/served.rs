@@ -18,6 +18,21 @@ pub struct Served {
     pub next_offset: Option<u64>,
 }
 
+/// Whether every offset in [from, to) lies in a damaged range.
+fn all_damaged(from: u64, to: u64, damaged: &[(u64, u64)]) -> bool {
+    let mut next = from;
+    while next < to {
+        match damaged
+            .iter()
+            .find(|&&(first, last)| (first..=last).contains(&next))
+        {
+            Some(&(_, last)) => next = last + 1,
+            None => return false,
+        }
+    }
+    true
+}
+
 /// Checks one fetch reply for `offset`. `keys` is the compaction workload's key count: then
 /// batches may have holes between and inside them and may be empty (offsets need only increase,
 /// and the first batch need only end at or after `offset`), and every record's key must be the
@@ -25,7 +40,14 @@ pub struct Served {
 ///
 /// # Errors
 /// The violation, naming the offset.
-pub fn check_fetch(offset: u64, bytes: &[u8], keys: Option<u32>) -> Result<Served, Violation> {
+/// `damaged` are the offset ranges of batches that rotted at rest: the first batch may start
+/// past `offset` when every offset it skips is in them (keel skips exactly the damaged batches).
+pub fn check_fetch(
+    offset: u64,
+    bytes: &[u8],
+    keys: Option<u32>,
+    damaged: &[(u64, u64)],
+) -> Result<Served, Violation> {
     let violation = |message: String| Violation {
         checker: CHECKER,
         message,
@@ -55,7 +77,9 @@ pub fn check_fetch(offset: u64, bytes: &[u8], keys: Option<u32>) -> Result<Serve
         let base = info.header.base_offset as u64;
         let last = info.header.last_offset() as u64;
         match expected_base {
-            None if (base > offset && !compacted) || last < offset => {
+            None if (base > offset && !compacted && !all_damaged(offset, base, damaged))
+                || last < offset =>
+            {
                 return Err(violation(format!(
                     "fetch at {offset} returned a first batch {base}..={last}"
                 )))
