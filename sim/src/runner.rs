@@ -152,6 +152,7 @@ fn draw_shape(options: &RunOptions) -> Shape {
         idempotent: false,
         group_members: 0,
         keys: None,
+        in_flight: 1,
     };
     let broker = options.broker.unwrap_or_else(|| rng.gen_bool(0.5));
     let workload = if broker {
@@ -164,6 +165,15 @@ fn draw_shape(options: &RunOptions) -> Shape {
         workload
     };
     let disk_seed = rng.gen();
+    // Idempotent producers keep up to five batches in flight in most runs, as librdkafka does.
+    let workload = WorkloadConfig {
+        in_flight: if workload.idempotent {
+            rng.gen_range(1..=5)
+        } else {
+            1
+        },
+        ..workload
+    };
     // Drawn last, so that the seeds of the other workloads keep their shapes.
     let compact = !broker
         && options

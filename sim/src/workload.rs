@@ -55,6 +55,8 @@ pub struct WorkloadConfig {
     /// The compaction workload: records carry one of this many keys (`served::key_for`), and
     /// reads accept the holes compaction leaves. `None` for the other workloads.
     pub keys: Option<u32>,
+    /// Batches an idempotent producer keeps unacknowledged at once (1: one at a time).
+    pub in_flight: u32,
 }
 
 /// What the clients talk to.
@@ -263,6 +265,9 @@ async fn sleep_ms(ms: u64) {
 
 /// Produces batches of 1..=5 records until the operation budget is spent.
 pub async fn producer(cluster: Cluster, config: WorkloadConfig, producer: u32) {
+    if config.idempotent && config.in_flight > 1 {
+        return pipelined_producer(cluster, config, producer).await;
+    }
     let mut seq = 0;
     let mut session = IdempotentSession::default();
     while cluster.take_operation(config.operations) {
@@ -354,6 +359,165 @@ async fn produce_idempotent(
 }
 
 /// The session's producer id, asking the broker for one when it has none.
+/// One batch of a pipelined idempotent producer.
+struct InFlight {
+    seq: u64,
+    /// Empty once acknowledged.
+    ids: Vec<RecordId>,
+    records: Vec<NewRecord>,
+    codec: Codec,
+    /// Its first sequence number under the current producer id.
+    sequence: i32,
+    /// Some attempt got no answer or an error that leaves it unknown whether it was written.
+    outcome_unknown: bool,
+    sent: bool,
+}
+
+/// An idempotent producer with up to `in_flight` batches unacknowledged at once, as librdkafka
+/// sends (max.in.flight 5): each round sends every unacknowledged batch on its own connection,
+/// all at once with a little jitter, so they reach the broker in any order and retries overtake
+/// the batches before them; answers are lost on the wire when the broker dies. A batch answered
+/// OUT_OF_ORDER_SEQUENCE_NUMBER while one before it is unacknowledged is only early, and is
+/// sent again; at the head of the window it means the broker lost acknowledged batches (a power
+/// loss), and the producer starts over with a new producer id: batches refused every time are
+/// sent again under it, batches whose outcome is unknown are given up (a real client reports
+/// them failed), so no record is resent after it may have been written under the old id.
+async fn pipelined_producer(cluster: Cluster, config: WorkloadConfig, producer: u32) {
+    let mut seq = 0;
+    let mut session = IdempotentSession::default();
+    let mut window: Vec<InFlight> = Vec::new();
+    loop {
+        while window.len() < config.in_flight as usize && cluster.take_operation(config.operations)
+        {
+            seq += 1;
+            let (ids, records, codec) = new_records(&config, producer, seq);
+            window.push(InFlight {
+                seq,
+                ids,
+                records,
+                codec,
+                sequence: 0,
+                outcome_unknown: false,
+                sent: false,
+            });
+        }
+        if window.is_empty() {
+            return;
+        }
+        // A round that sends batches again costs an operation; out of budget, they are given up.
+        let resending = window.iter().any(|b| b.sent);
+        if resending && !cluster.take_operation(config.operations) {
+            for batch in window.iter().filter(|b| !b.ids.is_empty()) {
+                cluster.history.record(Event::ProduceFailed {
+                    producer,
+                    seq: batch.seq,
+                    reason: "given up after retries".to_owned(),
+                });
+            }
+            return;
+        }
+        let Some(producer_id) = session_id(&mut session).await else {
+            sleep_ms(50).await;
+            continue;
+        };
+        // Sequences run on from the last acknowledged batch; a new producer id numbers from 0.
+        let mut next = session.next_sequence;
+        for batch in &mut window {
+            batch.sequence = next;
+            next = next.wrapping_add(batch.records.len() as i32);
+        }
+        let epoch = cluster.history.epoch();
+        let sends: Vec<_> = window
+            .iter_mut()
+            .map(|batch| {
+                if batch.ids.is_empty() {
+                    return None;
+                }
+                batch.sent = true;
+                let built = BatchBuilder {
+                    codec: batch.codec,
+                    producer_id,
+                    producer_epoch: 0,
+                    base_sequence: batch.sequence,
+                    ..BatchBuilder::default()
+                }
+                .build(&batch.records)
+                .expect("compress in memory");
+                let cluster = cluster.clone();
+                let jitter = madsim::rand::thread_rng().gen_range(0..4);
+                Some(madsim::task::spawn(async move {
+                    sleep_ms(jitter).await;
+                    cluster.produce(built).await
+                }))
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for send in sends {
+            answers.push(match send {
+                Some(send) => Some(send.await.ok().flatten()),
+                None => None,
+            });
+        }
+        let mut restart = false;
+        let mut all_before_acked = true;
+        for (batch, answer) in window.iter_mut().zip(answers) {
+            let Some(answer) = answer else {
+                continue;
+            };
+            match answer {
+                Some(Ok(base)) => {
+                    let ids = std::mem::take(&mut batch.ids);
+                    let upto = base + ids.len() as u64;
+                    cluster.history.record(Event::Acked { base, ids, epoch });
+                    cluster.note_durable(upto, epoch);
+                }
+                // Early: a batch before it has not been written yet.
+                Some(Err(ProduceError::Code(OUT_OF_ORDER_SEQUENCE_NUMBER)))
+                    if !all_before_acked => {}
+                Some(Err(ProduceError::Code(code)))
+                    if [
+                        OUT_OF_ORDER_SEQUENCE_NUMBER,
+                        INVALID_PRODUCER_EPOCH,
+                        UNKNOWN_PRODUCER_ID,
+                    ]
+                    .contains(&code) =>
+                {
+                    restart = true;
+                }
+                Some(Err(_)) | None => batch.outcome_unknown = true,
+            }
+            all_before_acked &= batch.ids.is_empty();
+        }
+        // The acknowledged head of the window is done; the sequences go on after it.
+        let head = window.iter().take_while(|b| b.ids.is_empty()).count();
+        if head > 0 {
+            let last = &window[head - 1];
+            session.next_sequence = last.sequence.wrapping_add(last.records.len() as i32);
+            window.drain(..head);
+        }
+        if restart {
+            session.producer_id = None;
+            window.retain(|batch| {
+                if batch.ids.is_empty() {
+                    return false;
+                }
+                if batch.outcome_unknown {
+                    cluster.history.record(Event::ProduceFailed {
+                        producer,
+                        seq: batch.seq,
+                        reason: "outcome unknown when the producer started over".to_owned(),
+                    });
+                    return false;
+                }
+                true
+            });
+        } else if window.iter().any(|b| !b.ids.is_empty()) {
+            sleep_ms(madsim::rand::thread_rng().gen_range(5..50)).await;
+        }
+        sleep_ms(madsim::rand::thread_rng().gen_range(0..5)).await;
+    }
+}
+
 async fn session_id(session: &mut IdempotentSession) -> Option<i64> {
     if session.producer_id.is_none() {
         let mut client = Client::connect(BROKER_ADDRESS).await.ok()?;
@@ -912,6 +1076,9 @@ pub async fn read_final(cluster: &Cluster, keys: Option<u32>) -> Result<FinalLog
                     .map_err(|v| v.to_string())?;
                 for (offset, id) in served.records {
                     final_log.records.insert(offset, id);
+                }
+                for (base, producer_id, first, last) in served.sequences {
+                    final_log.sequences.insert(base, (producer_id, first, last));
                 }
                 cursor = served.next_offset.unwrap_or(cursor).max(cursor);
             }

@@ -50,6 +50,8 @@ pub struct FinalLog {
     pub log_start: u64,
     pub next_offset: u64,
     pub records: BTreeMap<u64, RecordId>,
+    /// Idempotent batches by base offset: (producer id, first sequence, last sequence).
+    pub sequences: BTreeMap<u64, (i64, i32, i32)>,
 }
 
 /// Offsets made durable in each power epoch: the highest `Flushed.upto` seen in it.
@@ -128,5 +130,6 @@ pub fn check_all(
         .or_else(|| monotonic_reads::check(events, final_log, final_epoch, keys))
         .or_else(|| liveness::check(events))
         .or_else(|| idempotence::check(final_log))
+        .or_else(|| idempotence::check_sequences(final_log))
         .or_else(|| offsets::check(events, acks_durable))
 }

@@ -16,6 +16,8 @@ const CHECKER: &str = "served";
 pub struct Served {
     pub records: Vec<(u64, RecordId)>,
     pub next_offset: Option<u64>,
+    /// The idempotent batches served: (base offset, producer id, first and last sequence).
+    pub sequences: Vec<(u64, i64, i32, i32)>,
 }
 
 /// Whether every offset in [from, to) lies in a damaged range.
@@ -110,6 +112,13 @@ pub fn check_fetch(
             if record.offset as u64 >= offset {
                 served.records.push((record.offset as u64, id));
             }
+        }
+        if info.header.producer_id >= 0 && base >= offset {
+            let first = info.header.base_sequence;
+            let last_sequence = first.wrapping_add(info.header.last_offset_delta);
+            served
+                .sequences
+                .push((base, info.header.producer_id, first, last_sequence));
         }
         expected_base = Some(last + 1);
         served.next_offset = Some(last + 1);
