@@ -847,6 +847,7 @@ pub async fn faults(cluster: Cluster, config: WorkloadConfig, seed_rng: u64) {
             55..=69 => clean_restart(&cluster).await,
             70..=79 => restart_into_faults(&cluster, &config, &mut disk_rng).await,
             80..=84 => rot_at_rest(&cluster, &mut disk_rng).await,
+            85..=89 => failed_syncs_then_power_loss(&cluster, &mut disk_rng).await,
             _ => {
                 disk_fault_burst(&cluster, &config).await;
                 // End one burst in three with a power loss and one in three with a crash, at
@@ -895,6 +896,26 @@ fn cut_power(cluster: &Cluster, disk_rng: &mut SimRng) {
     }
     cluster.disk.power_loss(disk_rng);
     cluster.history.power_loss();
+}
+
+/// A window aimed at (in the spirit of FoundationDB's BUGGIFY): every sync fails for a moment,
+/// then the power goes before any sync succeeds again. Whatever was acknowledged as durable in
+/// that moment (a commit or an `always` produce whose flush failed) is lost, and the checkers
+/// see it; with faults at random this needs an EIO and a power loss to fall together by chance.
+async fn failed_syncs_then_power_loss(cluster: &Cluster, disk_rng: &mut SimRng) {
+    let failing = FaultConfig {
+        eio: 1.0,
+        ..FaultConfig::default()
+    };
+    cluster.disk.set_faults(failing);
+    cluster.history.record(Event::DiskFaults { on: true });
+    sleep_ms(madsim::rand::thread_rng().gen_range(1..40)).await;
+    cluster.handle.kill(cluster.node_id);
+    cluster.mailbox.clear();
+    cut_power(cluster, disk_rng);
+    cluster.disk.set_faults(FaultConfig::default());
+    cluster.history.record(Event::DiskFaults { on: false });
+    restart_after_downtime(cluster).await;
 }
 
 /// Rot at rest: one bit of a flushed batch of the partition's log flips on the platter for good
