@@ -1,10 +1,15 @@
 //! The topics this broker hosts: creation, deletion, auto-creation and their durable record.
 //!
 //! Each topic is described by `DATA/topics/NAME.properties` (its id, partition count and config
-//! overrides, Kafka property syntax), written to a temporary file, synced, renamed and the
-//! directory synced, so a crash leaves the old description or the new one. Partitions live in
-//! `DATA/NAME-P/`, Kafka's layout. A topic exists once its description does: creation writes the
-//! partition directories first, deletion removes the description first.
+//! overrides, Kafka property syntax), written to a temporary file (`NAME.tmp`), synced, renamed
+//! and the directory synced, so a crash leaves the old description or the new one. Partitions
+//! live in `DATA/NAME-P/`, Kafka's layout. A topic exists once its description does: creation
+//! writes the partition directories first, deletion removes the description first.
+//!
+//! Every name Kafka accepts (up to 249 bytes) fits in a file name (255 bytes): Kafka chose 249
+//! so that `NAME-P` fits. `NAME.properties` does not fit above 244 bytes, so such a topic is
+//! described by `NAME.props` instead (255 bytes at most); shorter names keep the file name they
+//! always had.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -13,17 +18,29 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::config::{topic_log_config, TopicOverrides};
-use crate::io::{write_atomically, Disk, File};
+use crate::io::{write_atomically, Disk, File, FILE_NAME_BYTES_MAX};
 use crate::log::{Log, LogConfig};
 use crate::partition::Partition;
 
 pub const TOPICS_DIR: &str = "topics";
 const DESCRIPTION_SUFFIX: &str = ".properties";
+/// The description's suffix for names too long for `DESCRIPTION_SUFFIX`.
+const LONG_NAME_DESCRIPTION_SUFFIX: &str = ".props";
+/// The suffix `write_atomically` gives the description's temporary file, in place of either.
+const TEMPORARY_SUFFIX: &str = ".tmp";
 /// Kafka's limit on topic names.
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// Partitions per topic accepted by CreateTopics and auto-creation.
 pub const PARTITIONS_MAX: i32 = 10_000;
 
+// Every file name derived from a topic name fits in a directory entry.
+const _: () = {
+    let partition_digits_max = 4; // the last partition is PARTITIONS_MAX - 1
+    assert!(PARTITIONS_MAX <= 10_000);
+    assert!(TOPIC_NAME_BYTES_MAX + "-".len() + partition_digits_max <= FILE_NAME_BYTES_MAX);
+    assert!(TOPIC_NAME_BYTES_MAX + LONG_NAME_DESCRIPTION_SUFFIX.len() <= FILE_NAME_BYTES_MAX);
+    assert!(TOPIC_NAME_BYTES_MAX + TEMPORARY_SUFFIX.len() <= FILE_NAME_BYTES_MAX);
+};
 pub struct Topic<D: Disk> {
     pub name: String,
     pub id: [u8; 16],
@@ -73,9 +90,25 @@ pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
 }
 
 fn description_path(data_dir: &Path, topic: &str) -> PathBuf {
-    data_dir
-        .join(TOPICS_DIR)
-        .join(format!("{topic}{DESCRIPTION_SUFFIX}"))
+    data_dir.join(TOPICS_DIR).join(description_file_name(topic))
+}
+
+/// `NAME.properties`, or `NAME.props` for a name too long for that.
+fn description_file_name(topic: &str) -> String {
+    if topic.len() + DESCRIPTION_SUFFIX.len() <= FILE_NAME_BYTES_MAX {
+        format!("{topic}{DESCRIPTION_SUFFIX}")
+    } else {
+        format!("{topic}{LONG_NAME_DESCRIPTION_SUFFIX}")
+    }
+}
+
+/// The topic a file of `topics/` describes, if it is a description's name: the inverse of
+/// `description_file_name` (so `a.props`, which no topic's description is named, is none).
+fn described_topic(file_name: &str) -> Option<&str> {
+    let name = file_name
+        .strip_suffix(DESCRIPTION_SUFFIX)
+        .or_else(|| file_name.strip_suffix(LONG_NAME_DESCRIPTION_SUFFIX))?;
+    (description_file_name(name) == file_name).then_some(name)
 }
 
 pub fn id_hex(id: &[u8; 16]) -> String {
@@ -204,7 +237,7 @@ pub fn load_all<D: Disk>(
     disk.create_dir_all(&dir)?;
     let mut topics = BTreeMap::new();
     for file_name in disk.list(&dir)? {
-        let Some(name) = file_name.strip_suffix(DESCRIPTION_SUFFIX) else {
+        let Some(name) = described_topic(&file_name) else {
             continue;
         };
         let path = dir.join(&file_name);
@@ -427,6 +460,108 @@ pub fn remove_orphans<D: Disk>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::mem::MemDisk;
+
+    const DATA: &str = "/data";
+
+    /// The smallest indexes a log accepts, so that thousands of partitions fit in memory.
+    fn small_indexes() -> LogConfig {
+        LogConfig {
+            segment_index_bytes: crate::log::config::SEGMENT_INDEX_BYTES_MIN as usize,
+            ..LogConfig::default()
+        }
+    }
+
+    fn new_topic(name: &str, partitions: i32) -> NewTopic<'_> {
+        NewTopic {
+            name,
+            id: [9; 16],
+            partitions,
+            overrides: TopicOverrides::new(),
+        }
+    }
+
+    /// The longest name Kafka accepts, with partitions up to the longest index there is (four
+    /// digits: PARTITIONS_MAX - 1 is 9999): MemDisk refuses a component over 255 bytes as
+    /// Linux does, so a name that does not fit fails here.
+    #[test]
+    fn the_longest_topic_name_with_four_digit_partitions_fits_on_disk_and_loads_again() {
+        let disk = MemDisk::new();
+        let data_dir = Path::new(DATA);
+        let name = "x".repeat(TOPIC_NAME_BYTES_MAX);
+        let config = small_indexes();
+        let partitions = 1001;
+        assert_eq!(
+            partition_dir(data_dir, &name, partitions - 1)
+                .file_name()
+                .map(|n| n.len()),
+            partition_dir(data_dir, &name, PARTITIONS_MAX - 1)
+                .file_name()
+                .map(|n| n.len()),
+        );
+        let topic =
+            create(&disk, data_dir, new_topic(&name, partitions), &config, 0, 0).expect("created");
+        assert_eq!(topic.partitions.len(), partitions as usize);
+        let last = partition_dir(data_dir, &name, partitions - 1);
+        assert!(disk.exists(&last), "{} exists", last.display());
+        let longest = disk
+            .paths()
+            .iter()
+            .flat_map(|p| {
+                p.components()
+                    .map(|c| c.as_os_str().len())
+                    .collect::<Vec<_>>()
+            })
+            .max();
+        assert_eq!(
+            longest,
+            Some(FILE_NAME_BYTES_MAX),
+            "`NAME-1000` is 254, `NAME.props` 255"
+        );
+        drop(topic);
+        let loaded = load_all(&disk, data_dir, &config, 0, 0).expect("loaded");
+        let topic = loaded.get(&name).expect("the topic loads again");
+        assert_eq!(topic.partitions.len(), partitions as usize);
+        assert_eq!(topic.id, [9; 16]);
+    }
+
+    /// Descriptions written before long names were handled keep their file names.
+    #[test]
+    fn names_that_fit_keep_their_description_file_and_each_file_names_one_topic() {
+        let fits = "a".repeat(FILE_NAME_BYTES_MAX - DESCRIPTION_SUFFIX.len());
+        let longer = format!("{fits}b");
+        assert_eq!(description_file_name(&fits), format!("{fits}.properties"));
+        assert_eq!(description_file_name(&longer), format!("{longer}.props"));
+        for name in [
+            "t",
+            "a.props",
+            "a.properties",
+            "a.tmp",
+            fits.as_str(),
+            longer.as_str(),
+        ] {
+            let file_name = description_file_name(name);
+            assert!(file_name.len() <= FILE_NAME_BYTES_MAX, "{file_name}");
+            assert_eq!(described_topic(&file_name), Some(name), "{file_name}");
+        }
+        // Not a description keel writes: `t`'s is `t.properties`; a temporary file is none.
+        assert_eq!(described_topic("t.props"), None);
+        assert_eq!(described_topic("t.tmp"), None);
+    }
+
+    /// A description written as keel always wrote it (`NAME.properties`) still loads.
+    #[test]
+    fn a_description_in_the_old_layout_loads() {
+        let disk = MemDisk::new();
+        let data_dir = Path::new(DATA);
+        let config = small_indexes();
+        let name = "orders.eu-west";
+        drop(create(&disk, data_dir, new_topic(name, 2), &config, 0, 0).expect("created"));
+        let old_path = data_dir.join(TOPICS_DIR).join(format!("{name}.properties"));
+        assert!(disk.exists(&old_path), "{}", old_path.display());
+        let loaded = load_all(&disk, data_dir, &config, 0, 0).expect("loaded");
+        assert_eq!(loaded[name].partitions.len(), 2);
+    }
 
     #[test]
     fn descriptions_are_sealed_and_a_damaged_one_is_refused() {

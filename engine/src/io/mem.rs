@@ -1,6 +1,9 @@
-//! An in-memory `Disk` for unit tests: every write is immediately durable and nothing ever
-//! fails. It models no crash; the simulator's disk (keel-sim) is the one that loses page cache.
-//! Tests may still corrupt or cut files through `MemDisk::file_bytes` and `MemDisk::set_file_bytes`.
+//! An in-memory `Disk` for unit tests: every write is immediately durable and nothing fails
+//! unless a test asks (`fill`, `rot_reads`). It models no crash; the simulator's disk (keel-sim)
+//! is the one that loses page cache. Tests may still corrupt or cut files through
+//! `MemDisk::file_bytes` and `MemDisk::set_file_bytes`. Like Linux, it refuses a path with a
+//! component longer than `FILE_NAME_BYTES_MAX` bytes (ENAMETOOLONG), so a name that would not
+//! fit on a real disk fails in tests too.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -8,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::{Disk, File, Mapping};
+use super::{Disk, File, Mapping, FILE_NAME_BYTES_MAX};
 
 type Bytes = Arc<Mutex<Vec<u8>>>;
 
@@ -16,6 +19,22 @@ type Bytes = Arc<Mutex<Vec<u8>>>;
 struct Tree {
     files: BTreeMap<PathBuf, Bytes>,
     dirs: std::collections::BTreeSet<PathBuf>,
+}
+
+impl Tree {
+    /// The files and directories directly inside `dir`. Paths order by component, so what
+    /// lies under `dir` is one range after it: a listing costs what the directory holds, not
+    /// the whole disk (tests open thousands of partitions).
+    fn entries<'a>(&'a self, dir: &'a Path) -> impl Iterator<Item = &'a PathBuf> + 'a {
+        let start = dir.to_path_buf();
+        let files = self.files.range(start.clone()..).map(|(p, _)| p);
+        let dirs = self.dirs.range(start..);
+        let under = move |p: &&PathBuf| p.starts_with(dir);
+        files
+            .take_while(under)
+            .chain(dirs.take_while(under))
+            .filter(move |p| p.parent() == Some(dir))
+    }
 }
 
 /// Waits while `MemDisk::hold_syncs` holds syncs (of files and of directories).
@@ -98,6 +117,14 @@ impl MemDisk {
         self.shared.rotten_reads.load(Ordering::SeqCst)
     }
 
+    /// Every file and directory on the disk, in order.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        let tree = self.tree();
+        let mut paths: Vec<PathBuf> = tree.files.keys().chain(&tree.dirs).cloned().collect();
+        paths.sort();
+        paths
+    }
+
     /// A copy of the bytes of `path`, if it exists.
     pub fn file_bytes(&self, path: &Path) -> Option<Vec<u8>> {
         let tree = self.tree();
@@ -119,6 +146,22 @@ impl MemDisk {
     }
 }
 
+/// ENAMETOOLONG when a component of `path` is longer than `FILE_NAME_BYTES_MAX` bytes.
+fn check_name(path: &Path) -> io::Result<()> {
+    let too_long = path
+        .components()
+        .any(|c| c.as_os_str().len() > FILE_NAME_BYTES_MAX);
+    if too_long {
+        // ENAMETOOLONG, named with its path as `OsDisk` names the paths of its errors.
+        let error = io::Error::from_raw_os_error(36);
+        return Err(io::Error::new(
+            error.kind(),
+            format!("{}: {error}", path.display()),
+        ));
+    }
+    Ok(())
+}
+
 fn not_found(path: &Path) -> io::Error {
     io::Error::new(
         io::ErrorKind::NotFound,
@@ -130,6 +173,7 @@ impl Disk for MemDisk {
     type File = MemFile;
 
     fn create(&self, path: &Path) -> io::Result<MemFile> {
+        check_name(path)?;
         let mut tree = self.tree();
         if tree.files.contains_key(path) {
             return Err(io::Error::new(
@@ -146,6 +190,7 @@ impl Disk for MemDisk {
     }
 
     fn open(&self, path: &Path) -> io::Result<MemFile> {
+        check_name(path)?;
         let tree = self.tree();
         let bytes = tree.files.get(path).ok_or_else(|| not_found(path))?;
         Ok(MemFile {
@@ -163,6 +208,7 @@ impl Disk for MemDisk {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        check_name(to)?;
         let mut tree = self.tree();
         let bytes = tree.files.remove(from).ok_or_else(|| not_found(from))?;
         tree.files.insert(to.to_path_buf(), bytes);
@@ -174,11 +220,8 @@ impl Disk for MemDisk {
         if !tree.dirs.contains(dir) {
             return Err(not_found(dir));
         }
-        let files = tree.files.keys();
-        let dirs = tree.dirs.iter();
-        let mut names: Vec<String> = files
-            .chain(dirs)
-            .filter(|p| p.parent() == Some(dir))
+        let mut names: Vec<String> = tree
+            .entries(dir)
             .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
             .collect();
         names.sort();
@@ -186,6 +229,7 @@ impl Disk for MemDisk {
     }
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        check_name(dir)?;
         let mut tree = self.tree();
         for ancestor in dir.ancestors() {
             if !ancestor.as_os_str().is_empty() {
@@ -197,8 +241,7 @@ impl Disk for MemDisk {
 
     fn remove_dir(&self, dir: &Path) -> io::Result<()> {
         let mut tree = self.tree();
-        let has_entries = tree.files.keys().any(|p| p.parent() == Some(dir))
-            || tree.dirs.iter().any(|p| p.parent() == Some(dir));
+        let has_entries = tree.entries(dir).next().is_some();
         if has_entries {
             return Err(io::Error::other(format!("{}: not empty", dir.display())));
         }

@@ -52,7 +52,10 @@ impl Disk for OsDisk {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        fs::rename(from, to).map_err(|e| annotate(e, from))
+        fs::rename(from, to).map_err(|e| {
+            let error = annotate(e, to);
+            io::Error::new(error.kind(), format!("{} -> {error}", from.display()))
+        })
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
