@@ -204,10 +204,7 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
             )
         });
         // A refused name or setting is the client's error, answered as such; a storage failure
-        // is the operator's to see.
-        if let Err(TopicError::Storage(why)) = &created {
-            tracing::error!(topic = name, partitions, error = %why, "creating the topic failed on the disk");
-        }
+        // is the operator's to see, and `topics::create` logs it with what it removed.
         let topic = created.map(|topic| {
             let topic = Arc::new(topic);
             let mut all = self.topics.write().unwrap_or_else(|p| p.into_inner());

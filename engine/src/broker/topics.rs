@@ -201,7 +201,9 @@ fn read_description<D: Disk>(disk: &D, path: &Path) -> io::Result<Option<String>
     Ok(None)
 }
 
-/// Opens (recovering) every partition of a topic.
+/// Opens (recovering) partitions `partitions` of a topic into `opened`, in order. On an error,
+/// `opened` holds the partitions opened before it.
+#[allow(clippy::too_many_arguments)]
 fn open_partitions<D: Disk>(
     disk: &D,
     data_dir: &Path,
@@ -210,8 +212,8 @@ fn open_partitions<D: Disk>(
     config: &LogConfig,
     node_id: i32,
     now_ms: i64,
-) -> Result<Vec<Arc<Partition<D>>>, TopicError> {
-    let mut opened = Vec::new();
+    opened: &mut Vec<Arc<Partition<D>>>,
+) -> Result<(), TopicError> {
     for index in partitions {
         let dir = partition_dir(data_dir, name, index);
         let partition = Log::open(disk.clone(), &dir, config.clone(), now_ms)
@@ -219,7 +221,7 @@ fn open_partitions<D: Disk>(
             .map_err(|e| TopicError::Storage(format!("{}: {e}", dir.display())))?;
         opened.push(Arc::new(partition));
     }
-    Ok(opened)
+    Ok(())
 }
 
 /// Loads every topic described under `data_dir`.
@@ -250,7 +252,8 @@ pub fn load_all<D: Disk>(
         };
         let config = topic_log_config(defaults, &description.overrides)
             .map_err(TopicError::InvalidConfig)?;
-        let partitions = open_partitions(
+        let mut partitions = Vec::new();
+        open_partitions(
             disk,
             data_dir,
             name,
@@ -258,6 +261,7 @@ pub fn load_all<D: Disk>(
             &config,
             node_id,
             now_ms,
+            &mut partitions,
         )?;
         let topic = Topic {
             name: name.to_owned(),
@@ -279,7 +283,9 @@ pub struct NewTopic<'a> {
     pub overrides: TopicOverrides,
 }
 
-/// Creates a topic's partitions and then its description (the commit point).
+/// Creates a topic's partitions and then its description (the commit point). A creation that
+/// fails on the disk leaves nothing: what it made is removed, durably, and an error is logged
+/// naming the topic and the cause.
 ///
 /// # Errors
 /// Invalid name, partitions or config; storage errors.
@@ -304,7 +310,8 @@ pub fn create<D: Disk>(
         )));
     }
     let config = topic_log_config(defaults, &overrides).map_err(TopicError::InvalidConfig)?;
-    let opened = open_partitions(
+    let mut opened = Vec::new();
+    let made = open_partitions(
         disk,
         data_dir,
         name,
@@ -312,13 +319,26 @@ pub fn create<D: Disk>(
         &config,
         node_id,
         now_ms,
-    )?;
-    disk.sync_dir(data_dir)?;
-    write_atomically(
-        disk,
-        &description_path(data_dir, name),
-        describe(&id, partitions, &overrides).as_bytes(),
-    )?;
+        &mut opened,
+    )
+    .and_then(|()| Ok(disk.sync_dir(data_dir)?))
+    .and_then(|()| {
+        let text = describe(&id, partitions, &overrides);
+        Ok(write_atomically(
+            disk,
+            &description_path(data_dir, name),
+            text.as_bytes(),
+        )?)
+    });
+    if let Err(error) = made {
+        // The partition that failed may have left a directory too.
+        let attempted = 0..(opened.len() as i32 + 1).min(partitions);
+        drop(opened);
+        let undone = remove_description(disk, data_dir, name)
+            .and_then(|()| remove_partition_dirs(disk, data_dir, name, attempted.clone()));
+        log_undone("creating the topic", name, &error, attempted, undone);
+        return Err(error);
+    }
     Ok(Topic {
         name: name.to_owned(),
         id,
@@ -329,6 +349,7 @@ pub fn create<D: Disk>(
 }
 
 /// Adds partitions to a topic (CreatePartitions): new directories, then the new description.
+/// As with `create`, a failure on the disk leaves the topic as it was, on disk too.
 ///
 /// # Errors
 /// Storage errors.
@@ -347,7 +368,8 @@ pub fn add_partitions<D: Disk>(
             topic.name
         )));
     }
-    let added = open_partitions(
+    let mut added = Vec::new();
+    let made = open_partitions(
         disk,
         data_dir,
         &topic.name,
@@ -355,14 +377,24 @@ pub fn add_partitions<D: Disk>(
         &topic.config,
         node_id,
         now_ms,
-    )?;
-    disk.sync_dir(data_dir)?;
-    let text = describe(&topic.id, count, &topic.overrides);
-    write_atomically(
-        disk,
-        &description_path(data_dir, &topic.name),
-        text.as_bytes(),
-    )?;
+        &mut added,
+    )
+    .and_then(|()| Ok(disk.sync_dir(data_dir)?))
+    .and_then(|()| {
+        let text = describe(&topic.id, count, &topic.overrides);
+        let path = description_path(data_dir, &topic.name);
+        Ok(write_atomically(disk, &path, text.as_bytes())?)
+    });
+    if let Err(error) = made {
+        let attempted = current..(current + added.len() as i32 + 1).min(count);
+        drop(added);
+        // The description goes back first: one naming partitions that are gone would have
+        // them made again, empty, at the next start.
+        let undone = restore_description(disk, data_dir, topic)
+            .and_then(|()| remove_partition_dirs(disk, data_dir, &topic.name, attempted.clone()));
+        log_undone("adding partitions", &topic.name, &error, attempted, undone);
+        return Err(error);
+    }
     let mut partitions = topic.partitions.clone();
     partitions.extend(added);
     Ok(Topic {
@@ -420,6 +452,72 @@ pub fn delete<D: Disk>(disk: &D, data_dir: &Path, topic: &Topic<D>) -> Result<()
     }
     disk.sync_dir(data_dir)?;
     Ok(())
+}
+
+/// Removes a description and its temporary file, if they exist, durably: what a creation that
+/// failed may have written.
+fn remove_description<D: Disk>(disk: &D, data_dir: &Path, name: &str) -> io::Result<()> {
+    let path = description_path(data_dir, name);
+    for file in [path.with_extension("tmp"), path] {
+        if disk.exists(&file) {
+            disk.remove(&file)?;
+        }
+    }
+    disk.sync_dir(&data_dir.join(TOPICS_DIR))
+}
+
+/// Writes `topic`'s description again unless the one on disk is already its own (the new one
+/// may have been renamed into place when the directory's sync failed).
+fn restore_description<D: Disk>(disk: &D, data_dir: &Path, topic: &Topic<D>) -> io::Result<()> {
+    let path = description_path(data_dir, &topic.name);
+    let text = describe(&topic.id, topic.partitions.len() as i32, &topic.overrides);
+    let on_disk = read_description(disk, &path).ok().flatten();
+    if on_disk.is_some_and(|body| unseal(&text) == Some(body.as_str())) {
+        return Ok(());
+    }
+    write_atomically(disk, &path, text.as_bytes())
+}
+
+/// Removes the partition directories of `partitions` that exist, and syncs the data directory.
+fn remove_partition_dirs<D: Disk>(
+    disk: &D,
+    data_dir: &Path,
+    name: &str,
+    partitions: std::ops::Range<i32>,
+) -> io::Result<()> {
+    for index in partitions {
+        let dir = partition_dir(data_dir, name, index);
+        if disk.exists(&dir) {
+            remove_dir_files(disk, &dir)?;
+        }
+    }
+    disk.sync_dir(data_dir)
+}
+
+/// Logs a change of a topic that failed on the disk, and whether what it made is gone.
+fn log_undone(
+    change: &str,
+    topic: &str,
+    error: &TopicError,
+    attempted: std::ops::Range<i32>,
+    undone: io::Result<()>,
+) {
+    let partitions = attempted.len();
+    match undone {
+        Ok(()) => tracing::error!(
+            topic,
+            error = ?error,
+            partitions_removed = partitions,
+            "{change} failed on the disk; what it had made is removed"
+        ),
+        // Partition directories no description names are removed at the next start.
+        Err(e) => tracing::error!(
+            topic,
+            error = ?error,
+            cleanup_error = %e,
+            "{change} failed on the disk, and so did removing what it had made"
+        ),
+    }
 }
 
 fn remove_dir_files<D: Disk>(disk: &D, dir: &Path) -> io::Result<()> {
@@ -523,6 +621,83 @@ mod tests {
         let topic = loaded.get(&name).expect("the topic loads again");
         assert_eq!(topic.partitions.len(), partitions as usize);
         assert_eq!(topic.id, [9; 16]);
+    }
+
+    /// Everything on the disk: each path, and each file's length and CRC-32C.
+    fn contents(disk: &MemDisk) -> Vec<(PathBuf, Option<(usize, u32)>)> {
+        let paths = disk.paths().into_iter();
+        let sum = |bytes: Vec<u8>| (bytes.len(), crc32c::crc32c(&bytes));
+        paths
+            .map(|p| (p.clone(), disk.file_bytes(&p).map(sum)))
+            .collect()
+    }
+
+    /// A MemDisk holding an empty data directory, as the broker opens it.
+    fn empty_data_dir() -> MemDisk {
+        let disk = MemDisk::new();
+        let topics = load_all(&disk, Path::new(DATA), &small_indexes(), 0, 0).expect("empty");
+        assert!(topics.is_empty());
+        disk
+    }
+
+    fn out_of_descriptors(result: Result<Topic<MemDisk>, TopicError>) -> bool {
+        matches!(result.err(), Some(TopicError::Storage(why)) if why.contains("Too many open files"))
+    }
+
+    /// A creation that fails at any of its file creations (running out of descriptors, as a
+    /// 10,000-partition creation once did at partition 4,997, leaving 4,998 directories) leaves
+    /// the disk as it found it, and the name free.
+    #[test]
+    fn a_creation_that_fails_at_any_file_leaves_nothing_behind() {
+        let data_dir = Path::new(DATA);
+        let config = small_indexes();
+        let probe = empty_data_dir();
+        let before = probe.creates();
+        drop(create(&probe, data_dir, new_topic("t", 3), &config, 0, 0).expect("created"));
+        let creates = probe.creates() - before;
+        assert!(
+            creates > 3 * 3,
+            "{creates} creations: three files a partition at least"
+        );
+        for nth in 1..=creates {
+            let disk = empty_data_dir();
+            let empty = contents(&disk);
+            disk.fail_create(nth);
+            let failed = create(&disk, data_dir, new_topic("t", 3), &config, 0, 0);
+            assert!(out_of_descriptors(failed), "creation {nth} of {creates}");
+            assert_eq!(contents(&disk), empty, "creation {nth} of {creates} failed");
+            let topic = create(&disk, data_dir, new_topic("t", 3), &config, 0, 0);
+            assert_eq!(topic.expect("created").partitions.len(), 3);
+        }
+    }
+
+    /// Partitions added by a CreatePartitions that fails at any of its file creations are
+    /// removed, and the description still names the partitions the topic had.
+    #[test]
+    fn partitions_added_by_a_growth_that_fails_at_any_file_are_removed() {
+        let data_dir = Path::new(DATA);
+        let config = small_indexes();
+        let grown =
+            |disk: &MemDisk, topic: &Topic<MemDisk>| add_partitions(disk, data_dir, topic, 5, 0, 0);
+        let probe = empty_data_dir();
+        let topic = create(&probe, data_dir, new_topic("t", 2), &config, 0, 0).expect("created");
+        let before = probe.creates();
+        assert_eq!(grown(&probe, &topic).expect("grown").partitions.len(), 5);
+        let creates = probe.creates() - before;
+        for nth in 1..=creates {
+            let disk = empty_data_dir();
+            let topic = create(&disk, data_dir, new_topic("t", 2), &config, 0, 0).expect("created");
+            let two = contents(&disk);
+            disk.fail_create(nth);
+            assert!(
+                out_of_descriptors(grown(&disk, &topic)),
+                "creation {nth} of {creates}"
+            );
+            assert_eq!(contents(&disk), two, "creation {nth} of {creates} failed");
+            drop(topic);
+            let loaded = load_all(&disk, data_dir, &config, 0, 0).expect("loaded");
+            assert_eq!(loaded["t"].partitions.len(), 2);
+        }
     }
 
     /// Descriptions written before long names were handled keep their file names.

@@ -1,5 +1,5 @@
 //! An in-memory `Disk` for unit tests: every write is immediately durable and nothing fails
-//! unless a test asks (`fill`, `rot_reads`). It models no crash; the simulator's disk (keel-sim)
+//! unless a test asks (`fill`, `rot_reads`, `fail_create`). It models no crash; the simulator's disk (keel-sim)
 //! is the one that loses page cache. Tests may still corrupt or cut files through
 //! `MemDisk::file_bytes` and `MemDisk::set_file_bytes`. Like Linux, it refuses a path with a
 //! component longer than `FILE_NAME_BYTES_MAX` bytes (ENAMETOOLONG), so a name that would not
@@ -69,6 +69,10 @@ struct Shared {
     rotten_reads: AtomicU64,
     /// While true, writes fail with ENOSPC (see `MemDisk::fill`).
     full: std::sync::atomic::AtomicBool,
+    /// File creations asked for so far, failed ones included.
+    creates: AtomicU64,
+    /// The number (in `creates`) of the creation that fails; 0 for none (see `fail_create`).
+    failing_create: AtomicU64,
 }
 
 impl MemDisk {
@@ -112,6 +116,18 @@ impl MemDisk {
         self.shared.full.store(full, Ordering::SeqCst);
     }
 
+    /// Makes the `nth` file creation from now (1 is the next) fail with EMFILE, "Too many open
+    /// files", as creations fail when the process runs out of descriptors; later ones succeed.
+    pub fn fail_create(&self, nth: u64) {
+        let at = self.creates() + nth;
+        self.shared.failing_create.store(at, Ordering::SeqCst);
+    }
+
+    /// How many file creations were asked for so far, failed ones included.
+    pub fn creates(&self) -> u64 {
+        self.shared.creates.load(Ordering::SeqCst)
+    }
+
     /// How many of the reads `rot_reads` asked for are still to come.
     pub fn rotten_reads_left(&self) -> u64 {
         self.shared.rotten_reads.load(Ordering::SeqCst)
@@ -152,14 +168,15 @@ fn check_name(path: &Path) -> io::Result<()> {
         .components()
         .any(|c| c.as_os_str().len() > FILE_NAME_BYTES_MAX);
     if too_long {
-        // ENAMETOOLONG, named with its path as `OsDisk` names the paths of its errors.
-        let error = io::Error::from_raw_os_error(36);
-        return Err(io::Error::new(
-            error.kind(),
-            format!("{}: {error}", path.display()),
-        ));
+        return Err(os_error(36, path)); // ENAMETOOLONG
     }
     Ok(())
+}
+
+/// The error Linux answers with `errno`, naming `path` as `OsDisk` names the paths of its errors.
+fn os_error(errno: i32, path: &Path) -> io::Error {
+    let error = io::Error::from_raw_os_error(errno);
+    io::Error::new(error.kind(), format!("{}: {error}", path.display()))
 }
 
 fn not_found(path: &Path) -> io::Error {
@@ -174,6 +191,10 @@ impl Disk for MemDisk {
 
     fn create(&self, path: &Path) -> io::Result<MemFile> {
         check_name(path)?;
+        let number = self.shared.creates.fetch_add(1, Ordering::SeqCst) + 1;
+        if number == self.shared.failing_create.load(Ordering::SeqCst) {
+            return Err(os_error(24, path)); // EMFILE
+        }
         let mut tree = self.tree();
         if tree.files.contains_key(path) {
             return Err(io::Error::new(
