@@ -681,3 +681,84 @@ fn bytes_after_a_request_body_are_ignored_and_counted() {
         "{page}"
     );
 }
+
+/// A storage failure is answered with a message that names the files it is about relative to
+/// the data directory: the disk's errors carry absolute paths, which tell a client how the
+/// broker's host is laid out. The log line keeps the whole path.
+#[test]
+fn storage_errors_answered_to_clients_name_no_path_outside_the_data_directory() {
+    let data_dir = "/srv/keel-data";
+    let config = BrokerConfig {
+        data_dir: data_dir.into(),
+        ..BrokerConfig::default()
+    };
+    let broker = Broker::open(MemDisk::new(), FixedClock, OsRng::default(), config).unwrap();
+    create_topic(&broker, "grown", 1);
+    broker.disk.fill(true);
+    let checked = |what: &str, code: i16, message: Option<StrBytes>| {
+        let message = message.map(|m| m.to_string()).unwrap_or_default();
+        assert_eq!(
+            code,
+            super::errors::KAFKA_STORAGE_ERROR,
+            "{what}: {message}"
+        );
+        assert!(!message.contains(data_dir), "{what}: {message}");
+        message
+    };
+
+    let version = *versions(ApiKey::CreateTopics).end();
+    let mut topic = create_topics_request::CreatableTopic::default();
+    topic.name = topic_name("t");
+    topic.num_partitions = 2;
+    topic.replication_factor = 1;
+    let mut body = CreateTopicsRequest::default();
+    body.topics = vec![topic];
+    let bytes = exchange(&broker, ApiKey::CreateTopics, version, &body).unwrap();
+    let response: CreateTopicsResponse = decode_all(bytes, version, "CreateTopics");
+    let result = &response.topics[0];
+    let message = checked(
+        "CreateTopics",
+        result.error_code,
+        result.error_message.clone(),
+    );
+    assert!(message.contains("t-0"), "names the partition: {message}");
+
+    let version = *versions(ApiKey::CreatePartitions).end();
+    let mut topic = create_partitions_request::CreatePartitionsTopic::default();
+    topic.name = topic_name("grown");
+    topic.count = 3;
+    let mut body = CreatePartitionsRequest::default();
+    body.topics = vec![topic];
+    let bytes = exchange(&broker, ApiKey::CreatePartitions, version, &body).unwrap();
+    let response: CreatePartitionsResponse = decode_all(bytes, version, "CreatePartitions");
+    let result = &response.results[0];
+    let message = checked(
+        "CreatePartitions",
+        result.error_code,
+        result.error_message.clone(),
+    );
+    assert!(
+        message.contains("grown-1"),
+        "names the partition: {message}"
+    );
+
+    let version = *versions(ApiKey::IncrementalAlterConfigs).end();
+    let mut config = incremental_alter_configs_request::AlterableConfig::default();
+    config.name = StrBytes::from_static_str("retention.ms");
+    config.value = Some(StrBytes::from_static_str("1000"));
+    let mut resource = incremental_alter_configs_request::AlterConfigsResource::default();
+    resource.resource_type = 2;
+    resource.resource_name = StrBytes::from_static_str("grown");
+    resource.configs = vec![config];
+    let mut body = IncrementalAlterConfigsRequest::default();
+    body.resources = vec![resource];
+    let bytes = exchange(&broker, ApiKey::IncrementalAlterConfigs, version, &body).unwrap();
+    let response: IncrementalAlterConfigsResponse =
+        decode_all(bytes, version, "IncrementalAlterConfigs");
+    let result = &response.responses[0];
+    checked(
+        "IncrementalAlterConfigs",
+        result.error_code,
+        result.error_message.clone(),
+    );
+}
