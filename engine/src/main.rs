@@ -121,13 +121,18 @@ fn broker_config(args: ServeArgs) -> Result<BrokerConfig, String> {
 }
 
 fn serve(args: ServeArgs) -> std::io::Result<ExitCode> {
-    let config = match broker_config(args) {
+    let mut config = match broker_config(args) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("keel: {e}");
             return Ok(ExitCode::from(2));
         }
     };
+    config.open_files_max = keel::io::os::raise_open_files_limit()?;
+    match config.open_files_max {
+        Some(limit) => tracing::info!(open_files_max = limit, "open-files limit (RLIMIT_NOFILE)"),
+        None => tracing::info!("open-files limit (RLIMIT_NOFILE): unlimited"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

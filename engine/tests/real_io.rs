@@ -1,10 +1,13 @@
 //! The log on the real file system (`OsDisk`: pwrite, fdatasync, mmap'd indexes, directory
-//! fsyncs), and the `keel dump-log` / `keel check` commands on the segments it writes.
+//! fsyncs), topics' files on it, and the `keel dump-log` / `keel check` commands on the
+//! segments it writes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use keel::broker::config::TopicOverrides;
+use keel::broker::topics::{self, NewTopic, TOPICS_DIR, TOPIC_NAME_BYTES_MAX};
 use keel::io::os::OsDisk;
 use keel::log::batch::{BatchBuilder, NewRecord};
 use keel::log::{FlushPolicy, Log, LogConfig};
@@ -122,4 +125,51 @@ fn keel_dump_log_prints_batches_like_kafka_dump_log() {
     let (code, out) = keel(&["dump-log", segment.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("Stopped at position"), "{out}");
+}
+
+/// The longest topic name Kafka accepts works on a real file system (whose limit on a file name
+/// is 255 bytes): created, opened again, deleted, with nothing left behind.
+#[test]
+fn a_topic_with_the_longest_name_kafka_accepts_lives_on_real_files() {
+    let tmp = TempDir::new("long-name");
+    let name = "n".repeat(TOPIC_NAME_BYTES_MAX);
+    let new = NewTopic {
+        name: &name,
+        id: [3; 16],
+        partitions: 11,
+        overrides: TopicOverrides::new(),
+    };
+    // As the broker opens its data directory (which makes `topics/`) before it creates.
+    let none = topics::load_all(&OsDisk, &tmp.0, &config(), 0, 0).expect("empty");
+    assert!(none.is_empty());
+    let topic = topics::create(&OsDisk, &tmp.0, new, &config(), 0, 0).expect("created");
+    let record = NewRecord {
+        timestamp: 1_000,
+        key: None,
+        value: Some(b"a record".to_vec()),
+        headers: vec![],
+    };
+    let mut bytes = BatchBuilder::default().build(&[record]).unwrap();
+    let last = &topic.partitions[10];
+    last.log()
+        .as_mut()
+        .expect("open")
+        .append(&mut bytes, 0)
+        .unwrap();
+    last.close(0).unwrap();
+    drop(topic);
+    let loaded = topics::load_all(&OsDisk, &tmp.0, &config(), 0, 0).expect("loaded again");
+    let topic = &loaded[&name];
+    assert_eq!(topic.partitions.len(), 11);
+    assert_eq!(
+        topic.partitions[10].bounds().map(|b| b.log_end_offset),
+        Some(1)
+    );
+    topics::delete(&OsDisk, &tmp.0, topic).expect("deleted");
+    let left: Vec<_> = std::fs::read_dir(&tmp.0)
+        .unwrap()
+        .chain(std::fs::read_dir(tmp.0.join(TOPICS_DIR)).unwrap())
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from(TOPICS_DIR)]);
 }

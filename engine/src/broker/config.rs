@@ -57,6 +57,10 @@ pub struct BrokerConfig {
     /// The settings given in the config file or on the command line, by Kafka name, as given:
     /// DescribeConfigs reports them as STATIC_BROKER_CONFIG, the rest as defaults.
     pub explicit: BTreeMap<String, String>,
+    /// The process's limit on open files (RLIMIT_NOFILE) that connections and partitions share
+    /// (see `broker::descriptors`): set by `main` from the OS, small in tests; `None` is no
+    /// limit.
+    pub open_files_max: Option<u64>,
 }
 
 impl Default for BrokerConfig {
@@ -79,6 +83,7 @@ impl Default for BrokerConfig {
             groups: GroupConfig::default(),
             metrics_listen: Some("127.0.0.1:9644".to_owned()),
             explicit: BTreeMap::new(),
+            open_files_max: None,
         }
     }
 }

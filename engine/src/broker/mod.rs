@@ -5,6 +5,7 @@
 //! (`crate::server`) sit on top of it.
 
 pub mod config;
+pub mod descriptors;
 pub mod fetch_sessions;
 pub mod groups;
 pub mod metrics;
@@ -32,6 +33,8 @@ pub struct Broker<D: Disk, C: Clock, R: Rng> {
     creating: Mutex<BTreeSet<String>>,
     /// Signalled when a creation ends.
     created: Condvar,
+    /// Descriptors promised to creations under way (see `reserve_descriptors`).
+    descriptors_reserved: Mutex<u64>,
     /// host and port clients are told to connect to.
     advertised: RwLock<(String, i32)>,
     /// Signalled when data becomes readable (an append, or a flush that moved a high
@@ -44,6 +47,57 @@ pub struct Broker<D: Disk, C: Clock, R: Rng> {
     pub producer_ids: producer_ids::ProducerIds,
     pub groups: groups::Coordinator,
     pub fetch_sessions: fetch_sessions::FetchSessions,
+}
+
+/// Descriptors promised to a creation, in `Broker::descriptors_reserved` for as long as this
+/// lives: once the creation ends, its partitions hold them (or it failed and holds none).
+struct Reserved<'a> {
+    reserved: &'a Mutex<u64>,
+    descriptors: u64,
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        *reserved -= self.descriptors;
+    }
+}
+
+/// The descriptors held by every open partition of `topics`.
+fn partition_descriptors<D: Disk>(topics: &BTreeMap<String, Arc<Topic<D>>>) -> u64 {
+    let partitions = topics.values().flat_map(|t| &t.partitions);
+    partitions
+        .map(|p| {
+            p.log().as_ref().map_or(0, |log| {
+                descriptors::partition_descriptors(log.segment_count())
+            })
+        })
+        .sum()
+}
+
+/// Lowers max.connections to what the open-files limit holds beside the partitions just
+/// opened, with a warning naming both numbers.
+fn fit_connections_to_open_files<D: Disk>(
+    config: &mut BrokerConfig,
+    topics: &BTreeMap<String, Arc<Topic<D>>>,
+) {
+    let Some(limit) = config.open_files_max else {
+        return;
+    };
+    let held = partition_descriptors(topics);
+    let asked = config.connections_max;
+    if let Some(lowered) = descriptors::connections_lowered(limit, held, asked) {
+        tracing::warn!(
+            max_connections = asked,
+            effective = lowered,
+            open_files_max = limit,
+            partition_descriptors = held,
+            "max.connections {asked} is more than the open-files limit {limit} holds beside the \
+             open partitions; accepting at most {lowered} connections, and creating no \
+             partitions until the limit is raised or max.connections lowered"
+        );
+        config.connections_max = lowered;
+    }
 }
 
 /// A topic's name in `Broker::creating` for as long as this lives.
@@ -67,7 +121,7 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
     ///
     /// # Errors
     /// Storage errors, or a topic description whose settings are invalid.
-    pub fn open(disk: D, clock: C, rng: R, config: BrokerConfig) -> Result<Self, TopicError> {
+    pub fn open(disk: D, clock: C, rng: R, mut config: BrokerConfig) -> Result<Self, TopicError> {
         disk.create_dir_all(&config.data_dir)?;
         let topics = topics::load_all(
             &disk,
@@ -77,6 +131,7 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
             clock.now_ms(),
         )?;
         topics::remove_orphans(&disk, &config.data_dir, &topics)?;
+        fit_connections_to_open_files(&mut config, &topics);
         let producer_ids = producer_ids::ProducerIds::open(&disk, &config.data_dir)?;
         tracing::info!(
             data_dir = %config.data_dir.display(),
@@ -98,6 +153,7 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
             topics: RwLock::new(topics),
             creating: Mutex::new(BTreeSet::new()),
             created: Condvar::new(),
+            descriptors_reserved: Mutex::new(0),
             advertised: RwLock::new(advertised),
             data_arrived: tokio::sync::Notify::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
@@ -177,6 +233,13 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
         if self.topic(name).is_some() {
             return Err(TopicError::AlreadyExists);
         }
+        // Before any file is made: a creation that runs out of descriptors fails after
+        // thousands of files, and starves connections of theirs.
+        let _reserved = if (1..=topics::PARTITIONS_MAX).contains(&partitions) {
+            Some(self.reserve_descriptors(name, partitions)?)
+        } else {
+            None
+        };
         if validate_only {
             config::topic_log_config(&self.config.log, &overrides)
                 .map_err(TopicError::InvalidConfig)?;
@@ -204,10 +267,7 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
             )
         });
         // A refused name or setting is the client's error, answered as such; a storage failure
-        // is the operator's to see.
-        if let Err(TopicError::Storage(why)) = &created {
-            tracing::error!(topic = name, partitions, error = %why, "creating the topic failed on the disk");
-        }
+        // is the operator's to see, and `topics::create` logs it with what it removed.
         let topic = created.map(|topic| {
             let topic = Arc::new(topic);
             let mut all = self.topics.write().unwrap_or_else(|p| p.into_inner());
@@ -264,6 +324,57 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
         Ok(())
     }
 
+    /// Promises the descriptors `new_partitions` partitions of `topic` will hold, if the
+    /// open-files limit has room for them beside the open partitions, the creations under way,
+    /// max.connections and `descriptors::RESERVED`.
+    ///
+    /// # Errors
+    /// `InvalidPartitions` naming the limit when it has no room. Of Kafka's codes this is the
+    /// one that points at what the client can change, its partition count: clients show it as
+    /// InvalidPartitionsException with keel's message. POLICY_VIOLATION would send Kafka users
+    /// looking for a create.topic.policy, which keel does not have.
+    fn reserve_descriptors(
+        &self,
+        topic: &str,
+        new_partitions: i32,
+    ) -> Result<Reserved<'_>, TopicError> {
+        let mut reserved = self
+            .descriptors_reserved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let Some(limit) = self.config.open_files_max else {
+            return Ok(Reserved {
+                reserved: &self.descriptors_reserved,
+                descriptors: 0,
+            });
+        };
+        let topics = self
+            .topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let held = partition_descriptors(&topics) + *reserved;
+        let connections = self.config.connections_max;
+        let new = u64::try_from(new_partitions).unwrap_or(0);
+        if let Err(why) = descriptors::check_new_partitions(limit, held, connections, new) {
+            tracing::warn!(
+                topic,
+                new_partitions,
+                open_files_max = limit,
+                partition_descriptors = held,
+                max_connections = connections,
+                "partitions refused: not enough open files"
+            );
+            return Err(TopicError::InvalidPartitions(why));
+        }
+        let descriptors = new * descriptors::PER_NEW_PARTITION;
+        *reserved += descriptors;
+        Ok(Reserved {
+            reserved: &self.descriptors_reserved,
+            descriptors,
+        })
+    }
+
     /// Holds `name` in `creating` (waiting for any creation, deletion or change of it under
     /// way to end) until the guard drops: one operation on a topic's files at a time, without
     /// holding the topics' lock over their IO.
@@ -289,8 +400,14 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
     ) -> Result<(), TopicError> {
         let _held = self.hold_name(name);
         let topic = self.topic(name).ok_or(TopicError::Unknown)?;
+        let current = topic.partitions.len() as i32;
+        let _reserved = if current < count && count <= topics::PARTITIONS_MAX {
+            Some(self.reserve_descriptors(name, count - current)?)
+        } else {
+            None
+        };
         if validate_only {
-            let ok = count > topic.partitions.len() as i32 && count <= topics::PARTITIONS_MAX;
+            let ok = count > current && count <= topics::PARTITIONS_MAX;
             return if ok {
                 Ok(())
             } else {

@@ -1,10 +1,15 @@
 //! The topics this broker hosts: creation, deletion, auto-creation and their durable record.
 //!
 //! Each topic is described by `DATA/topics/NAME.properties` (its id, partition count and config
-//! overrides, Kafka property syntax), written to a temporary file, synced, renamed and the
-//! directory synced, so a crash leaves the old description or the new one. Partitions live in
-//! `DATA/NAME-P/`, Kafka's layout. A topic exists once its description does: creation writes the
-//! partition directories first, deletion removes the description first.
+//! overrides, Kafka property syntax), written to a temporary file (`NAME.tmp`), synced, renamed
+//! and the directory synced, so a crash leaves the old description or the new one. Partitions
+//! live in `DATA/NAME-P/`, Kafka's layout. A topic exists once its description does: creation
+//! writes the partition directories first, deletion removes the description first.
+//!
+//! Every name Kafka accepts (up to 249 bytes) fits in a file name (255 bytes): Kafka chose 249
+//! so that `NAME-P` fits. `NAME.properties` does not fit above 244 bytes, so such a topic is
+//! described by `NAME.props` instead (255 bytes at most); shorter names keep the file name they
+//! always had.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -13,17 +18,29 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::config::{topic_log_config, TopicOverrides};
-use crate::io::{write_atomically, Disk, File};
+use crate::io::{write_atomically, Disk, File, FILE_NAME_BYTES_MAX};
 use crate::log::{Log, LogConfig};
 use crate::partition::Partition;
 
 pub const TOPICS_DIR: &str = "topics";
 const DESCRIPTION_SUFFIX: &str = ".properties";
+/// The description's suffix for names too long for `DESCRIPTION_SUFFIX`.
+const LONG_NAME_DESCRIPTION_SUFFIX: &str = ".props";
+/// The suffix `write_atomically` gives the description's temporary file, in place of either.
+const TEMPORARY_SUFFIX: &str = ".tmp";
 /// Kafka's limit on topic names.
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// Partitions per topic accepted by CreateTopics and auto-creation.
 pub const PARTITIONS_MAX: i32 = 10_000;
 
+// Every file name derived from a topic name fits in a directory entry.
+const _: () = {
+    let partition_digits_max = 4; // the last partition is PARTITIONS_MAX - 1
+    assert!(PARTITIONS_MAX <= 10_000);
+    assert!(TOPIC_NAME_BYTES_MAX + "-".len() + partition_digits_max <= FILE_NAME_BYTES_MAX);
+    assert!(TOPIC_NAME_BYTES_MAX + LONG_NAME_DESCRIPTION_SUFFIX.len() <= FILE_NAME_BYTES_MAX);
+    assert!(TOPIC_NAME_BYTES_MAX + TEMPORARY_SUFFIX.len() <= FILE_NAME_BYTES_MAX);
+};
 pub struct Topic<D: Disk> {
     pub name: String,
     pub id: [u8; 16],
@@ -73,9 +90,25 @@ pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
 }
 
 fn description_path(data_dir: &Path, topic: &str) -> PathBuf {
-    data_dir
-        .join(TOPICS_DIR)
-        .join(format!("{topic}{DESCRIPTION_SUFFIX}"))
+    data_dir.join(TOPICS_DIR).join(description_file_name(topic))
+}
+
+/// `NAME.properties`, or `NAME.props` for a name too long for that.
+fn description_file_name(topic: &str) -> String {
+    if topic.len() + DESCRIPTION_SUFFIX.len() <= FILE_NAME_BYTES_MAX {
+        format!("{topic}{DESCRIPTION_SUFFIX}")
+    } else {
+        format!("{topic}{LONG_NAME_DESCRIPTION_SUFFIX}")
+    }
+}
+
+/// The topic a file of `topics/` describes, if it is a description's name: the inverse of
+/// `description_file_name` (so `a.props`, which no topic's description is named, is none).
+fn described_topic(file_name: &str) -> Option<&str> {
+    let name = file_name
+        .strip_suffix(DESCRIPTION_SUFFIX)
+        .or_else(|| file_name.strip_suffix(LONG_NAME_DESCRIPTION_SUFFIX))?;
+    (description_file_name(name) == file_name).then_some(name)
 }
 
 pub fn id_hex(id: &[u8; 16]) -> String {
@@ -168,7 +201,9 @@ fn read_description<D: Disk>(disk: &D, path: &Path) -> io::Result<Option<String>
     Ok(None)
 }
 
-/// Opens (recovering) every partition of a topic.
+/// Opens (recovering) partitions `partitions` of a topic into `opened`, in order. On an error,
+/// `opened` holds the partitions opened before it.
+#[allow(clippy::too_many_arguments)]
 fn open_partitions<D: Disk>(
     disk: &D,
     data_dir: &Path,
@@ -177,8 +212,8 @@ fn open_partitions<D: Disk>(
     config: &LogConfig,
     node_id: i32,
     now_ms: i64,
-) -> Result<Vec<Arc<Partition<D>>>, TopicError> {
-    let mut opened = Vec::new();
+    opened: &mut Vec<Arc<Partition<D>>>,
+) -> Result<(), TopicError> {
     for index in partitions {
         let dir = partition_dir(data_dir, name, index);
         let partition = Log::open(disk.clone(), &dir, config.clone(), now_ms)
@@ -186,7 +221,7 @@ fn open_partitions<D: Disk>(
             .map_err(|e| TopicError::Storage(format!("{}: {e}", dir.display())))?;
         opened.push(Arc::new(partition));
     }
-    Ok(opened)
+    Ok(())
 }
 
 /// Loads every topic described under `data_dir`.
@@ -204,7 +239,7 @@ pub fn load_all<D: Disk>(
     disk.create_dir_all(&dir)?;
     let mut topics = BTreeMap::new();
     for file_name in disk.list(&dir)? {
-        let Some(name) = file_name.strip_suffix(DESCRIPTION_SUFFIX) else {
+        let Some(name) = described_topic(&file_name) else {
             continue;
         };
         let path = dir.join(&file_name);
@@ -217,7 +252,8 @@ pub fn load_all<D: Disk>(
         };
         let config = topic_log_config(defaults, &description.overrides)
             .map_err(TopicError::InvalidConfig)?;
-        let partitions = open_partitions(
+        let mut partitions = Vec::new();
+        open_partitions(
             disk,
             data_dir,
             name,
@@ -225,6 +261,7 @@ pub fn load_all<D: Disk>(
             &config,
             node_id,
             now_ms,
+            &mut partitions,
         )?;
         let topic = Topic {
             name: name.to_owned(),
@@ -246,7 +283,9 @@ pub struct NewTopic<'a> {
     pub overrides: TopicOverrides,
 }
 
-/// Creates a topic's partitions and then its description (the commit point).
+/// Creates a topic's partitions and then its description (the commit point). A creation that
+/// fails on the disk leaves nothing: what it made is removed, durably, and an error is logged
+/// naming the topic and the cause.
 ///
 /// # Errors
 /// Invalid name, partitions or config; storage errors.
@@ -271,7 +310,8 @@ pub fn create<D: Disk>(
         )));
     }
     let config = topic_log_config(defaults, &overrides).map_err(TopicError::InvalidConfig)?;
-    let opened = open_partitions(
+    let mut opened = Vec::new();
+    let made = open_partitions(
         disk,
         data_dir,
         name,
@@ -279,13 +319,26 @@ pub fn create<D: Disk>(
         &config,
         node_id,
         now_ms,
-    )?;
-    disk.sync_dir(data_dir)?;
-    write_atomically(
-        disk,
-        &description_path(data_dir, name),
-        describe(&id, partitions, &overrides).as_bytes(),
-    )?;
+        &mut opened,
+    )
+    .and_then(|()| Ok(disk.sync_dir(data_dir)?))
+    .and_then(|()| {
+        let text = describe(&id, partitions, &overrides);
+        Ok(write_atomically(
+            disk,
+            &description_path(data_dir, name),
+            text.as_bytes(),
+        )?)
+    });
+    if let Err(error) = made {
+        // The partition that failed may have left a directory too.
+        let attempted = 0..(opened.len() as i32 + 1).min(partitions);
+        drop(opened);
+        let undone = remove_description(disk, data_dir, name)
+            .and_then(|()| remove_partition_dirs(disk, data_dir, name, attempted.clone()));
+        log_undone("creating the topic", name, &error, attempted, undone);
+        return Err(error);
+    }
     Ok(Topic {
         name: name.to_owned(),
         id,
@@ -296,6 +349,7 @@ pub fn create<D: Disk>(
 }
 
 /// Adds partitions to a topic (CreatePartitions): new directories, then the new description.
+/// As with `create`, a failure on the disk leaves the topic as it was, on disk too.
 ///
 /// # Errors
 /// Storage errors.
@@ -314,7 +368,8 @@ pub fn add_partitions<D: Disk>(
             topic.name
         )));
     }
-    let added = open_partitions(
+    let mut added = Vec::new();
+    let made = open_partitions(
         disk,
         data_dir,
         &topic.name,
@@ -322,14 +377,24 @@ pub fn add_partitions<D: Disk>(
         &topic.config,
         node_id,
         now_ms,
-    )?;
-    disk.sync_dir(data_dir)?;
-    let text = describe(&topic.id, count, &topic.overrides);
-    write_atomically(
-        disk,
-        &description_path(data_dir, &topic.name),
-        text.as_bytes(),
-    )?;
+        &mut added,
+    )
+    .and_then(|()| Ok(disk.sync_dir(data_dir)?))
+    .and_then(|()| {
+        let text = describe(&topic.id, count, &topic.overrides);
+        let path = description_path(data_dir, &topic.name);
+        Ok(write_atomically(disk, &path, text.as_bytes())?)
+    });
+    if let Err(error) = made {
+        let attempted = current..(current + added.len() as i32 + 1).min(count);
+        drop(added);
+        // The description goes back first: one naming partitions that are gone would have
+        // them made again, empty, at the next start.
+        let undone = restore_description(disk, data_dir, topic)
+            .and_then(|()| remove_partition_dirs(disk, data_dir, &topic.name, attempted.clone()));
+        log_undone("adding partitions", &topic.name, &error, attempted, undone);
+        return Err(error);
+    }
     let mut partitions = topic.partitions.clone();
     partitions.extend(added);
     Ok(Topic {
@@ -389,6 +454,72 @@ pub fn delete<D: Disk>(disk: &D, data_dir: &Path, topic: &Topic<D>) -> Result<()
     Ok(())
 }
 
+/// Removes a description and its temporary file, if they exist, durably: what a creation that
+/// failed may have written.
+fn remove_description<D: Disk>(disk: &D, data_dir: &Path, name: &str) -> io::Result<()> {
+    let path = description_path(data_dir, name);
+    for file in [path.with_extension("tmp"), path] {
+        if disk.exists(&file) {
+            disk.remove(&file)?;
+        }
+    }
+    disk.sync_dir(&data_dir.join(TOPICS_DIR))
+}
+
+/// Writes `topic`'s description again unless the one on disk is already its own (the new one
+/// may have been renamed into place when the directory's sync failed).
+fn restore_description<D: Disk>(disk: &D, data_dir: &Path, topic: &Topic<D>) -> io::Result<()> {
+    let path = description_path(data_dir, &topic.name);
+    let text = describe(&topic.id, topic.partitions.len() as i32, &topic.overrides);
+    let on_disk = read_description(disk, &path).ok().flatten();
+    if on_disk.is_some_and(|body| unseal(&text) == Some(body.as_str())) {
+        return Ok(());
+    }
+    write_atomically(disk, &path, text.as_bytes())
+}
+
+/// Removes the partition directories of `partitions` that exist, and syncs the data directory.
+fn remove_partition_dirs<D: Disk>(
+    disk: &D,
+    data_dir: &Path,
+    name: &str,
+    partitions: std::ops::Range<i32>,
+) -> io::Result<()> {
+    for index in partitions {
+        let dir = partition_dir(data_dir, name, index);
+        if disk.exists(&dir) {
+            remove_dir_files(disk, &dir)?;
+        }
+    }
+    disk.sync_dir(data_dir)
+}
+
+/// Logs a change of a topic that failed on the disk, and whether what it made is gone.
+fn log_undone(
+    change: &str,
+    topic: &str,
+    error: &TopicError,
+    attempted: std::ops::Range<i32>,
+    undone: io::Result<()>,
+) {
+    let partitions = attempted.len();
+    match undone {
+        Ok(()) => tracing::error!(
+            topic,
+            error = ?error,
+            partitions_removed = partitions,
+            "{change} failed on the disk; what it had made is removed"
+        ),
+        // Partition directories no description names are removed at the next start.
+        Err(e) => tracing::error!(
+            topic,
+            error = ?error,
+            cleanup_error = %e,
+            "{change} failed on the disk, and so did removing what it had made"
+        ),
+    }
+}
+
 fn remove_dir_files<D: Disk>(disk: &D, dir: &Path) -> io::Result<()> {
     for name in disk.list(dir)? {
         disk.remove(&dir.join(name))?;
@@ -427,6 +558,185 @@ pub fn remove_orphans<D: Disk>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::mem::MemDisk;
+
+    const DATA: &str = "/data";
+
+    /// The smallest indexes a log accepts, so that thousands of partitions fit in memory.
+    fn small_indexes() -> LogConfig {
+        LogConfig {
+            segment_index_bytes: crate::log::config::SEGMENT_INDEX_BYTES_MIN as usize,
+            ..LogConfig::default()
+        }
+    }
+
+    fn new_topic(name: &str, partitions: i32) -> NewTopic<'_> {
+        NewTopic {
+            name,
+            id: [9; 16],
+            partitions,
+            overrides: TopicOverrides::new(),
+        }
+    }
+
+    /// The longest name Kafka accepts, with partitions up to the longest index there is (four
+    /// digits: PARTITIONS_MAX - 1 is 9999): MemDisk refuses a component over 255 bytes as
+    /// Linux does, so a name that does not fit fails here.
+    #[test]
+    fn the_longest_topic_name_with_four_digit_partitions_fits_on_disk_and_loads_again() {
+        let disk = MemDisk::new();
+        let data_dir = Path::new(DATA);
+        let name = "x".repeat(TOPIC_NAME_BYTES_MAX);
+        let config = small_indexes();
+        let partitions = 1001;
+        assert_eq!(
+            partition_dir(data_dir, &name, partitions - 1)
+                .file_name()
+                .map(|n| n.len()),
+            partition_dir(data_dir, &name, PARTITIONS_MAX - 1)
+                .file_name()
+                .map(|n| n.len()),
+        );
+        let topic =
+            create(&disk, data_dir, new_topic(&name, partitions), &config, 0, 0).expect("created");
+        assert_eq!(topic.partitions.len(), partitions as usize);
+        let last = partition_dir(data_dir, &name, partitions - 1);
+        assert!(disk.exists(&last), "{} exists", last.display());
+        let longest = disk
+            .paths()
+            .iter()
+            .flat_map(|p| {
+                p.components()
+                    .map(|c| c.as_os_str().len())
+                    .collect::<Vec<_>>()
+            })
+            .max();
+        assert_eq!(
+            longest,
+            Some(FILE_NAME_BYTES_MAX),
+            "`NAME-1000` is 254, `NAME.props` 255"
+        );
+        drop(topic);
+        let loaded = load_all(&disk, data_dir, &config, 0, 0).expect("loaded");
+        let topic = loaded.get(&name).expect("the topic loads again");
+        assert_eq!(topic.partitions.len(), partitions as usize);
+        assert_eq!(topic.id, [9; 16]);
+    }
+
+    /// Everything on the disk: each path, and each file's length and CRC-32C.
+    fn contents(disk: &MemDisk) -> Vec<(PathBuf, Option<(usize, u32)>)> {
+        let paths = disk.paths().into_iter();
+        let sum = |bytes: Vec<u8>| (bytes.len(), crc32c::crc32c(&bytes));
+        paths
+            .map(|p| (p.clone(), disk.file_bytes(&p).map(sum)))
+            .collect()
+    }
+
+    /// A MemDisk holding an empty data directory, as the broker opens it.
+    fn empty_data_dir() -> MemDisk {
+        let disk = MemDisk::new();
+        let topics = load_all(&disk, Path::new(DATA), &small_indexes(), 0, 0).expect("empty");
+        assert!(topics.is_empty());
+        disk
+    }
+
+    fn out_of_descriptors(result: Result<Topic<MemDisk>, TopicError>) -> bool {
+        matches!(result.err(), Some(TopicError::Storage(why)) if why.contains("Too many open files"))
+    }
+
+    /// A creation that fails at any of its file creations (running out of descriptors, as a
+    /// 10,000-partition creation once did at partition 4,997, leaving 4,998 directories) leaves
+    /// the disk as it found it, and the name free.
+    #[test]
+    fn a_creation_that_fails_at_any_file_leaves_nothing_behind() {
+        let data_dir = Path::new(DATA);
+        let config = small_indexes();
+        let probe = empty_data_dir();
+        let before = probe.creates();
+        drop(create(&probe, data_dir, new_topic("t", 3), &config, 0, 0).expect("created"));
+        let creates = probe.creates() - before;
+        assert!(
+            creates > 3 * 3,
+            "{creates} creations: three files a partition at least"
+        );
+        for nth in 1..=creates {
+            let disk = empty_data_dir();
+            let empty = contents(&disk);
+            disk.fail_create(nth);
+            let failed = create(&disk, data_dir, new_topic("t", 3), &config, 0, 0);
+            assert!(out_of_descriptors(failed), "creation {nth} of {creates}");
+            assert_eq!(contents(&disk), empty, "creation {nth} of {creates} failed");
+            let topic = create(&disk, data_dir, new_topic("t", 3), &config, 0, 0);
+            assert_eq!(topic.expect("created").partitions.len(), 3);
+        }
+    }
+
+    /// Partitions added by a CreatePartitions that fails at any of its file creations are
+    /// removed, and the description still names the partitions the topic had.
+    #[test]
+    fn partitions_added_by_a_growth_that_fails_at_any_file_are_removed() {
+        let data_dir = Path::new(DATA);
+        let config = small_indexes();
+        let grown =
+            |disk: &MemDisk, topic: &Topic<MemDisk>| add_partitions(disk, data_dir, topic, 5, 0, 0);
+        let probe = empty_data_dir();
+        let topic = create(&probe, data_dir, new_topic("t", 2), &config, 0, 0).expect("created");
+        let before = probe.creates();
+        assert_eq!(grown(&probe, &topic).expect("grown").partitions.len(), 5);
+        let creates = probe.creates() - before;
+        for nth in 1..=creates {
+            let disk = empty_data_dir();
+            let topic = create(&disk, data_dir, new_topic("t", 2), &config, 0, 0).expect("created");
+            let two = contents(&disk);
+            disk.fail_create(nth);
+            assert!(
+                out_of_descriptors(grown(&disk, &topic)),
+                "creation {nth} of {creates}"
+            );
+            assert_eq!(contents(&disk), two, "creation {nth} of {creates} failed");
+            drop(topic);
+            let loaded = load_all(&disk, data_dir, &config, 0, 0).expect("loaded");
+            assert_eq!(loaded["t"].partitions.len(), 2);
+        }
+    }
+
+    /// Descriptions written before long names were handled keep their file names.
+    #[test]
+    fn names_that_fit_keep_their_description_file_and_each_file_names_one_topic() {
+        let fits = "a".repeat(FILE_NAME_BYTES_MAX - DESCRIPTION_SUFFIX.len());
+        let longer = format!("{fits}b");
+        assert_eq!(description_file_name(&fits), format!("{fits}.properties"));
+        assert_eq!(description_file_name(&longer), format!("{longer}.props"));
+        for name in [
+            "t",
+            "a.props",
+            "a.properties",
+            "a.tmp",
+            fits.as_str(),
+            longer.as_str(),
+        ] {
+            let file_name = description_file_name(name);
+            assert!(file_name.len() <= FILE_NAME_BYTES_MAX, "{file_name}");
+            assert_eq!(described_topic(&file_name), Some(name), "{file_name}");
+        }
+        // Not a description keel writes: `t`'s is `t.properties`; a temporary file is none.
+        assert_eq!(described_topic("t.props"), None);
+        assert_eq!(described_topic("t.tmp"), None);
+    }
+
+    /// A description written as keel always wrote it (`NAME.properties`) still loads.
+    #[test]
+    fn a_description_in_the_old_layout_loads() {
+        let disk = MemDisk::new();
+        let data_dir = Path::new(DATA);
+        let config = small_indexes();
+        let name = "orders.eu-west";
+        drop(create(&disk, data_dir, new_topic(name, 2), &config, 0, 0).expect("created"));
+        let old_path = data_dir.join(TOPICS_DIR).join(format!("{name}.properties"));
+        assert!(disk.exists(&old_path), "{}", old_path.display());
+        let loaded = load_all(&disk, data_dir, &config, 0, 0).expect("loaded");
+        assert_eq!(loaded[name].partitions.len(), 2);
+    }
 
     #[test]
     fn descriptions_are_sealed_and_a_damaged_one_is_refused() {

@@ -1,6 +1,9 @@
-//! An in-memory `Disk` for unit tests: every write is immediately durable and nothing ever
-//! fails. It models no crash; the simulator's disk (keel-sim) is the one that loses page cache.
-//! Tests may still corrupt or cut files through `MemDisk::file_bytes` and `MemDisk::set_file_bytes`.
+//! An in-memory `Disk` for unit tests: every write is immediately durable and nothing fails
+//! unless a test asks (`fill`, `rot_reads`, `fail_create`). It models no crash; the simulator's disk (keel-sim)
+//! is the one that loses page cache. Tests may still corrupt or cut files through
+//! `MemDisk::file_bytes` and `MemDisk::set_file_bytes`. Like Linux, it refuses a path with a
+//! component longer than `FILE_NAME_BYTES_MAX` bytes (ENAMETOOLONG), so a name that would not
+//! fit on a real disk fails in tests too.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -8,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::{Disk, File, Mapping};
+use super::{Disk, File, Mapping, FILE_NAME_BYTES_MAX};
 
 type Bytes = Arc<Mutex<Vec<u8>>>;
 
@@ -16,6 +19,22 @@ type Bytes = Arc<Mutex<Vec<u8>>>;
 struct Tree {
     files: BTreeMap<PathBuf, Bytes>,
     dirs: std::collections::BTreeSet<PathBuf>,
+}
+
+impl Tree {
+    /// The files and directories directly inside `dir`. Paths order by component, so what
+    /// lies under `dir` is one range after it: a listing costs what the directory holds, not
+    /// the whole disk (tests open thousands of partitions).
+    fn entries<'a>(&'a self, dir: &'a Path) -> impl Iterator<Item = &'a PathBuf> + 'a {
+        let start = dir.to_path_buf();
+        let files = self.files.range(start.clone()..).map(|(p, _)| p);
+        let dirs = self.dirs.range(start..);
+        let under = move |p: &&PathBuf| p.starts_with(dir);
+        files
+            .take_while(under)
+            .chain(dirs.take_while(under))
+            .filter(move |p| p.parent() == Some(dir))
+    }
 }
 
 /// Waits while `MemDisk::hold_syncs` holds syncs (of files and of directories).
@@ -50,6 +69,10 @@ struct Shared {
     rotten_reads: AtomicU64,
     /// While true, writes fail with ENOSPC (see `MemDisk::fill`).
     full: std::sync::atomic::AtomicBool,
+    /// File creations asked for so far, failed ones included.
+    creates: AtomicU64,
+    /// The number (in `creates`) of the creation that fails; 0 for none (see `fail_create`).
+    failing_create: AtomicU64,
 }
 
 impl MemDisk {
@@ -93,9 +116,29 @@ impl MemDisk {
         self.shared.full.store(full, Ordering::SeqCst);
     }
 
+    /// Makes the `nth` file creation from now (1 is the next) fail with EMFILE, "Too many open
+    /// files", as creations fail when the process runs out of descriptors; later ones succeed.
+    pub fn fail_create(&self, nth: u64) {
+        let at = self.creates() + nth;
+        self.shared.failing_create.store(at, Ordering::SeqCst);
+    }
+
+    /// How many file creations were asked for so far, failed ones included.
+    pub fn creates(&self) -> u64 {
+        self.shared.creates.load(Ordering::SeqCst)
+    }
+
     /// How many of the reads `rot_reads` asked for are still to come.
     pub fn rotten_reads_left(&self) -> u64 {
         self.shared.rotten_reads.load(Ordering::SeqCst)
+    }
+
+    /// Every file and directory on the disk, in order.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        let tree = self.tree();
+        let mut paths: Vec<PathBuf> = tree.files.keys().chain(&tree.dirs).cloned().collect();
+        paths.sort();
+        paths
     }
 
     /// A copy of the bytes of `path`, if it exists.
@@ -119,6 +162,23 @@ impl MemDisk {
     }
 }
 
+/// ENAMETOOLONG when a component of `path` is longer than `FILE_NAME_BYTES_MAX` bytes.
+fn check_name(path: &Path) -> io::Result<()> {
+    let too_long = path
+        .components()
+        .any(|c| c.as_os_str().len() > FILE_NAME_BYTES_MAX);
+    if too_long {
+        return Err(os_error(36, path)); // ENAMETOOLONG
+    }
+    Ok(())
+}
+
+/// The error Linux answers with `errno`, naming `path` as `OsDisk` names the paths of its errors.
+fn os_error(errno: i32, path: &Path) -> io::Error {
+    let error = io::Error::from_raw_os_error(errno);
+    io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+}
+
 fn not_found(path: &Path) -> io::Error {
     io::Error::new(
         io::ErrorKind::NotFound,
@@ -130,6 +190,11 @@ impl Disk for MemDisk {
     type File = MemFile;
 
     fn create(&self, path: &Path) -> io::Result<MemFile> {
+        check_name(path)?;
+        let number = self.shared.creates.fetch_add(1, Ordering::SeqCst) + 1;
+        if number == self.shared.failing_create.load(Ordering::SeqCst) {
+            return Err(os_error(24, path)); // EMFILE
+        }
         let mut tree = self.tree();
         if tree.files.contains_key(path) {
             return Err(io::Error::new(
@@ -146,6 +211,7 @@ impl Disk for MemDisk {
     }
 
     fn open(&self, path: &Path) -> io::Result<MemFile> {
+        check_name(path)?;
         let tree = self.tree();
         let bytes = tree.files.get(path).ok_or_else(|| not_found(path))?;
         Ok(MemFile {
@@ -163,6 +229,7 @@ impl Disk for MemDisk {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        check_name(to)?;
         let mut tree = self.tree();
         let bytes = tree.files.remove(from).ok_or_else(|| not_found(from))?;
         tree.files.insert(to.to_path_buf(), bytes);
@@ -174,11 +241,8 @@ impl Disk for MemDisk {
         if !tree.dirs.contains(dir) {
             return Err(not_found(dir));
         }
-        let files = tree.files.keys();
-        let dirs = tree.dirs.iter();
-        let mut names: Vec<String> = files
-            .chain(dirs)
-            .filter(|p| p.parent() == Some(dir))
+        let mut names: Vec<String> = tree
+            .entries(dir)
             .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
             .collect();
         names.sort();
@@ -186,6 +250,7 @@ impl Disk for MemDisk {
     }
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        check_name(dir)?;
         let mut tree = self.tree();
         for ancestor in dir.ancestors() {
             if !ancestor.as_os_str().is_empty() {
@@ -197,8 +262,7 @@ impl Disk for MemDisk {
 
     fn remove_dir(&self, dir: &Path) -> io::Result<()> {
         let mut tree = self.tree();
-        let has_entries = tree.files.keys().any(|p| p.parent() == Some(dir))
-            || tree.dirs.iter().any(|p| p.parent() == Some(dir));
+        let has_entries = tree.entries(dir).next().is_some();
         if has_entries {
             return Err(io::Error::other(format!("{}: not empty", dir.display())));
         }

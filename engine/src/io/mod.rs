@@ -41,6 +41,10 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
 use std::io;
 use std::path::Path;
 
+/// Linux's NAME_MAX: the bytes one component of a path may hold (ext4, xfs, btrfs and tmpfs
+/// all have it). Every file name keel derives from a client's input must fit.
+pub const FILE_NAME_BYTES_MAX: usize = 255;
+
 /// A directory tree of files: the real file system or a simulated one.
 pub trait Disk: Clone + Send + Sync + 'static {
     type File: File;

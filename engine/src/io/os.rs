@@ -6,6 +6,7 @@
 //! - Index files are `mmap`ed (memmap2); `Mapping::flush` is `msync`.
 //! - `TcpNetwork` is tokio's TCP; its `send_file` is sendfile(2), for zero-copy fetches.
 //! - The clock is the system clock; randomness is seeded from the process's hash keys.
+//! - `raise_open_files_limit` raises RLIMIT_NOFILE's soft limit to the hard one at start.
 
 use std::fs::{self, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
@@ -20,6 +21,27 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use memmap2::MmapMut;
 
 use super::{Clock, Disk, File, Mapping, Rng};
+
+/// Raises the soft limit on open files (RLIMIT_NOFILE) to the hard limit, as far as the kernel
+/// allows, and returns the limit now in force (`None`: unlimited). Every partition holds
+/// descriptors for as long as it is open, and a soft limit of 1024 (the default of many
+/// systems, whose hard limit is far higher) runs out at a few hundred partitions.
+///
+/// # Errors
+/// When the limit cannot be read.
+pub fn raise_open_files_limit() -> io::Result<Option<u64>> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(io::Error::from)?;
+    if soft < hard {
+        // Linux refuses a soft limit above fs.nr_open, which an unlimited hard limit is:
+        // then the soft limit stays, and the caller logs the one in force.
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            tracing::warn!(soft, hard, error = %e, "the open-files limit could not be raised to the hard limit");
+        }
+    }
+    let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).map_err(io::Error::from)?;
+    Ok((soft != RLIM_INFINITY).then_some(soft))
+}
 
 /// The local file system.
 #[derive(Clone, Copy, Debug, Default)]
@@ -52,7 +74,10 @@ impl Disk for OsDisk {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        fs::rename(from, to).map_err(|e| annotate(e, from))
+        fs::rename(from, to).map_err(|e| {
+            let error = annotate(e, to);
+            io::Error::new(error.kind(), format!("{} -> {error}", from.display()))
+        })
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {

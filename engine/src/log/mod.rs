@@ -1000,15 +1000,20 @@ fn prefix_next_offset(bytes: &[u8]) -> u64 {
     next
 }
 
-/// The length of the longest prefix of `bytes` made of whole batches with valid CRCs and dense
-/// offsets (with `holes`, strictly increasing ones), the first starting at `first_offset`.
+/// The length of the longest prefix of `bytes` made of whole batches with valid CRCs, headers
+/// whose counts and offsets are not negative, and dense offsets (with `holes`, strictly
+/// increasing ones), the first starting at `first_offset`.
 pub fn verified_prefix(bytes: &[u8], first_offset: u64, holes: bool) -> usize {
     let mut position = 0;
     let mut expected_base = first_offset;
     while let Ok(header) = BatchHeader::parse(&bytes[position..]) {
         let base = header.base_offset as u64;
         let in_order = base == expected_base || (holes && base > expected_base);
-        if !in_order || header.base_offset < 0 {
+        // As the scanner refuses it: a batch whose last offset lies below its base (a negative
+        // last_offset_delta) is invalid whatever its CRC says, and served it would send a
+        // reader back below where it read, even below the log start.
+        let negative = header.base_offset < 0 || header.last_offset_delta < 0;
+        if !in_order || negative || header.records_count < 0 {
             break;
         }
         let Some(total) = header.total_bytes() else {

@@ -73,7 +73,7 @@ pub fn create_topics<D: Disk, C: Clock, R: Rng>(
                 |partitions| {
                     broker
                         .create_topic(name, partitions, overrides, body.validate_only)
-                        .map_err(|e| errors::topic_error(&e))
+                        .map_err(|e| errors::topic_error(&e, &broker.config.data_dir))
                 },
             )
         };
@@ -197,7 +197,7 @@ pub fn delete_topics<D: Disk, C: Clock, R: Rng>(
             Some(name) => {
                 result.name = Some(topic_name(name));
                 if let Err(e) = broker.delete_topic(name) {
-                    let (code, message) = errors::topic_error(&e);
+                    let (code, message) = errors::topic_error(&e, &broker.config.data_dir);
                     result.error_code = code;
                     result.error_message = Some(str_bytes(&message));
                 }
@@ -248,7 +248,7 @@ pub fn create_partitions<D: Disk, C: Clock, R: Rng>(
             .and_then(|()| {
                 broker
                     .add_partitions(topic.name.0.as_str(), topic.count, body.validate_only)
-                    .map_err(|e| errors::topic_error(&e))
+                    .map_err(|e| errors::topic_error(&e, &broker.config.data_dir))
             });
         if let Err((code, message)) = outcome {
             result.error_code = code;
@@ -503,7 +503,7 @@ fn alter<D: Disk, C: Clock, R: Rng>(
     change(&mut overrides)?;
     broker
         .set_topic_overrides(name, overrides, validate_only)
-        .map_err(|e| errors::topic_error(&e))
+        .map_err(|e| errors::topic_error(&e, &broker.config.data_dir))
 }
 
 /// The topic setting called `name`.

@@ -85,7 +85,7 @@ fn lookup<D: Disk, C: Clock, R: Rng>(
             }
             missing.error_code = match error {
                 TopicError::Unknown if name.is_none() => errors::UNKNOWN_TOPIC_ID,
-                other => errors::topic_error(&other).0,
+                other => errors::topic_error(&other, &broker.config.data_dir).0,
             };
             missing.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
             missing

@@ -8,6 +8,8 @@
 //! Kafka answers it since KIP-467: INVALID_RECORD, with each such record's index in the batch and
 //! reason in record_errors and a message naming them (Produce v8 and later carry both).
 
+use std::path::Path;
+
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
@@ -108,7 +110,7 @@ fn refused(index: i32, code: i16, message: &str) -> PartitionProduceResponse {
 /// The answer to a batch the log refused. Refused records (KIP-467) are listed one by one in
 /// record_errors, under INVALID_RECORD and Kafka's message naming them, as Kafka answers, so a
 /// client can tell which of its messages were at fault.
-fn refused_batch(index: i32, error: &LogError) -> PartitionProduceResponse {
+fn refused_batch(index: i32, error: &LogError, data_dir: &Path) -> PartitionProduceResponse {
     if let LogError::TimestampOutOfRange { record, .. } = error {
         let message = error.to_string();
         let mut answer = refused(index, errors::INVALID_TIMESTAMP, &message);
@@ -119,7 +121,8 @@ fn refused_batch(index: i32, error: &LogError) -> PartitionProduceResponse {
         return answer;
     }
     let LogError::InvalidBatch(refusal @ BatchError::RecordErrors(records)) = error else {
-        return refused(index, errors::log_error(error), &error.to_string());
+        let message = errors::for_client(&error.to_string(), data_dir);
+        return refused(index, errors::log_error(error), &message);
     };
     let mut answer = refused(index, errors::INVALID_RECORD, &refusal.to_string());
     answer.record_errors = records
@@ -233,7 +236,7 @@ fn append<D: Disk, C: Clock, R: Rng>(
                 // covers it.
                 broker.data_arrived.notify_waiters();
             }
-            refused_batch(index, &e)
+            refused_batch(index, &e, &broker.config.data_dir)
         }
     }
 }

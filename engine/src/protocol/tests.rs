@@ -12,6 +12,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use super::frame::Chunk;
 use super::{handle, parse_request, topic_name, SUPPORTED};
 use crate::broker::config::BrokerConfig;
+use crate::broker::topics::TopicError;
 use crate::broker::Broker;
 use crate::io::mem::{MemDisk, MemFile};
 use crate::io::os::OsRng;
@@ -680,4 +681,148 @@ fn bytes_after_a_request_body_are_ignored_and_counted() {
         )),
         "{page}"
     );
+}
+
+/// A storage failure is answered with a message that names the files it is about relative to
+/// the data directory: the disk's errors carry absolute paths, which tell a client how the
+/// broker's host is laid out. The log line keeps the whole path.
+#[test]
+fn storage_errors_answered_to_clients_name_no_path_outside_the_data_directory() {
+    let data_dir = "/srv/keel-data";
+    let config = BrokerConfig {
+        data_dir: data_dir.into(),
+        ..BrokerConfig::default()
+    };
+    let broker = Broker::open(MemDisk::new(), FixedClock, OsRng::default(), config).unwrap();
+    create_topic(&broker, "grown", 1);
+    broker.disk.fill(true);
+    let checked = |what: &str, code: i16, message: Option<StrBytes>| {
+        let message = message.map(|m| m.to_string()).unwrap_or_default();
+        assert_eq!(
+            code,
+            super::errors::KAFKA_STORAGE_ERROR,
+            "{what}: {message}"
+        );
+        assert!(!message.contains(data_dir), "{what}: {message}");
+        message
+    };
+
+    let version = *versions(ApiKey::CreateTopics).end();
+    let mut topic = create_topics_request::CreatableTopic::default();
+    topic.name = topic_name("t");
+    topic.num_partitions = 2;
+    topic.replication_factor = 1;
+    let mut body = CreateTopicsRequest::default();
+    body.topics = vec![topic];
+    let bytes = exchange(&broker, ApiKey::CreateTopics, version, &body).unwrap();
+    let response: CreateTopicsResponse = decode_all(bytes, version, "CreateTopics");
+    let result = &response.topics[0];
+    let message = checked(
+        "CreateTopics",
+        result.error_code,
+        result.error_message.clone(),
+    );
+    assert!(message.contains("t-0"), "names the partition: {message}");
+
+    let version = *versions(ApiKey::CreatePartitions).end();
+    let mut topic = create_partitions_request::CreatePartitionsTopic::default();
+    topic.name = topic_name("grown");
+    topic.count = 3;
+    let mut body = CreatePartitionsRequest::default();
+    body.topics = vec![topic];
+    let bytes = exchange(&broker, ApiKey::CreatePartitions, version, &body).unwrap();
+    let response: CreatePartitionsResponse = decode_all(bytes, version, "CreatePartitions");
+    let result = &response.results[0];
+    let message = checked(
+        "CreatePartitions",
+        result.error_code,
+        result.error_message.clone(),
+    );
+    assert!(
+        message.contains("grown-1"),
+        "names the partition: {message}"
+    );
+
+    let version = *versions(ApiKey::IncrementalAlterConfigs).end();
+    let mut config = incremental_alter_configs_request::AlterableConfig::default();
+    config.name = StrBytes::from_static_str("retention.ms");
+    config.value = Some(StrBytes::from_static_str("1000"));
+    let mut resource = incremental_alter_configs_request::AlterConfigsResource::default();
+    resource.resource_type = 2;
+    resource.resource_name = StrBytes::from_static_str("grown");
+    resource.configs = vec![config];
+    let mut body = IncrementalAlterConfigsRequest::default();
+    body.resources = vec![resource];
+    let bytes = exchange(&broker, ApiKey::IncrementalAlterConfigs, version, &body).unwrap();
+    let response: IncrementalAlterConfigsResponse =
+        decode_all(bytes, version, "IncrementalAlterConfigs");
+    let result = &response.responses[0];
+    checked(
+        "IncrementalAlterConfigs",
+        result.error_code,
+        result.error_message.clone(),
+    );
+}
+
+/// What the open-files limit holds is promised and no more: max.connections is lowered to fit,
+/// and a creation whose partitions would not fit is refused before any file is made, with
+/// INVALID_PARTITIONS and a message naming the limit; those that fit are created.
+#[test]
+fn creations_are_sized_against_the_open_files_limit() {
+    let open = |connections_max: usize| {
+        let mut config = BrokerConfig {
+            data_dir: "/data".into(),
+            open_files_max: Some(1_000),
+            connections_max,
+            partitions_default: 85,
+            ..BrokerConfig::default()
+        };
+        // The smallest indexes, so that hundreds of partitions fit in memory.
+        config.log.segment_index_bytes = crate::log::config::SEGMENT_INDEX_BYTES_MIN as usize;
+        Broker::open(MemDisk::new(), FixedClock, OsRng::default(), config).unwrap()
+    };
+    // 1,000 open files less 64 reserved hold 936 connections, and then no partition.
+    let crowded = open(10_000);
+    assert_eq!(crowded.config.connections_max, 936);
+    let refused = crowded.create_topic("t", 1, Default::default(), false);
+    assert!(matches!(refused, Err(TopicError::InvalidPartitions(_))));
+
+    // With 200 connections, 736 descriptors are left: 184 partitions of 4.
+    let broker = open(200);
+    assert_eq!(broker.config.connections_max, 200);
+    create_topic(&broker, "a", 100);
+    let files = broker.disk.paths();
+    let version = *versions(ApiKey::CreateTopics).end();
+    let mut topic = create_topics_request::CreatableTopic::default();
+    topic.name = topic_name("b");
+    topic.num_partitions = 85;
+    topic.replication_factor = 1;
+    let mut body = CreateTopicsRequest::default();
+    body.topics = vec![topic];
+    let bytes = exchange(&broker, ApiKey::CreateTopics, version, &body).unwrap();
+    let response: CreateTopicsResponse = decode_all(bytes, version, "CreateTopics");
+    let result = &response.topics[0];
+    let message = result.error_message.as_deref().unwrap_or_default();
+    assert_eq!(
+        result.error_code,
+        super::errors::INVALID_PARTITIONS,
+        "{message}"
+    );
+    assert!(
+        message.contains("limit of 1000 open files leaves 336"),
+        "{message}"
+    );
+    assert_eq!(broker.disk.paths(), files, "nothing was made");
+    // Auto-creation (num.partitions is 85) and growth are refused alike.
+    let auto = broker.topic_or_create("c", true);
+    assert!(matches!(auto, Err(TopicError::InvalidPartitions(_))));
+    let grown = broker.add_partitions("a", 185, false);
+    assert!(matches!(grown, Err(TopicError::InvalidPartitions(_))));
+    assert_eq!(broker.disk.paths(), files, "nothing was made");
+    // What fits is made.
+    broker.add_partitions("a", 150, false).expect("50 more fit");
+    create_topic(&broker, "b", 34);
+    assert!(broker
+        .create_topic("d", 1, Default::default(), false)
+        .is_err());
 }
