@@ -225,6 +225,9 @@ pub struct RecoveryReport {
     pub segments_removed: usize,
     /// The checkpoint claimed durability beyond what the disk held (the disk lost flushed data).
     pub recovery_point_lost: Option<(u64, u64)>,
+    /// Flushed bytes failed verification (damage): recovery went on past them, or, at the end
+    /// of the log, kept their offsets taken.
+    pub damaged: bool,
 }
 
 impl<D: Disk> Log<D> {
@@ -644,6 +647,9 @@ impl<D: Disk> Log<D> {
                 Err(e @ LogError::Corrupt { .. }) if skips < segment::DAMAGE_SKIPS_MAX => {
                     skips += 1;
                     match self.skip_damaged(offset)? {
+                        // Nothing readable after the damage (a "batch" found past the log's
+                        // end is not one of its batches).
+                        Some(resume) if resume >= self.next_offset => return Ok(T::default()),
                         Some(resume) if resume > offset => offset = resume,
                         Some(_) => return Err(e),
                         None => return Ok(T::default()),

@@ -154,6 +154,7 @@ impl<D: Disk> Log<D> {
         }
         let active_base = *self.segments.keys().next_back().expect("non-empty");
         self.next_offset = next_offset.unwrap_or(active_base).max(active_base);
+        self.recovery.damaged = damaged;
         if damaged && self.recovery_point > self.next_offset {
             // Damage to flushed bytes at the end of the log took records that were durable,
             // and perhaps acknowledged: their offsets are never given to other records. The
@@ -165,6 +166,9 @@ impl<D: Disk> Log<D> {
                 "flushed records at the end of the log were lost to damage; new records start after them"
             );
             self.next_offset = self.recovery_point;
+            // A segment starting there makes the jump last: the next open finds the log's end
+            // in its base, not in the batches before the hole.
+            self.roll()?;
         }
         if self.recovery_point > self.next_offset {
             tracing::error!(
