@@ -111,7 +111,15 @@ fn read_slots<F: File>(file: &F) -> io::Result<(u64, Option<Checkpoint>)> {
     let mut slots = [[0u8; RECORD_BYTES]; 2];
     let mut lengths = [0; 2];
     for (slot, bytes) in slots.iter_mut().enumerate() {
-        lengths[slot] = file.read_at(bytes, slot as u64 * SLOT_BYTES)?;
+        // A slot that fails its CRC is read again before it is given up: a transient misread
+        // of both slots would otherwise send recovery back to the log's start, where damage
+        // to flushed bytes looks like a torn tail.
+        for _ in 0..crate::log::scan::READ_ATTEMPTS_MAX {
+            lengths[slot] = file.read_at(bytes, slot as u64 * SLOT_BYTES)?;
+            if unseal(CHECKPOINT_MAGIC, &bytes[..lengths[slot]]).is_some() {
+                break;
+            }
+        }
     }
     Ok(newest(&slots[0][..lengths[0]], &slots[1][..lengths[1]]))
 }

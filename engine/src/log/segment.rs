@@ -360,6 +360,7 @@ impl<F: File> Segment<F> {
             .allowing_holes(self.holes);
         let mut skips = 0;
         let mut previous = None;
+        let mut walked_again = false;
         loop {
             let batch = match scanner.next_batch() {
                 Ok(Some(batch)) => match self.known_resume(&batch) {
@@ -370,6 +371,17 @@ impl<F: File> Segment<F> {
                     None => batch,
                 },
                 Ok(None) => return Ok(None),
+                // A header read wrong earlier in the walk (its length, say) can send it astray,
+                // and the place it stops then reads wrong every time: the walk is made once
+                // more from its start before anything is judged damaged.
+                Err(ScanError::Stop(_)) if !walked_again => {
+                    walked_again = true;
+                    previous = None;
+                    scanner = Scanner::new(&*log, start, self.bytes, Verify::Header)
+                        .expecting(first)
+                        .allowing_holes(self.holes);
+                    continue;
+                }
                 // Headers that read wrong every time: damage, which costs its own batches.
                 Err(ScanError::Stop(stop)) if skips < DAMAGE_SKIPS_MAX => {
                     skips += 1;
@@ -584,6 +596,7 @@ impl<F: File> Segment<F> {
             .allowing_holes(self.holes);
         let interval = crate::log::config::INDEX_INTERVAL_BYTES_DEFAULT;
         let mut previous = None;
+        let mut walked_again = false;
         loop {
             let batch = match scanner.next_batch() {
                 Ok(Some(batch)) => match self.known_resume(&batch) {
@@ -594,6 +607,16 @@ impl<F: File> Segment<F> {
                     None => batch,
                 },
                 Ok(None) => break,
+                // As in `find_batch`: the rebuild starts over once before judging damage.
+                Err(ScanError::Stop(_)) if !walked_again => {
+                    walked_again = true;
+                    previous = None;
+                    self.reset_indexes(index_bytes)?;
+                    scanner = Scanner::new(&*log, 0, self.bytes, Verify::Header)
+                        .expecting(First::Base(self.base_offset))
+                        .allowing_holes(self.holes);
+                    continue;
+                }
                 // A rebuild never makes readable batches unreachable: it goes on past damage.
                 Err(ScanError::Stop(stop)) => {
                     let expected = scanner.expected_base().unwrap_or(self.base_offset);
