@@ -36,6 +36,7 @@ pub const INVALID_CONFIG: i16 = ResponseError::InvalidConfig.code();
 pub const INVALID_REQUEST: i16 = ResponseError::InvalidRequest.code();
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = ResponseError::OutOfOrderSequenceNumber.code();
 pub const INVALID_PRODUCER_EPOCH: i16 = ResponseError::InvalidProducerEpoch.code();
+pub const UNKNOWN_PRODUCER_ID: i16 = ResponseError::UnknownProducerId.code();
 pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 =
     ResponseError::TransactionalIdAuthorizationFailed.code();
 pub const KAFKA_STORAGE_ERROR: i16 = ResponseError::KafkaStorageError.code();
@@ -78,7 +79,9 @@ mod tests {
             (INVALID_CONFIG, 40),
             (INVALID_REQUEST, 42),
             (OUT_OF_ORDER_SEQUENCE_NUMBER, 45),
+            (INVALID_PRODUCER_EPOCH, 47),
             (KAFKA_STORAGE_ERROR, 56),
+            (UNKNOWN_PRODUCER_ID, 59),
             (FETCH_SESSION_ID_NOT_FOUND, 70),
             (UNSUPPORTED_COMPRESSION_TYPE, 76),
             (MEMBER_ID_REQUIRED, 79),

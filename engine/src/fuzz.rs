@@ -27,7 +27,7 @@ use crate::compression::{self, Codec};
 use crate::io::mem::MemDisk;
 use crate::io::mem::MemFile;
 use crate::io::Disk;
-use crate::io::{Clock, File, Rng};
+use crate::io::{File, Rng};
 use crate::log::batch::{
     self, BatchBuilder, BatchHeader, BatchInfo, DecodedRecord, NewRecord, RecordReader,
 };
@@ -935,18 +935,8 @@ fn read_all(log: &mut Log<MemDisk>) -> Vec<(u64, Vec<u8>)> {
 // ---------------------------------------------------------------------------------------------
 // Requests
 
-/// The broker's clock in the request bodies: fixed, as in `protocol/tests.rs`.
-#[derive(Clone, Copy)]
-struct FixedClock;
-
-impl Clock for FixedClock {
-    fn now_ms(&self) -> i64 {
-        1_700_000_000_000
-    }
-    fn monotonic_ns(&self) -> u64 {
-        0
-    }
-}
+// The broker's clock in the request bodies: fixed, as in `protocol/tests.rs`.
+use crate::io::mem::FixedClock;
 
 /// A deterministic random source (splitmix64), so that a broker's topic ids do not vary from
 /// one run of an input to the next.

@@ -227,7 +227,9 @@ impl std::fmt::Display for ProduceError {
 /// How many 10 ms polls a clean shutdown may take.
 const SHUTDOWN_POLLS_MAX: u32 = 1_000;
 /// Kafka's OFFSET_OUT_OF_RANGE.
-use keel::error_codes::OFFSET_OUT_OF_RANGE;
+use keel::error_codes::{
+    INVALID_PRODUCER_EPOCH, OFFSET_OUT_OF_RANGE, OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID,
+};
 
 /// Creates a topic with the run's log settings (retrying while the broker starts).
 pub async fn create_topic(
@@ -288,10 +290,12 @@ pub struct IdempotentSession {
     next_sequence: i32,
 }
 
-/// Kafka's codes that end an idempotent producer's session (a new producer id starts over).
-const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-const INVALID_PRODUCER_EPOCH: i16 = 47;
-const UNKNOWN_PRODUCER_ID: i16 = 59;
+/// The refusals after which an idempotent producer starts over with a new producer id.
+const SESSION_ENDING: [i16; 3] = [
+    OUT_OF_ORDER_SEQUENCE_NUMBER,
+    INVALID_PRODUCER_EPOCH,
+    UNKNOWN_PRODUCER_ID,
+];
 
 /// Produces one batch as an idempotent producer: a batch that gets no answer or an error (it may
 /// or may not be in the log) is sent again, same producer id and sequence, until it is
@@ -340,14 +344,7 @@ async fn produce_idempotent(
                 cluster.note_durable(upto, epoch);
                 return;
             }
-            Some(Err(ProduceError::Code(code)))
-                if [
-                    OUT_OF_ORDER_SEQUENCE_NUMBER,
-                    INVALID_PRODUCER_EPOCH,
-                    UNKNOWN_PRODUCER_ID,
-                ]
-                .contains(&code) =>
-            {
+            Some(Err(ProduceError::Code(code))) if SESSION_ENDING.contains(&code) => {
                 // Refused, so not written: a new producer sends it again.
                 session.producer_id = None;
             }
@@ -474,14 +471,7 @@ async fn pipelined_producer(cluster: Cluster, config: WorkloadConfig, producer: 
                 // Early: a batch before it has not been written yet.
                 Some(Err(ProduceError::Code(OUT_OF_ORDER_SEQUENCE_NUMBER)))
                     if !all_before_acked => {}
-                Some(Err(ProduceError::Code(code)))
-                    if [
-                        OUT_OF_ORDER_SEQUENCE_NUMBER,
-                        INVALID_PRODUCER_EPOCH,
-                        UNKNOWN_PRODUCER_ID,
-                    ]
-                    .contains(&code) =>
-                {
+                Some(Err(ProduceError::Code(code))) if SESSION_ENDING.contains(&code) => {
                     restart = true;
                 }
                 Some(Err(_)) | None => batch.outcome_unknown = true,

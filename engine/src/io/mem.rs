@@ -390,3 +390,21 @@ impl Mapping for MemMapping {
         Ok(())
     }
 }
+
+/// A clock for tests beside `MemDisk`: always 2023-11-14T22:13:20Z, and a monotonic clock that
+/// never moves (durations measure 0).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FixedClock;
+
+impl FixedClock {
+    pub const NOW_MS: i64 = 1_700_000_000_000;
+}
+
+impl super::Clock for FixedClock {
+    fn now_ms(&self) -> i64 {
+        FixedClock::NOW_MS
+    }
+    fn monotonic_ns(&self) -> u64 {
+        0
+    }
+}

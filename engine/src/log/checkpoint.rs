@@ -258,6 +258,35 @@ mod tests {
         assert_eq!(read.unwrap().recovery_point, 40);
     }
 
+    /// Both slots reading wrong once (transient rot) must not lose the checkpoint: recovery
+    /// would go back to the log's start, where damage to flushed bytes looks like a torn tail.
+    #[test]
+    fn slots_that_read_wrong_once_are_read_again() {
+        let disk = MemDisk::new();
+        let dir = Path::new("/log");
+        disk.create_dir_all(dir).unwrap();
+        let (mut file, _) = CheckpointFile::open(&disk, dir).unwrap();
+        for recovery_point in [10, 20] {
+            file.write(Checkpoint {
+                recovery_point,
+                ..Checkpoint::default()
+            })
+            .unwrap();
+        }
+        drop(file);
+        let file = disk.open(&dir.join(CHECKPOINT_FILE)).unwrap();
+        // Two reads come back with their last byte (in the CRC) flipped: read once each, both
+        // slots would be lost.
+        disk.rot_reads(2);
+        let (_, read) = read_slots(&file).unwrap();
+        assert_eq!(
+            read.map(|c| c.recovery_point),
+            Some(20),
+            "read again, not given up"
+        );
+        assert_eq!(disk.rotten_reads_left(), 0);
+    }
+
     #[test]
     fn the_marker_is_read_once() {
         let disk = MemDisk::new();

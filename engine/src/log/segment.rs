@@ -355,54 +355,66 @@ impl<F: File> Segment<F> {
     pub fn find_batch(&mut self, offset: u64) -> io::Result<Option<ScannedBatch>> {
         let (start, first) = self.index_hint(offset)?;
         let log = Arc::clone(&self.log);
-        let mut scanner = Scanner::new(&*log, start, self.bytes, Verify::Header)
-            .expecting(first)
-            .allowing_holes(self.holes);
-        let mut skips = 0;
-        let mut previous = None;
-        let mut walked_again = false;
+        let mut walk = HeaderWalk::new(start, first, DAMAGE_SKIPS_MAX);
+        let mut scanner = walk.scanner(&*log, self);
         loop {
-            let batch = match scanner.next_batch() {
-                Ok(Some(batch)) => match self.known_resume(&batch) {
-                    Some(resumed) => {
-                        scanner.resume_after(&resumed);
-                        resumed
-                    }
-                    None => batch,
-                },
-                Ok(None) => return Ok(None),
-                // A header read wrong earlier in the walk (its length, say) can send it astray,
-                // and the place it stops then reads wrong every time: the walk is made once
-                // more from its start before anything is judged damaged.
-                Err(ScanError::Stop(_)) if !walked_again => {
-                    walked_again = true;
-                    previous = None;
-                    scanner = Scanner::new(&*log, start, self.bytes, Verify::Header)
-                        .expecting(first)
-                        .allowing_holes(self.holes);
-                    continue;
+            match self.walk_step(&*log, &mut scanner, &mut walk)? {
+                Step::Batch(batch) if batch.header.last_offset() as u64 >= offset => {
+                    return Ok(Some(batch))
                 }
-                // Headers that read wrong every time: damage, which costs its own batches.
-                Err(ScanError::Stop(stop)) if skips < DAMAGE_SKIPS_MAX => {
-                    skips += 1;
-                    let expected = scanner
-                        .expected_base()
-                        .or_else(|| first_after(first))
-                        .unwrap_or(self.base_offset);
-                    let Some(resumed) = self.damage_after(previous, stop.position, expected)?
-                    else {
-                        return Ok(None);
-                    };
+                Step::Batch(_) | Step::Restarted => {}
+                Step::End => return Ok(None),
+            }
+        }
+    }
+
+    /// The next batch of a header walk, going on past damage: a batch known to be damaged is
+    /// replaced by where reads resume; at the first stop the walk is made once more from its
+    /// start (a header read wrong earlier, its length say, can send it astray, and the place
+    /// it stops then reads wrong every time), and only then is the stop judged damage, which
+    /// costs its own batches (`damage_after`). `Restarted` tells the caller to forget what the
+    /// walk gave it so far.
+    ///
+    /// # Errors
+    /// IO errors, and more damaged ranges than the walk may pass.
+    fn walk_step<'a>(
+        &mut self,
+        log: &'a F,
+        scanner: &mut Scanner<'a, F>,
+        walk: &mut HeaderWalk,
+    ) -> io::Result<Step> {
+        let batch = match scanner.next_batch() {
+            Ok(Some(batch)) => match self.known_resume(&batch) {
+                Some(resumed) => {
                     scanner.resume_after(&resumed);
                     resumed
                 }
-                Err(e) => return Err(e.into_io(&self.path(LOG_SUFFIX))),
-            };
-            if batch.header.last_offset() as u64 >= offset {
-                return Ok(Some(batch));
+                None => batch,
+            },
+            Ok(None) => return Ok(Step::End),
+            Err(ScanError::Stop(_)) if !walk.walked_again => {
+                walk.walked_again = true;
+                walk.previous = None;
+                *scanner = walk.scanner(log, self);
+                return Ok(Step::Restarted);
             }
-            previous = Some(batch);
-        }
+            Err(ScanError::Stop(stop)) if walk.skips < walk.skips_max => {
+                walk.skips += 1;
+                let expected = scanner
+                    .expected_base()
+                    .or_else(|| first_after(walk.first))
+                    .unwrap_or(self.base_offset);
+                let Some(resumed) = self.damage_after(walk.previous, stop.position, expected)?
+                else {
+                    return Ok(Step::End);
+                };
+                scanner.resume_after(&resumed);
+                resumed
+            }
+            Err(e) => return Err(e.into_io(&self.path(LOG_SUFFIX))),
+        };
+        walk.previous = Some(batch);
+        Ok(Step::Batch(batch))
     }
 
     /// Where reads go on when `batch` is known to be damaged (see `skip_damage`).
@@ -455,13 +467,25 @@ impl<F: File> Segment<F> {
         lost_from: u64,
         expected_base: u64,
     ) -> io::Result<Option<ScannedBatch>> {
+        self.skip_damage_before(position, lost_from, expected_base, self.bytes)
+    }
+
+    /// `skip_damage`, searching the file up to `end` (recovery looks past the bytes it has
+    /// taken so far).
+    fn skip_damage_before(
+        &mut self,
+        position: u64,
+        lost_from: u64,
+        expected_base: u64,
+        end: u64,
+    ) -> io::Result<Option<ScannedBatch>> {
         // Only a resume point found is kept: "nothing verifies after it" may have been a read
         // that went wrong, and must not make what follows unreachable for good.
         if let Some(resume) = self.damage.get(&position).and_then(|known| known.resume) {
             return Ok(Some(resume));
         }
-        let resume = scan::resync(&*self.log, position, self.bytes, expected_base, self.holes)?;
-        let end = resume.map_or(self.bytes, |batch| batch.position);
+        let resume = scan::resync(&*self.log, position, end, expected_base, self.holes)?;
+        let end = resume.map_or(end, |batch| batch.position);
         let damage = Damage {
             position,
             bytes: end - position,
@@ -591,47 +615,16 @@ impl<F: File> Segment<F> {
         let index_bytes = self.bytes_needed_for_rebuild();
         self.reset_indexes(index_bytes)?;
         let log = Arc::clone(&self.log);
-        let mut scanner = Scanner::new(&*log, 0, self.bytes, Verify::Header)
-            .expecting(First::Base(self.base_offset))
-            .allowing_holes(self.holes);
         let interval = crate::log::config::INDEX_INTERVAL_BYTES_DEFAULT;
-        let mut previous = None;
-        let mut walked_again = false;
+        // A rebuild never makes readable batches unreachable: it goes on past any damage.
+        let mut walk = HeaderWalk::new(0, First::Base(self.base_offset), u32::MAX);
+        let mut scanner = walk.scanner(&*log, self);
         loop {
-            let batch = match scanner.next_batch() {
-                Ok(Some(batch)) => match self.known_resume(&batch) {
-                    Some(resumed) => {
-                        scanner.resume_after(&resumed);
-                        resumed
-                    }
-                    None => batch,
-                },
-                Ok(None) => break,
-                // As in `find_batch`: the rebuild starts over once before judging damage.
-                Err(ScanError::Stop(_)) if !walked_again => {
-                    walked_again = true;
-                    previous = None;
-                    self.reset_indexes(index_bytes)?;
-                    scanner = Scanner::new(&*log, 0, self.bytes, Verify::Header)
-                        .expecting(First::Base(self.base_offset))
-                        .allowing_holes(self.holes);
-                    continue;
-                }
-                // A rebuild never makes readable batches unreachable: it goes on past damage.
-                Err(ScanError::Stop(stop)) => {
-                    let expected = scanner.expected_base().unwrap_or(self.base_offset);
-                    match self.damage_after(previous, stop.position, expected)? {
-                        Some(resumed) => {
-                            scanner.resume_after(&resumed);
-                            resumed
-                        }
-                        None => break,
-                    }
-                }
-                Err(ScanError::Io(e)) => return Err(e),
-            };
-            self.track_scanned(&batch, interval);
-            previous = Some(batch);
+            match self.walk_step(&*log, &mut scanner, &mut walk)? {
+                Step::Batch(batch) => self.track_scanned(&batch, interval),
+                Step::Restarted => self.reset_indexes(index_bytes)?,
+                Step::End => break,
+            }
         }
         self.finish_indexes()
     }
@@ -720,18 +713,15 @@ impl<F: File> Segment<F> {
                         break Some(stop);
                     }
                     damaged_durable = true;
-                    // The file must reach past the damage for the resync to look there.
-                    self.bytes = file_bytes;
                     // Recovery goes on at a flushed batch, or at a sound one right where the walk
                     // stopped (after a hole that damage left earlier); not at bytes past a torn,
                     // unflushed stretch, which would keep records newer than lost ones.
-                    let resumed =
-                        self.skip_damage(stop.position, expected, expected)?
-                            .filter(|b| {
-                                (b.header.base_offset as u64) < durable_below
-                                    || b.position == stop.position
-                            });
-                    self.bytes = stop.position;
+                    let resumed = self
+                        .skip_damage_before(stop.position, expected, expected, file_bytes)?
+                        .filter(|b| {
+                            (b.header.base_offset as u64) < durable_below
+                                || b.position == stop.position
+                        });
                     let Some(resumed) = resumed else {
                         break Some(stop);
                     };
@@ -1161,6 +1151,43 @@ impl<F: File> Segment<F> {
         let at = self.verified.partition_point(|&(s, _)| s <= start);
         at > 0 && self.verified[at - 1].1 >= end
     }
+}
+
+/// A header walk's place in a segment and what it has met (see `Segment::walk_step`).
+struct HeaderWalk {
+    start: u64,
+    first: First,
+    previous: Option<ScannedBatch>,
+    walked_again: bool,
+    skips: u32,
+    skips_max: u32,
+}
+
+impl HeaderWalk {
+    fn new(start: u64, first: First, skips_max: u32) -> HeaderWalk {
+        HeaderWalk {
+            start,
+            first,
+            previous: None,
+            walked_again: false,
+            skips: 0,
+            skips_max,
+        }
+    }
+
+    fn scanner<'a, F: File>(&self, log: &'a F, segment: &Segment<F>) -> Scanner<'a, F> {
+        Scanner::new(log, self.start, segment.bytes, Verify::Header)
+            .expecting(self.first)
+            .allowing_holes(segment.holes)
+    }
+}
+
+/// What one step of a header walk found.
+enum Step {
+    Batch(ScannedBatch),
+    /// The walk starts over from its start.
+    Restarted,
+    End,
 }
 
 /// The lowest base offset of the batch after the one an index entry names.

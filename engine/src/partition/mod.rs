@@ -58,7 +58,6 @@ pub struct Bounds {
     pub log_end_offset: u64,
     /// Everything below is durable.
     pub recovery_point: u64,
-    pub size_bytes: u64,
 }
 
 /// What a consumer's read found: the partition's bounds, and the batches from the offset asked
@@ -114,6 +113,11 @@ impl<D: Disk> Partition<D> {
     /// The partition's bounds; `None` when closed.
     pub fn bounds(&self) -> Option<Bounds> {
         self.log().as_ref().map(bounds)
+    }
+
+    /// The bytes its segments hold (a sum over them: not for the fetch path); `None` when closed.
+    pub fn size_bytes(&self) -> Option<u64> {
+        self.log().as_ref().map(Log::size_bytes)
     }
 
     /// How the log's last open went; `None` when closed.
@@ -216,7 +220,6 @@ fn bounds<D: Disk>(log: &Log<D>) -> Bounds {
         high_watermark: log.high_watermark(),
         log_end_offset: log.next_offset(),
         recovery_point: log.recovery_point(),
-        size_bytes: log.size_bytes(),
     }
 }
 

@@ -10,17 +10,7 @@ use crate::io::Clock;
 use crate::log::batch::{BatchBuilder, BatchHeader, NewRecord};
 use crate::log::{Compression, FlushPolicy, Log, LogConfig, LogError};
 
-#[derive(Clone, Copy)]
-struct TestClock;
-
-impl Clock for TestClock {
-    fn now_ms(&self) -> i64 {
-        1_700_000_000_000
-    }
-    fn monotonic_ns(&self) -> u64 {
-        0
-    }
-}
+use crate::io::mem::FixedClock as TestClock;
 
 const DIR: &str = "/data/t-0";
 
@@ -160,24 +150,17 @@ fn a_retried_idempotent_batch_is_acknowledged_at_its_first_offsets_and_not_writt
         ..BatchBuilder::default()
     };
     let (bytes, header) = batch(idempotent.clone(), &[b"x", b"y"]);
-    let first = partition
-        .append(
+    let send = || {
+        partition.append(
             &bytes,
             &header,
             Acks::All,
             Compression::Producer,
             &TestClock,
         )
-        .unwrap();
-    let retry = partition
-        .append(
-            &bytes,
-            &header,
-            Acks::All,
-            Compression::Producer,
-            &TestClock,
-        )
-        .unwrap();
+    };
+    let first = send().unwrap();
+    let retry = send().unwrap();
     assert!(!first.duplicate && retry.duplicate);
     assert_eq!((retry.base_offset, retry.last_offset), (1, 2));
     assert_eq!(partition.bounds().unwrap().log_end_offset, 3);

@@ -108,12 +108,12 @@ pub fn describe_log_dirs<D: Disk, C: Clock, R: Rng>(
             if !wanted(topic, partition.index as usize) {
                 continue;
             }
-            let Some(bounds) = partition.bounds() else {
+            let (Some(bounds), Some(size)) = (partition.bounds(), partition.size_bytes()) else {
                 continue;
             };
             let mut entry = DescribeLogDirsPartition::default();
             entry.partition_index = partition.index;
-            entry.partition_size = bounds.size_bytes as i64;
+            entry.partition_size = size as i64;
             // Kafka: max(high watermark - log end, 0), so 0 for a current log.
             entry.offset_lag = (bounds.high_watermark as i64 - bounds.log_end_offset as i64).max(0);
             described.partitions.push(entry);

@@ -853,3 +853,23 @@ fn fetch_sessions_answer_only_what_changed() {
         assert_eq!(gone.error_code, 70, "v{version}: closed");
     }
 }
+
+/// Commits take the partition's produce path with acks=all, so min.insync.replicas applies to
+/// `__consumer_offsets` as in Kafka, whose coordinator answers NOT_ENOUGH_REPLICAS as
+/// COORDINATOR_NOT_AVAILABLE (clients retry it); nothing is committed.
+#[test]
+fn commits_above_the_in_sync_replicas_answer_coordinator_not_available() {
+    let mut config = BrokerConfig {
+        data_dir: "/data".into(),
+        ..BrokerConfig::default()
+    };
+    config.log.min_insync_replicas = 2;
+    let broker =
+        Arc::new(Broker::open(MemDisk::new(), FixedClock, OsRng::default(), config).unwrap());
+    create_topic(&broker, "data", 1);
+    assert_eq!(
+        commit(&broker, "standalone", "", -1, 11, 8),
+        crate::error_codes::COORDINATOR_NOT_AVAILABLE
+    );
+    assert_eq!(fetch_committed(&broker, "standalone", 8), -1);
+}

@@ -16,20 +16,10 @@ use crate::broker::topics::TopicError;
 use crate::broker::Broker;
 use crate::io::mem::{MemDisk, MemFile};
 use crate::io::os::OsRng;
-use crate::io::{Clock, File};
+use crate::io::File;
 use crate::log::batch::{BatchBuilder, NewRecord};
 
-#[derive(Clone, Copy)]
-pub(super) struct FixedClock;
-
-impl Clock for FixedClock {
-    fn now_ms(&self) -> i64 {
-        1_700_000_000_000
-    }
-    fn monotonic_ns(&self) -> u64 {
-        0
-    }
-}
+pub(super) use crate::io::mem::FixedClock;
 
 pub(super) type TestBroker = Broker<MemDisk, FixedClock, OsRng>;
 
@@ -125,6 +115,28 @@ pub(super) fn create_topic(broker: &TestBroker, name: &str, partitions: i32) {
     broker
         .create_topic(name, partitions, Default::default(), false)
         .unwrap();
+}
+
+/// CreateTopics of one topic at the newest version, through the protocol: its result.
+pub(super) fn create_topics(
+    broker: &TestBroker,
+    name: &str,
+    partitions: i32,
+) -> create_topics_response::CreatableTopicResult {
+    let version = *versions(ApiKey::CreateTopics).end();
+    let mut topic = create_topics_request::CreatableTopic::default();
+    topic.name = topic_name(name);
+    topic.num_partitions = partitions;
+    topic.replication_factor = 1;
+    let mut body = CreateTopicsRequest::default();
+    body.topics = vec![topic];
+    let bytes = exchange(broker, ApiKey::CreateTopics, version, &body).unwrap();
+    let response: CreateTopicsResponse = decode_all(bytes, version, "CreateTopics");
+    response
+        .topics
+        .into_iter()
+        .next()
+        .expect("one topic asked, one answered")
 }
 
 pub(super) fn batch(count: usize) -> Bytes {
@@ -707,16 +719,7 @@ fn storage_errors_answered_to_clients_name_no_path_outside_the_data_directory() 
         message
     };
 
-    let version = *versions(ApiKey::CreateTopics).end();
-    let mut topic = create_topics_request::CreatableTopic::default();
-    topic.name = topic_name("t");
-    topic.num_partitions = 2;
-    topic.replication_factor = 1;
-    let mut body = CreateTopicsRequest::default();
-    body.topics = vec![topic];
-    let bytes = exchange(&broker, ApiKey::CreateTopics, version, &body).unwrap();
-    let response: CreateTopicsResponse = decode_all(bytes, version, "CreateTopics");
-    let result = &response.topics[0];
+    let result = &create_topics(&broker, "t", 2);
     let message = checked(
         "CreateTopics",
         result.error_code,
@@ -792,16 +795,7 @@ fn creations_are_sized_against_the_open_files_limit() {
     assert_eq!(broker.config.connections_max, 200);
     create_topic(&broker, "a", 100);
     let files = broker.disk.paths();
-    let version = *versions(ApiKey::CreateTopics).end();
-    let mut topic = create_topics_request::CreatableTopic::default();
-    topic.name = topic_name("b");
-    topic.num_partitions = 85;
-    topic.replication_factor = 1;
-    let mut body = CreateTopicsRequest::default();
-    body.topics = vec![topic];
-    let bytes = exchange(&broker, ApiKey::CreateTopics, version, &body).unwrap();
-    let response: CreateTopicsResponse = decode_all(bytes, version, "CreateTopics");
-    let result = &response.topics[0];
+    let result = &create_topics(&broker, "b", 85);
     let message = result.error_message.as_deref().unwrap_or_default();
     assert_eq!(
         result.error_code,
