@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use keel::broker::config::{BrokerConfig, TopicOverrides};
 use keel::broker::topics::TopicError;
 use keel::broker::Broker;
-use keel::io::mem::MemDisk;
+use keel::io::mem::{block_on, MemDisk};
 use keel::io::os::{OsClock, OsRng};
 use keel::log::batch::{BatchBuilder, NewRecord};
 use keel::log::{Log, LogConfig};
@@ -56,7 +56,7 @@ fn appends_and_reads_go_on_while_a_flush_syncs() {
     disk.hold_syncs();
     let flusher = {
         let partition = Arc::clone(&partition);
-        thread::spawn(move || partition.flush(None, &OsClock))
+        thread::spawn(move || block_on(partition.flush(None, &OsClock)))
     };
     wait_for_a_held_sync(&disk);
     // The flush is inside its sync: the log must be free. Take it on another thread so a
@@ -89,11 +89,12 @@ fn appends_and_reads_go_on_while_a_flush_syncs() {
     assert_eq!(log.next_offset(), last + 2);
     drop(guard);
     // A flush through an offset already durable syncs nothing.
-    assert!(partition
-        .flush(Some(last), &OsClock)
+    assert!(block_on(partition.flush(Some(last), &OsClock))
         .expect("flush")
         .is_none());
-    assert!(partition.flush(None, &OsClock).expect("flush").is_some());
+    assert!(block_on(partition.flush(None, &OsClock))
+        .expect("flush")
+        .is_some());
 }
 
 #[test]
@@ -111,7 +112,7 @@ fn a_flush_that_a_truncation_overtakes_fails_instead_of_acknowledging() {
     disk.hold_syncs();
     let flusher = {
         let partition = Arc::clone(&partition);
-        thread::spawn(move || partition.flush(Some(last), &OsClock))
+        thread::spawn(move || block_on(partition.flush(Some(last), &OsClock)))
     };
     wait_for_a_held_sync(&disk);
     // While the flush syncs, the log is cut below `last` (as a follower's truncation would). The

@@ -47,8 +47,8 @@
 //!   the stored bytes are intact and the block is then cached, so a retry reads it right
 //!   (transient corruption, caught by checksums). Reads served from the page cache never rot. `SimDisk::rot` flips a bit
 //!   in both the durable and cached bytes for good.
-//! - slow fsync: `sync_data` and `sync_dir` succeed but count a `slow_fsyncs`; the harness turns
-//!   the count into simulated delay (the disk has no clock).
+//! - slow fsync: a flush's data sync takes `DiskLatency::slow_sync_ms` more (an outlier), counted
+//!   as `slow_fsyncs`.
 //! - enospc: `write_at` (any write: copy-on-write file systems fail overwrites too) and growing
 //!   `set_len` fail with `StorageFull` without changing anything.
 //! - eio: `sync_data` (and so `Mapping::flush`) and `sync_dir` fail with EIO; nothing new becomes
@@ -62,6 +62,13 @@
 //! - `lying_fsync`: syncs report success and make nothing durable. No correct system survives
 //!   that; it exists to prove the checkers notice.
 //!
+//! # Time
+//! The disk has no clock, but it tells the engine how long each flush's data sync takes
+//! (`Disk::sync_latency`): a latency drawn around the run's `DiskLatency::sync_us`, with slow
+//! outliers, split at random into the time before the sync takes effect and the time after it
+//! until the caller hears. The engine waits it out asynchronously, so appends, reads,
+//! truncations and other flushes interleave with a sync as they do on a real disk.
+//!
 //! `FaultCounts` counts every fault injected, crashes and power losses included, for the runner's
 //! summary. Mapping writes never fault (a store to memory cannot fail); their flush can.
 //!
@@ -73,7 +80,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use keel::io::{Disk, File, Mapping};
+use std::time::Duration;
+
+use keel::io::{Disk, File, Mapping, SyncLatency};
 
 use crate::rng::SimRng;
 
@@ -105,6 +114,15 @@ pub struct FaultConfig {
     pub enospc: f64,
     /// A sync fails with EIO and makes nothing durable.
     pub eio: f64,
+}
+
+/// How long a flush's data sync takes (see the module doc): drawn per run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskLatency {
+    /// The typical sync, in microseconds (each sync takes half to one and a half of it).
+    pub sync_us: u64,
+    /// What a slow sync (`FaultConfig::slow_fsync`) takes on top.
+    pub slow_sync_ms: u64,
 }
 
 /// How many faults of each kind were injected since the disk was made.
@@ -309,6 +327,7 @@ struct State {
     inodes: BTreeMap<InodeId, Inode>,
     dirs: BTreeMap<PathBuf, Dir>,
     faults: FaultConfig,
+    latency: DiskLatency,
     lying_fsync: bool,
     /// Syncs left before every sync fails (a dying machine about to lose power); `None`: no limit.
     syncs_left: Option<u64>,
@@ -342,7 +361,6 @@ impl State {
             Some(left) => self.syncs_left = Some(left - 1),
             None => {}
         }
-        self.fault(Fault::SlowFsync);
         if self.fault(Fault::Eio) {
             return Err(eio("fsync failed"));
         }
@@ -456,6 +474,7 @@ impl SimDisk {
             inodes: BTreeMap::new(),
             dirs,
             faults: FaultConfig::default(),
+            latency: DiskLatency::default(),
             lying_fsync: false,
             syncs_left: None,
             rng: SimRng::new(seed),
@@ -484,6 +503,11 @@ impl SimDisk {
     /// Whether any fault is configured: an operation may fail now for no fault of the engine.
     pub fn faults_on(&self) -> bool {
         self.faults() != FaultConfig::default()
+    }
+
+    /// Sets how long flushes' data syncs take.
+    pub fn set_latency(&self, latency: DiskLatency) {
+        self.lock().latency = latency;
     }
 
     /// Makes every sync report success without making anything durable (or stops doing so).
@@ -721,6 +745,23 @@ impl Disk for SimDisk {
     fn exists(&self, path: &Path) -> bool {
         let state = self.lock();
         state.dirs.contains_key(path) || state.lookup(path).is_ok()
+    }
+
+    fn sync_latency(&self) -> SyncLatency {
+        let mut state = self.lock();
+        let DiskLatency {
+            sync_us,
+            slow_sync_ms,
+        } = state.latency;
+        let mut total_us = sync_us / 2 + state.rng.below(sync_us + 1);
+        if state.fault(Fault::SlowFsync) {
+            total_us += slow_sync_ms * 1000;
+        }
+        let before_us = state.rng.below(total_us + 1);
+        SyncLatency {
+            before: Duration::from_micros(before_us),
+            after: Duration::from_micros(total_us - before_us),
+        }
     }
 }
 

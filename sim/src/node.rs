@@ -28,10 +28,6 @@ use crate::history::{Event, History};
 pub struct NodeConfig {
     pub dir: PathBuf,
     pub log: LogConfig,
-    /// Simulated time an fsync takes before the reply that waited on it.
-    pub fsync_ms: u64,
-    /// Extra time for an fsync that the disk marked slow.
-    pub slow_fsync_ms: u64,
     pub flusher_interval_ms: u64,
     pub retention_interval_ms: u64,
     /// How often the cleaner looks for compaction work (`None`: no cleaner).
@@ -137,7 +133,6 @@ pub async fn run(disk: SimDisk, config: NodeConfig, mailbox: Mailbox, history: A
     let (sender, receiver) = mpsc::unbounded();
     mailbox.install(sender);
     let node = Node {
-        disk,
         config,
         history,
         partition: Arc::new(partition),
@@ -157,7 +152,6 @@ const NODE_ID: i32 = 1;
 
 #[derive(Clone)]
 struct Node {
-    disk: SimDisk,
     config: NodeConfig,
     history: Arc<History>,
     partition: Arc<Partition<SimDisk>>,
@@ -167,9 +161,13 @@ impl Node {
     async fn serve(&self, mut receiver: mpsc::UnboundedReceiver<Request>) {
         while let Some(request) = receiver.next().await {
             match request {
+                // Each produce in a task of its own, as the broker serves connections: appends
+                // and fetches go on while another produce's flush waits for the disk.
                 Request::Produce { batch, reply } => {
-                    let result = self.produce(batch).await;
-                    let _ = reply.send(result);
+                    let node = self.clone();
+                    madsim::task::spawn(async move {
+                        let _ = reply.send(node.produce(batch).await);
+                    });
                 }
                 Request::Fetch {
                     offset,
@@ -187,10 +185,9 @@ impl Node {
     }
 
     /// Appends through the partition's produce path (acks=1); under `flush = always` the reply
-    /// waits for the flush (and its simulated time).
+    /// waits for the flush (and the disk's simulated time for it).
     async fn produce(&self, batch: Vec<u8>) -> Result<u64, String> {
         let header = BatchHeader::parse(&batch).map_err(|e| e.to_string())?;
-        let slow_before = self.disk.fault_counts().slow_fsyncs;
         let appended = self
             .partition
             .append(
@@ -200,11 +197,10 @@ impl Node {
                 self.config.log.compression,
                 &SimClock,
             )
+            .await
             .map_err(|e| format!("{e:?}"))?;
         if appended.synced.is_some() {
             self.flushed();
-            self.fsync_delay(self.disk.fault_counts().slow_fsyncs > slow_before)
-                .await;
         }
         Ok(appended.base_offset)
     }
@@ -217,11 +213,6 @@ impl Node {
                 epoch: self.history.epoch(),
             });
         }
-    }
-
-    async fn fsync_delay(&self, slow: bool) {
-        let extra = if slow { self.config.slow_fsync_ms } else { 0 };
-        madsim::time::sleep(Duration::from_millis(self.config.fsync_ms + extra)).await;
     }
 
     /// A consumer's read, as the broker serves it: the partition's verified file range below
@@ -272,11 +263,8 @@ impl Node {
             if self.partition.bounds().is_none() {
                 return;
             }
-            let slow_before = self.disk.fault_counts().slow_fsyncs;
-            if let Ok(Some(_)) = self.partition.flush_if_due(&SimClock) {
+            if let Ok(Some(_)) = self.partition.flush_if_due(&SimClock).await {
                 self.flushed();
-                self.fsync_delay(self.disk.fault_counts().slow_fsyncs > slow_before)
-                    .await;
             }
         }
     }

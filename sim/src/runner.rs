@@ -15,7 +15,7 @@ use madsim::runtime::Runtime;
 
 use crate::broker_node;
 use crate::checkers::{self, Violation};
-use crate::disk::{FaultConfig, FaultCounts, SimDisk};
+use crate::disk::{DiskLatency, FaultConfig, FaultCounts, SimDisk};
 use crate::history::History;
 use crate::node::{self, Mailbox, NodeConfig};
 use crate::workload::{self, Cluster, Target, WorkloadConfig};
@@ -74,6 +74,7 @@ struct Shape {
     node: NodeConfig,
     workload: WorkloadConfig,
     disk_seed: u64,
+    disk_latency: DiskLatency,
 }
 
 fn draw_shape(options: &RunOptions) -> Shape {
@@ -116,11 +117,13 @@ fn draw_shape(options: &RunOptions) -> Shape {
     let node = NodeConfig {
         dir: PathBuf::from("/keel-data/topic-0"),
         log,
-        fsync_ms: rng.gen_range(1..5),
-        slow_fsync_ms: rng.gen_range(50..500),
         flusher_interval_ms: rng.gen_range(5..100),
         retention_interval_ms: rng.gen_range(50..500),
         cleaner_interval_ms: None,
+    };
+    let disk_latency = DiskLatency {
+        sync_us: rng.gen_range(100..5_000),
+        slow_sync_ms: rng.gen_range(50..500),
     };
     let disk_faults = FaultConfig {
         torn_write: rng.gen_range(0.0..0.05),
@@ -185,6 +188,7 @@ fn draw_shape(options: &RunOptions) -> Shape {
         node,
         workload,
         disk_seed,
+        disk_latency,
     };
     if compact {
         make_compacted(&mut shape, &mut rng);
@@ -285,6 +289,7 @@ async fn run_cluster(options: RunOptions, history: Arc<History>) -> Verdict {
     let shape = draw_shape(&options);
     let handle = madsim::runtime::Handle::current();
     let disk = SimDisk::new(shape.disk_seed);
+    disk.set_latency(shape.disk_latency);
     disk.set_lying_fsync(options.lying_fsync);
     let mut workload_config = shape.workload.clone();
     debug_assert_eq!(shape.compact, workload_config.keys.is_some());

@@ -509,7 +509,7 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
         let batch = offsets::batch(entries, self.clock.now_ms());
         let header = crate::log::batch::BatchHeader::parse(&batch)
             .expect("the coordinator's own batch has a header");
-        let written = partition.append(
+        let written = partition.append_blocking(
             &batch,
             &header,
             Acks::All,
@@ -550,11 +550,11 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
     }
 
     /// Flushes every partition whose flush policy says a flush is due. Returns how many flushed.
-    pub fn flush_due(&self) -> usize {
+    pub async fn flush_due(&self) -> usize {
         let mut flushed = 0;
         for topic in self.topics() {
             for partition in &topic.partitions {
-                match partition.flush_if_due(&self.clock) {
+                match partition.flush_if_due(&self.clock).await {
                     Ok(None) => continue,
                     Ok(synced) => {
                         self.fsynced(synced);

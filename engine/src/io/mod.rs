@@ -99,6 +99,33 @@ pub trait Disk: Clone + Send + Sync + 'static {
 
     /// Whether `path` names an existing file or directory.
     fn exists(&self, path: &Path) -> bool;
+
+    /// The time the device takes over the next data sync of a flush, as time for the caller
+    /// to wait (asynchronously, so that other tasks append and read meanwhile). A real device
+    /// spends its time inside `sync_data` and answers zero; the simulator's disk answers the
+    /// latency it draws, so that its syncs interleave with appends, reads and truncations as
+    /// a real disk's do.
+    fn sync_latency(&self) -> SyncLatency {
+        SyncLatency::default()
+    }
+}
+
+/// A data sync's simulated duration: `before` passes before the sync takes effect (writes
+/// made meanwhile may become durable with it, as fsync allows), `after` between its effect and
+/// its answer (a power loss in that moment keeps what it synced, unacknowledged).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncLatency {
+    pub before: std::time::Duration,
+    pub after: std::time::Duration,
+}
+
+impl SyncLatency {
+    /// Waits out `duration` of the device's time (nothing at all when it is zero).
+    pub async fn wait(duration: std::time::Duration) {
+        if !duration.is_zero() {
+            tokio::time::sleep(duration).await;
+        }
+    }
 }
 
 /// An open file. Positional IO only: the engine keeps its own write positions.

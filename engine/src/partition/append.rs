@@ -78,7 +78,7 @@ impl<D: Disk> Partition<D> {
     /// # Errors
     /// See `AppendError`. Nothing is written unless the batch was appended (a failed flush
     /// leaves it in the log, unacknowledged, where a retry finds it as a duplicate).
-    pub fn append<C: Clock>(
+    pub async fn append<C: Clock>(
         &self,
         produced: &[u8],
         header: &BatchHeader,
@@ -86,6 +86,45 @@ impl<D: Disk> Partition<D> {
         compression: Compression,
         clock: &C,
     ) -> Result<Appended, AppendError> {
+        let (mut appended, flush) =
+            self.append_unflushed(produced, header, acks, compression, clock)?;
+        if let Some(through) = flush {
+            appended.synced = self.flush(Some(through), clock).await?;
+        }
+        Ok(appended)
+    }
+
+    /// `append` for callers that must not wait asynchronously (the group coordinator under its
+    /// commit lock), flushing with `flush_blocking`.
+    ///
+    /// # Errors
+    /// As `append`.
+    pub fn append_blocking<C: Clock>(
+        &self,
+        produced: &[u8],
+        header: &BatchHeader,
+        acks: Acks,
+        compression: Compression,
+        clock: &C,
+    ) -> Result<Appended, AppendError> {
+        let (mut appended, flush) =
+            self.append_unflushed(produced, header, acks, compression, clock)?;
+        if let Some(through) = flush {
+            appended.synced = self.flush_blocking(Some(through), clock)?;
+        }
+        Ok(appended)
+    }
+
+    /// The append up to its flush: what to answer, and the offset the flush policy wants
+    /// durable before the answer (`None`: no flush).
+    fn append_unflushed<C: Clock>(
+        &self,
+        produced: &[u8],
+        header: &BatchHeader,
+        acks: Acks,
+        compression: Compression,
+        clock: &C,
+    ) -> Result<(Appended, Option<u64>), AppendError> {
         let mut batch = recompressed(compression, produced, header)?;
         let now_ms = clock.now_ms();
         let mut guard = self.log();
@@ -116,20 +155,17 @@ impl<D: Disk> Partition<D> {
                 Verdict::Duplicate(meta) => {
                     let log_start_offset = log.log_start_offset();
                     drop(guard);
-                    let synced = match flush_always {
-                        true => self.flush(Some(meta.last_offset), clock)?,
-                        false => None,
-                    };
                     tracing::debug!(topic = %self.topic, partition = self.index, producer = header.producer_id, sequence = header.base_sequence, "duplicate batch acknowledged at its first offset");
-                    return Ok(Appended {
+                    let appended = Appended {
                         base_offset: meta.base_offset,
                         last_offset: meta.last_offset,
                         log_append_time: None,
                         log_start_offset,
                         duplicate: true,
                         bytes: 0,
-                        synced,
-                    });
+                        synced: None,
+                    };
+                    return Ok((appended, flush_always.then_some(meta.last_offset)));
                 }
                 Verdict::Refuse(code, message) => return Err(AppendError::Producer(code, message)),
             }
@@ -146,19 +182,16 @@ impl<D: Disk> Partition<D> {
         settle(log);
         let log_start_offset = log.log_start_offset();
         drop(guard);
-        let synced = match flush_always {
-            true => self.flush(Some(info.last_offset), clock)?,
-            false => None,
-        };
-        Ok(Appended {
+        let appended = Appended {
             base_offset: info.base_offset,
             last_offset: info.last_offset,
             log_append_time: info.log_append_time,
             log_start_offset,
             duplicate: false,
             bytes: batch.len() as u64,
-            synced,
-        })
+            synced: None,
+        };
+        Ok((appended, flush_always.then_some(info.last_offset)))
     }
 }
 

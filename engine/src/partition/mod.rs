@@ -6,11 +6,12 @@
 //! these and translate what they return; none of them touches the log's writing side directly.
 //! Replication adds the leader and follower roles, the ISR and leader epochs here.
 //!
-//! Locks, each held only for synchronous work, in this order: the flush gate, the log, then
-//! the producers. A flush syncs the segment files without the log's lock (appends and fetches
-//! go on meanwhile) and holds the flush gate instead, so that flushes of one partition follow
-//! one another: a producer that waited at the gate usually finds its batch already durable and
-//! syncs nothing (group commit).
+//! Locks, in this order: the flush gate, the log, then the producers; the log's and the
+//! producers' are held only for synchronous work. A flush syncs the segment files without the
+//! log's lock (appends, fetches and truncations go on meanwhile, in the simulator too, where
+//! the disk's sync takes simulated time) and holds the flush gate, an async lock, instead, so
+//! that flushes of one partition follow one another: a producer that waited at the gate
+//! usually finds its batch already durable and syncs nothing (group commit).
 //!
 //! With one replica, the high watermark is what a consumer may read: the log end under flush
 //! policies `none` and `interval` (what Kafka shows with one replica), and the recovery point
@@ -42,8 +43,8 @@ pub struct Partition<D: Disk> {
     /// `None` once the partition was closed (shutdown or topic deletion).
     log: Mutex<Option<Log<D>>>,
     producers: Mutex<ProducerState>,
-    /// Held through a whole flush; see the module doc.
-    flush_gate: Mutex<()>,
+    /// Held through a whole flush, across its wait for the device; see the module doc.
+    flush_gate: tokio::sync::Mutex<()>,
     /// The log end the last producer snapshot was written at: an unchanged log is not
     /// snapshotted again.
     snapshot_at: Mutex<Option<u64>>,
@@ -90,7 +91,7 @@ impl<D: Disk> Partition<D> {
             disk: disk.clone(),
             log: Mutex::new(Some(log)),
             producers: Mutex::new(producers),
-            flush_gate: Mutex::new(()),
+            flush_gate: tokio::sync::Mutex::new(()),
             snapshot_at: Mutex::new(None),
         })
     }
@@ -180,10 +181,8 @@ impl<D: Disk> Partition<D> {
     /// # Errors
     /// IO errors; the next start then recovers as after a crash.
     pub fn close(&self, now_ms: i64) -> Result<(), LogError> {
-        let _gate = self
-            .flush_gate
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // A flush still syncing finds the partition closed when it finishes, and fails.
+        let _gate = self.flush_gate.try_lock().ok();
         let Some(mut log) = self.take_log() else {
             return Ok(());
         };

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::{Acks, AppendError, Partition};
 use crate::compression::Codec;
-use crate::io::mem::MemDisk;
+use crate::io::mem::{block_on, MemDisk};
 use crate::io::Clock;
 use crate::log::batch::{BatchBuilder, BatchHeader, NewRecord};
 use crate::log::{Compression, FlushPolicy, Log, LogConfig, LogError};
@@ -40,9 +40,7 @@ fn plain(values: &[&[u8]]) -> (Vec<u8>, BatchHeader) {
 
 fn append(partition: &Partition<MemDisk>, acks: Acks, values: &[&[u8]]) -> super::Appended {
     let (bytes, header) = plain(values);
-    partition
-        .append(&bytes, &header, acks, Compression::Producer, &TestClock)
-        .unwrap()
+    block_on(partition.append(&bytes, &header, acks, Compression::Producer, &TestClock)).unwrap()
 }
 
 fn config(flush: FlushPolicy) -> LogConfig {
@@ -73,8 +71,12 @@ fn under_flush_none_consumers_see_the_log_end_before_it_is_durable() {
     assert!(appended.synced.is_none());
     let bounds = partition.bounds().unwrap();
     assert_eq!((bounds.recovery_point, bounds.high_watermark), (0, 1));
-    assert!(partition.flush_if_due(&TestClock).unwrap().is_none());
-    assert!(partition.flush(None, &TestClock).unwrap().is_some());
+    assert!(block_on(partition.flush_if_due(&TestClock))
+        .unwrap()
+        .is_none());
+    assert!(block_on(partition.flush(None, &TestClock))
+        .unwrap()
+        .is_some());
     assert_eq!(partition.bounds().unwrap().recovery_point, 1);
 }
 
@@ -83,7 +85,7 @@ fn the_checkpoint_keeps_the_high_watermark_consumers_were_shown() {
     let disk = MemDisk::new();
     let partition = open(&disk, config(FlushPolicy::None));
     append(&partition, Acks::Leader, &[b"a", b"b", b"c"]);
-    partition.flush(None, &TestClock).unwrap();
+    block_on(partition.flush(None, &TestClock)).unwrap();
     drop(partition.take_log());
     // Read the checkpoint through a bare log: the partition would settle it again on open.
     let log = Log::open(
@@ -104,7 +106,9 @@ fn switching_to_flush_always_shows_consumers_only_what_is_durable() {
     assert_eq!(partition.bounds().unwrap().high_watermark, 1);
     partition.set_config(config(FlushPolicy::Always)).unwrap();
     assert_eq!(partition.bounds().unwrap().high_watermark, 0);
-    partition.flush_if_due(&TestClock).unwrap().unwrap();
+    block_on(partition.flush_if_due(&TestClock))
+        .unwrap()
+        .unwrap();
     assert_eq!(partition.bounds().unwrap().high_watermark, 1);
 }
 
@@ -119,13 +123,13 @@ fn acks_all_above_the_in_sync_replicas_writes_nothing() {
         },
     );
     let (bytes, header) = plain(&[b"a"]);
-    let refused = partition.append(
+    let refused = block_on(partition.append(
         &bytes,
         &header,
         Acks::All,
         Compression::Producer,
         &TestClock,
-    );
+    ));
     match refused {
         Err(AppendError::NotEnoughReplicas(message)) => {
             assert!(message.contains("ISR Set(1)"), "{message}");
@@ -151,13 +155,13 @@ fn a_retried_idempotent_batch_is_acknowledged_at_its_first_offsets_and_not_writt
     };
     let (bytes, header) = batch(idempotent.clone(), &[b"x", b"y"]);
     let send = || {
-        partition.append(
+        block_on(partition.append(
             &bytes,
             &header,
             Acks::All,
             Compression::Producer,
             &TestClock,
-        )
+        ))
     };
     let first = send().unwrap();
     let retry = send().unwrap();
@@ -169,13 +173,13 @@ fn a_retried_idempotent_batch_is_acknowledged_at_its_first_offsets_and_not_writt
         ..idempotent
     };
     let (bytes, header) = batch(gap, &[b"z"]);
-    let refused = partition.append(
+    let refused = block_on(partition.append(
         &bytes,
         &header,
         Acks::All,
         Compression::Producer,
         &TestClock,
-    );
+    ));
     assert!(
         matches!(refused, Err(AppendError::Producer(code, _)) if code == crate::error_codes::OUT_OF_ORDER_SEQUENCE_NUMBER)
     );
@@ -186,15 +190,14 @@ fn a_topic_codec_recompresses_what_producers_send_in_another() {
     let disk = MemDisk::new();
     let partition = open(&disk, LogConfig::default());
     let (bytes, header) = plain(&[b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"]);
-    partition
-        .append(
-            &bytes,
-            &header,
-            Acks::Leader,
-            Compression::Codec(Codec::Lz4),
-            &TestClock,
-        )
-        .unwrap();
+    block_on(partition.append(
+        &bytes,
+        &header,
+        Acks::Leader,
+        Compression::Codec(Codec::Lz4),
+        &TestClock,
+    ))
+    .unwrap();
     let read = partition.read(0, 1 << 20).unwrap();
     let slice = read.records.unwrap().unwrap();
     let mut stored = vec![0; slice.bytes as usize];

@@ -57,18 +57,21 @@ pub async fn handle<D: Disk, C: Clock, R: Rng>(
                     errors::UNKNOWN_TOPIC_OR_PARTITION,
                     "unknown topic or partition",
                 ),
-                (Some(acks), Some(partition)) => append(
-                    broker,
-                    partition,
-                    data.index,
-                    data.records.as_deref(),
-                    body.transactional_id.is_some(),
-                    acks,
-                    // The topic's own copy of its settings: no second trip to the log's lock.
-                    found
-                        .as_ref()
-                        .map_or(Compression::Producer, |t| t.config.compression),
-                ),
+                (Some(acks), Some(partition)) => {
+                    append(
+                        broker,
+                        partition,
+                        data.index,
+                        data.records.as_deref(),
+                        body.transactional_id.is_some(),
+                        acks,
+                        // The topic's own copy of its settings: no second trip to the log's lock.
+                        found
+                            .as_ref()
+                            .map_or(Compression::Producer, |t| t.config.compression),
+                    )
+                    .await
+                }
             };
             if outcome.error_code != errors::NONE {
                 broker.metrics.error(Some(ApiKey::Produce));
@@ -189,7 +192,7 @@ fn starts_a_whole_batch(rest: &[u8]) -> Result<bool, (i16, String)> {
     Ok(rest.len() >= HEADER_UP_TO_MAGIC && rest.len() >= LOG_OVERHEAD + length as usize)
 }
 
-fn append<D: Disk, C: Clock, R: Rng>(
+async fn append<D: Disk, C: Clock, R: Rng>(
     broker: &Broker<D, C, R>,
     partition: &Partition<D>,
     index: i32,
@@ -202,7 +205,9 @@ fn append<D: Disk, C: Clock, R: Rng>(
         Ok(checked) => checked,
         Err((code, message)) => return refused(index, code, &message),
     };
-    let appended = partition.append(records, &header, acks, compression, &broker.clock);
+    let appended = partition
+        .append(records, &header, acks, compression, &broker.clock)
+        .await;
     match appended {
         Ok(appended) => {
             broker.fsynced(appended.synced);

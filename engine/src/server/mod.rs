@@ -233,7 +233,7 @@ async fn housekeeping<D: Disk, C: Clock, R: Rng>(broker: Arc<Broker<D, C, R>>, s
     let mut ticks: u64 = 0;
     while !stop.is_stopped() {
         tokio::time::sleep(Duration::from_millis(FLUSH_CHECK_INTERVAL_MS)).await;
-        broker.flush_due();
+        broker.flush_due().await;
         broker
             .groups
             .tick((broker.clock.monotonic_ns() / 1_000_000) as i64);
