@@ -224,10 +224,18 @@ struct Totals {
     faults: FaultCounts,
     lost_to_damage: u64,
     failures: Vec<SeedOutcome>,
+    /// Every seed below this one has finished (workers finish seeds out of order).
+    done_below: u64,
+    /// Finished seeds at or above `done_below`.
+    done_above: std::collections::BTreeSet<u64>,
 }
 
 impl Totals {
     fn add(&mut self, outcome: SeedOutcome) {
+        self.done_above.insert(outcome.seed);
+        while self.done_above.remove(&self.done_below) {
+            self.done_below += 1;
+        }
         self.seeds += 1;
         self.operations += outcome.operations;
         self.simulated_ms += outcome.simulated_ms;
@@ -239,6 +247,9 @@ impl Totals {
         f.slow_fsyncs += o.slow_fsyncs;
         f.enospc += o.enospc;
         f.eio += o.eio;
+        f.read_eio += o.read_eio;
+        f.misdirected_reads += o.misdirected_reads;
+        f.misdirected_writes += o.misdirected_writes;
         f.lied_fsyncs += o.lied_fsyncs;
         f.permanent_rots += o.permanent_rots;
         f.rots_at_rest += o.rots_at_rest;
@@ -251,6 +262,9 @@ impl Totals {
     }
 }
 
+/// How often a long run says where to resume it from (and what failed so far).
+const RESUME_EVERY: u64 = 5_000;
+
 fn run_many(args: &Args) -> ExitCode {
     let started = Instant::now();
     let bar = indicatif::ProgressBar::new(args.seeds);
@@ -259,7 +273,10 @@ fn run_many(args: &Args) -> ExitCode {
             .expect("template"),
     );
     let next = Arc::new(AtomicU64::new(0));
-    let totals = Arc::new(Mutex::new(Totals::default()));
+    let totals = Arc::new(Mutex::new(Totals {
+        done_below: args.from,
+        ..Totals::default()
+    }));
     let workers: Vec<_> = (0..args.jobs)
         .map(|_| {
             let (next, totals, bar) = (next.clone(), totals.clone(), bar.clone());
@@ -273,7 +290,18 @@ fn run_many(args: &Args) -> ExitCode {
                 if outcome.violation.is_some() {
                     bar.println(format!("seed {} failed", outcome.seed));
                 }
-                totals.lock().expect("totals").add(outcome);
+                let mut totals = totals.lock().expect("totals");
+                totals.add(outcome);
+                if totals.seeds.is_multiple_of(RESUME_EVERY) && totals.seeds < seeds {
+                    bar.println(format!(
+                        "{} seeds done, {} failed; to resume from here: --from {} --seeds {}",
+                        totals.seeds,
+                        totals.failures.len(),
+                        totals.done_below,
+                        from + seeds - totals.done_below
+                    ));
+                }
+                drop(totals);
                 bar.inc(1);
             })
         })
@@ -304,6 +332,13 @@ fn summarize(totals: &Totals, wall_s: f64, args: &Args) -> ExitCode {
         simulated_s / wall_s
     );
     println!("faults: {}", totals.faults);
+    if let Some(peak_kb) = peak_resident_kb() {
+        println!(
+            "peak memory {:.0} MB resident ({:.1} KB per seed)",
+            peak_kb as f64 / 1024.0,
+            peak_kb as f64 / totals.seeds.max(1) as f64
+        );
+    }
     println!(
         "records truly lost (acknowledged, in batches rotted at rest): {}",
         totals.lost_to_damage
@@ -323,4 +358,11 @@ fn summarize(totals: &Totals, wall_s: f64, args: &Args) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// The process's peak resident set (Linux's VmHWM), in KiB; `None` where /proc does not say.
+fn peak_resident_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

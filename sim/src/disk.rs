@@ -51,6 +51,13 @@
 //!   as `slow_fsyncs`.
 //! - enospc: `write_at` (any write: copy-on-write file systems fail overwrites too) and growing
 //!   `set_len` fail with `StorageFull` without changing anything.
+//! - misdirected read: like bit rot, a `read_at` that brings a block from the platter returns
+//!   instead the bytes of another block of the same file (the device read the wrong sector);
+//!   the page cache keeps the true contents. The bytes are well-formed, checksums included, but
+//!   belong elsewhere: only a check of where they belong (offsets) catches them.
+//! - read eio: `read_at` fails with EIO and reads nothing (a transient media error: the same read
+//!   may succeed next time). The engine must answer an error for that read, never take the
+//!   bytes it could not read for damage, nor cut the log there.
 //! - eio: `sync_data` (and so `Mapping::flush`) and `sync_dir` fail with EIO; nothing new becomes
 //!   durable and the dirty state is kept. The cache keeps the data, so a later sync that succeeds
 //!   persists it: kinder than Linux, which may drop the dirty pages, but the engine can no more
@@ -114,6 +121,10 @@ pub struct FaultConfig {
     pub enospc: f64,
     /// A sync fails with EIO and makes nothing durable.
     pub eio: f64,
+    /// `read_at` fails with EIO and reads nothing.
+    pub read_eio: f64,
+    /// `read_at` returns another block's bytes in place of a block it brings from the platter.
+    pub misdirected_read: f64,
 }
 
 /// How long a flush's data sync takes (see the module doc): drawn per run.
@@ -133,6 +144,10 @@ pub struct FaultCounts {
     pub slow_fsyncs: u64,
     pub enospc: u64,
     pub eio: u64,
+    pub read_eio: u64,
+    pub misdirected_reads: u64,
+    /// Blocks overwritten on the platter with another block's bytes by `SimDisk::misdirect`.
+    pub misdirected_writes: u64,
     /// Syncs that reported success under `lying_fsync` without making anything durable.
     pub lied_fsyncs: u64,
     /// Bits flipped for good by `SimDisk::rot`.
@@ -146,19 +161,30 @@ pub struct FaultCounts {
     pub stale_handle_uses: u64,
 }
 
+impl FaultCounts {
+    /// Faults that make a read return wrong bytes or fail (transient ones).
+    pub fn read_faults(&self) -> u64 {
+        self.bit_rots + self.misdirected_reads + self.read_eio
+    }
+}
+
 impl fmt::Display for FaultCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "torn writes {}, bit rots {} (+{} permanent, {} at rest), slow fsyncs {}, enospc {}, \
-             eio {}, lied fsyncs {}, crashes {}, power losses {}, stale handle uses {}",
+            "torn writes {}, bit rots {} (+{} permanent, {} at rest), misdirected reads {}, \
+             misdirected writes {}, slow fsyncs {}, enospc {}, eio {} (+{} on reads), \
+             lied fsyncs {}, crashes {}, power losses {}, stale handle uses {}",
             self.torn_writes,
             self.bit_rots,
             self.permanent_rots,
             self.rots_at_rest,
+            self.misdirected_reads,
+            self.misdirected_writes,
             self.slow_fsyncs,
             self.enospc,
             self.eio,
+            self.read_eio,
             self.lied_fsyncs,
             self.crashes,
             self.power_losses,
@@ -175,6 +201,8 @@ enum Fault {
     SlowFsync,
     Enospc,
     Eio,
+    ReadEio,
+    MisdirectedRead,
 }
 
 /// A file's contents: on the platter, in the page cache, and which cache blocks differ.
@@ -344,6 +372,11 @@ impl State {
             Fault::SlowFsync => (self.faults.slow_fsync, &mut self.counts.slow_fsyncs),
             Fault::Enospc => (self.faults.enospc, &mut self.counts.enospc),
             Fault::Eio => (self.faults.eio, &mut self.counts.eio),
+            Fault::ReadEio => (self.faults.read_eio, &mut self.counts.read_eio),
+            Fault::MisdirectedRead => (
+                self.faults.misdirected_read,
+                &mut self.counts.misdirected_reads,
+            ),
         };
         let fired = self.rng.chance(p);
         *count += u64::from(fired);
@@ -528,6 +561,15 @@ impl SimDisk {
         self.lock().counts
     }
 
+    /// Frees every file and directory at the end of a run: handles that outlive the run (held
+    /// by tasks the runtime never drops) then hold nothing but the disk's counters.
+    pub fn release(&self) {
+        let mut state = self.lock();
+        state.generation += 1;
+        state.inodes = BTreeMap::new();
+        state.dirs = BTreeMap::new();
+    }
+
     /// Kills the process: nothing is lost, every open handle goes stale.
     pub fn crash(&self) {
         let mut state = self.lock();
@@ -605,6 +647,51 @@ impl SimDisk {
             }
         }
         state.counts.rots_at_rest += 1;
+        Ok(true)
+    }
+
+    /// A misdirected write: block `block` of `path` on the platter gets the platter's bytes of
+    /// block `source_block` of `source` (a write meant for there landed here), for good. As with
+    /// `rot_at_rest`, a block the page cache holds reads right until a power loss, and a dirty
+    /// block is left alone. Returns whether the block's bytes changed.
+    ///
+    /// # Errors
+    /// `NotFound` when either path names no file.
+    pub fn misdirect(
+        &self,
+        path: &Path,
+        block: usize,
+        source: &Path,
+        source_block: usize,
+    ) -> io::Result<bool> {
+        let mut state = self.lock();
+        let (id, source_id) = (state.lookup(path)?, state.lookup(source)?);
+        let bytes = {
+            let inode = state
+                .inodes
+                .get(&source_id)
+                .ok_or_else(|| not_found(source))?;
+            let from = (source_block * BLOCK).min(inode.durable.len());
+            let to = (from + BLOCK).min(inode.durable.len());
+            inode.durable[from..to].to_vec()
+        };
+        let inode = state.inodes.get_mut(&id).ok_or_else(|| not_found(path))?;
+        let start = block * BLOCK;
+        if start >= inode.durable.len() || inode.dirty.contains(&block) {
+            return Ok(false);
+        }
+        let end = (start + BLOCK).min(inode.durable.len());
+        let mut landed = vec![0u8; end - start];
+        let n = bytes.len().min(landed.len());
+        landed[..n].copy_from_slice(&bytes[..n]);
+        if inode.durable[start..end] == landed[..] {
+            return Ok(false);
+        }
+        inode.durable[start..end].copy_from_slice(&landed);
+        if !inode.warm.contains(&block) && inode.cached.len() >= end {
+            inode.cached[start..end].copy_from_slice(&landed);
+        }
+        state.counts.misdirected_writes += 1;
         Ok(true)
     }
 
@@ -792,6 +879,10 @@ impl File for SimFile {
             .unwrap_or(usize::MAX)
             .min(inode.cached.len());
         let n = buf.len().min(inode.cached.len() - start);
+        if n > 0 && state.fault(Fault::ReadEio) {
+            return Err(eio("read failed"));
+        }
+        let inode = state.inode(self.generation, self.inode)?;
         buf[..n].copy_from_slice(&inode.cached[start..start + n]);
         let cold = inode.first_cold(start, start + n);
         if n > 0 {
@@ -799,7 +890,21 @@ impl File for SimFile {
                 .inode(self.generation, self.inode)?
                 .warm_up(start, start + n);
         }
-        if let Some(block) = cold.filter(|_| state.fault(Fault::BitRot)) {
+        if let Some(block) = cold.filter(|_| state.fault(Fault::MisdirectedRead)) {
+            // The device returned another block of the file for this one.
+            let inode = state.inode(self.generation, self.inode)?;
+            let blocks = inode.cached.len().div_ceil(BLOCK);
+            if blocks > 1 {
+                let other = (block + 1 + state.rng.below(blocks as u64 - 1) as usize) % blocks;
+                let inode = state.inode(self.generation, self.inode)?;
+                let from = (block * BLOCK).max(start);
+                let to = ((block + 1) * BLOCK).min(start + n);
+                for (i, pos) in (from..to).enumerate() {
+                    let source = other * BLOCK + (from % BLOCK) + i;
+                    buf[pos - start] = inode.cached.get(source).copied().unwrap_or(0);
+                }
+            }
+        } else if let Some(block) = cold.filter(|_| state.fault(Fault::BitRot)) {
             // The flip lands in the cold block, as the device returned it; the page cache keeps
             // the block's true contents (the device re-reads it right, say after a retry).
             let from = (block * BLOCK).max(start) - start;

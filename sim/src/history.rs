@@ -174,8 +174,12 @@ impl History {
         self.damaged.lock().expect("history lock").clone()
     }
 
-    pub fn events(&self) -> Vec<TimedEvent> {
-        self.events.lock().expect("history lock").clone()
+    /// Every event recorded, moved out: the history is empty afterwards. A seed's history must
+    /// not outlive the seed, and tasks of killed nodes that hold it are never dropped (madsim
+    /// keeps a task that nothing will wake, and such a task may hold its own waker).
+    pub fn take_events(&self) -> Vec<TimedEvent> {
+        self.damaged.lock().expect("history lock").clear();
+        std::mem::take(&mut *self.events.lock().expect("history lock"))
     }
 
     /// A hash of every event: two runs of one seed must agree on it.

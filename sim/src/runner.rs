@@ -131,6 +131,8 @@ fn draw_shape(options: &RunOptions) -> Shape {
         slow_fsync: rng.gen_range(0.0..0.2),
         enospc: rng.gen_range(0.0..0.05),
         eio: rng.gen_range(0.0..0.1),
+        read_eio: rng.gen_range(0.0..0.02),
+        misdirected_read: rng.gen_range(0.0..0.02),
     };
     let all_codecs = [
         Codec::None,
@@ -247,13 +249,13 @@ fn simulate(seed: u64, options: &RunOptions, outcome: &mut SeedOutcome) {
     runtime.set_time_limit(SIMULATED_TIME_LIMIT);
     let history = History::new(options.trace);
     let verdict = runtime.block_on(run_cluster(options.clone(), history.clone()));
-    let events = history.events();
+    outcome.trace_hash = history.trace_hash();
+    let events = history.take_events();
     outcome.target = verdict.target;
     outcome.flush = verdict.flush;
     outcome.operations = verdict.operations;
     outcome.faults = verdict.faults;
     outcome.simulated_ms = verdict.simulated_ms;
-    outcome.trace_hash = history.trace_hash();
     outcome.violation = match verdict.final_log {
         Err(message) => Some(Violation {
             checker: "served",
@@ -378,6 +380,14 @@ async fn run_cluster(options: RunOptions, history: Arc<History>) -> Verdict {
         .await
         .expect("the client node is never killed");
     let keys = shape.workload.keys;
+    let faults = disk.fault_counts();
+    // Nothing of the seed may outlive it. madsim drops a task's future only when the task runs
+    // after its node was killed, and a task that waits for good (a connection, a node's last
+    // incarnation) holds its own waker: killing every node queues those tasks, and the
+    // runtime's end drops the queue and with it the futures. The disk's files go in any case.
+    handle.kill(cluster.node_id);
+    handle.kill(client.id());
+    disk.release();
     Verdict {
         target: match (shape.broker, shape.compact) {
             (true, _) => "broker",
@@ -388,7 +398,7 @@ async fn run_cluster(options: RunOptions, history: Arc<History>) -> Verdict {
         flush: effective_flush.to_string(),
         acks_durable: effective_flush == FlushPolicy::Always,
         operations: cluster.operations.load(std::sync::atomic::Ordering::SeqCst),
-        faults: disk.fault_counts(),
+        faults,
         simulated_ms: crate::clock::elapsed_ms(),
         final_log,
     }

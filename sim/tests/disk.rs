@@ -7,7 +7,7 @@ use std::path::Path;
 
 use keel::io::mem::MemDisk;
 use keel::io::{Disk, File, Mapping};
-use keel_sim::disk::{FaultConfig, FaultCounts, SimDisk, BLOCK};
+use keel_sim::disk::{DiskLatency, FaultConfig, FaultCounts, SimDisk, BLOCK};
 use keel_sim::rng::SimRng;
 
 /// Seeds per "may or may not" property: enough that each outcome of a 1/2 choice shows up.
@@ -57,6 +57,8 @@ fn everything(p: f64) -> FaultConfig {
         slow_fsync: p,
         enospc: p,
         eio: p,
+        read_eio: p,
+        misdirected_read: p,
     }
 }
 
@@ -385,18 +387,82 @@ fn rot_flips_a_bit_for_good() {
 }
 
 #[test]
-fn slow_fsync_is_counted_and_succeeds() {
+fn a_flush_sync_takes_the_drawn_latency_and_a_slow_one_more() {
     let disk = disk(4);
-    let file = synced_file(&disk, b"x");
+    disk.set_latency(DiskLatency {
+        sync_us: 1_000,
+        slow_sync_ms: 200,
+    });
+    for _ in 0..100 {
+        let latency = disk.sync_latency();
+        let total = latency.before + latency.after;
+        assert!(
+            (500..=1_500).contains(&(total.as_micros() as u64)),
+            "{total:?}"
+        );
+    }
     disk.set_faults(FaultConfig {
         slow_fsync: 1.0,
         ..FaultConfig::default()
     });
+    let latency = disk.sync_latency();
+    assert!((latency.before + latency.after).as_millis() >= 200);
+    assert_eq!(disk.fault_counts().slow_fsyncs, 1);
+    // Slowness is time only: the sync itself succeeds.
+    let file = synced_file(&disk, b"x");
     file.write_at(b"y", 1).unwrap();
     file.sync_data().unwrap();
-    disk.sync_dir(p(DIR)).unwrap();
     assert_eq!(disk.durable_bytes(p(A)).unwrap(), b"xy");
-    assert_eq!(disk.fault_counts().slow_fsyncs, 2);
+}
+
+#[test]
+fn read_eio_fails_a_read_and_the_next_one_reads_right() {
+    let disk = disk(9);
+    let file = synced_file(&disk, b"data");
+    disk.set_faults(FaultConfig {
+        read_eio: 1.0,
+        ..FaultConfig::default()
+    });
+    let mut buf = [0; 4];
+    assert!(file.read_exact_at(&mut buf, 0).is_err());
+    assert_eq!(disk.fault_counts().read_eio, 1);
+    disk.set_faults(FaultConfig::default());
+    file.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"data");
+}
+
+#[test]
+fn a_misdirected_read_returns_another_block_once() {
+    let disk = disk(10);
+    let data: Vec<u8> = (0..2 * BLOCK).map(|i| (i / BLOCK) as u8 + 1).collect();
+    synced_file(&disk, &data);
+    disk.power_loss(&mut SimRng::new(1));
+    let file = disk.open(p(A)).unwrap();
+    disk.set_faults(FaultConfig {
+        misdirected_read: 1.0,
+        ..FaultConfig::default()
+    });
+    let mut buf = vec![0; 16];
+    file.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(buf, vec![2; 16], "block 1's bytes in place of block 0's");
+    assert_eq!(disk.fault_counts().misdirected_reads, 1);
+    file.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(buf, vec![1; 16], "the page cache holds the true block");
+}
+
+#[test]
+fn a_misdirected_write_replaces_a_block_on_the_platter_for_good() {
+    let disk = disk(11);
+    let data: Vec<u8> = (0..3 * BLOCK).map(|i| (i / BLOCK) as u8 + 1).collect();
+    synced_file(&disk, &data);
+    assert!(disk.misdirect(p(A), 0, p(A), 2).unwrap());
+    assert_eq!(disk.fault_counts().misdirected_writes, 1);
+    // The process wrote block 0: its page cache keeps the true bytes until the power goes.
+    assert_eq!(disk.cached_bytes(p(A)).unwrap()[..BLOCK], vec![1; BLOCK]);
+    disk.power_loss(&mut SimRng::new(2));
+    let after = read_all(&disk, p(A));
+    assert_eq!(after[..BLOCK], vec![3; BLOCK]);
+    assert_eq!(after[BLOCK..], data[BLOCK..]);
 }
 
 #[test]
@@ -470,12 +536,18 @@ fn every_fault_fires_at_probability_one() {
     assert!(file.write_at(b"x", 0).is_err());
     assert!(file.set_len(20).is_err());
     let mut buf = [0; 10];
-    file.read_exact_at(&mut buf, 0).unwrap();
+    // A read that fails reads nothing to rot or misdirect.
+    assert!(file.read_exact_at(&mut buf, 0).is_err());
     assert!(file.sync_data().is_err());
+    disk.sync_latency();
     let counts = disk.fault_counts();
     // Enospc wins over tearing: a write refused for space writes nothing to tear.
     assert_eq!((counts.enospc, counts.torn_writes), (2, 0));
-    assert_eq!((counts.bit_rots, counts.slow_fsyncs, counts.eio), (1, 1, 1));
+    assert_eq!(
+        (counts.read_eio, counts.bit_rots, counts.misdirected_reads),
+        (1, 0, 0)
+    );
+    assert_eq!((counts.slow_fsyncs, counts.eio), (1, 1));
 }
 
 #[test]

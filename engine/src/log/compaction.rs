@@ -460,6 +460,7 @@ impl<D: Disk> Log<D> {
                 self.segments.insert(base, segment);
             }
         }
+        self.bound_segments();
         Ok(())
     }
 

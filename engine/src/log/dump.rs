@@ -241,8 +241,9 @@ fn check_log<D: Disk>(
 ) -> io::Result<()> {
     let mut next_offset: Option<u64> = None;
     let holes = disk.exists(&dir.join(COMPACTED_MARKER_FILE));
-    for &base in bases {
+    for (i, &base) in bases.iter().enumerate() {
         report.segments += 1;
+        let offset_limit = bases.get(i + 1).copied().unwrap_or(u64::MAX);
         let path = segment::segment_path(dir, base, LOG_SUFFIX);
         let file = disk.open(&path)?;
         if let Some(next) = next_offset.filter(|&next| base < next) {
@@ -252,7 +253,7 @@ fn check_log<D: Disk>(
                 reason: format!("segment starts at {base}, below the previous end {next}"),
             });
         }
-        let last = check_segment(&file, &path, base, holes, report)?;
+        let last = check_segment(&file, &path, (base, offset_limit), holes, report)?;
         next_offset = last.or(next_offset).or(Some(base));
         check_index(disk, &file, dir, base, report)?;
     }
@@ -263,7 +264,7 @@ fn check_log<D: Disk>(
 fn check_segment<F: File>(
     file: &F,
     path: &Path,
-    base: u64,
+    (base, offset_limit): (u64, u64),
     holes: bool,
     report: &mut CheckReport,
 ) -> io::Result<Option<u64>> {
@@ -286,7 +287,12 @@ fn check_segment<F: File>(
             // verifies, as reads do, and names the offsets the damaged bytes held.
             Err(ScanError::Stop(stop)) => {
                 let expected = scanner.expected_base().unwrap_or(base);
-                match scan::resync(file, stop.position, end, expected, holes)? {
+                let expect = scan::Expect {
+                    base: expected,
+                    below: offset_limit,
+                    holes,
+                };
+                match scan::resync(file, stop.position, end, expect)? {
                     Some(resumed) => {
                         let reason = format!(
                             "{}; damaged bytes {}..{}, offsets {expected}..{} lost, batches verify again after them",

@@ -455,6 +455,7 @@ impl<D: Disk> Log<D> {
         segment.set_holes(self.holes);
         self.disk.sync_dir(&self.dir)?;
         self.segments.insert(base_offset, segment);
+        self.bound_segments();
         Ok(())
     }
 
@@ -672,7 +673,8 @@ impl<D: Disk> Log<D> {
             return Ok(later);
         };
         let lost_from = damaged.header.base_offset as u64;
-        match segment.skip_damage(damaged.position, lost_from, lost_from + 1)? {
+        // From its own offsets on: a copy of them may lie further on (see `damage_after`).
+        match segment.skip_damage(damaged.position, lost_from, lost_from)? {
             Some(resumed) => Ok(Some(resumed.header.base_offset as u64)),
             None => Ok(later),
         }
@@ -785,7 +787,8 @@ impl<D: Disk> Log<D> {
             };
             let mut bytes = vec![0u8; slice.bytes as usize];
             slice.file.read_exact_at(&mut bytes, slice.position)?;
-            let verified = verified_prefix_holding(&bytes, slice.first_offset, offset, self.holes);
+            let offsets = (slice.first_offset, slice.next_offset);
+            let verified = verified_prefix_holding(&bytes, offsets, offset, self.holes);
             if verified == bytes.len() {
                 return Ok(bytes);
             }
@@ -893,6 +896,7 @@ impl<D: Disk> Log<D> {
                 segment.delete(&self.disk)?;
             }
         }
+        self.bound_segments();
         let new_end = match self.segments.values_mut().next_back() {
             Some(active) => active.truncate_to(offset)?.unwrap_or(offset),
             None => offset,
@@ -924,9 +928,21 @@ impl<D: Disk> Log<D> {
         )?;
         segment.set_holes(self.holes);
         self.segments.insert(offset, segment);
+        self.bound_segments();
         self.log_start_offset = offset;
         self.next_offset = offset;
         Ok(())
+    }
+
+    /// Tells each segment the base offset of the next (see `Segment::set_offset_limit`). Called
+    /// after every change of which segments the log has, but for removals at its start, which
+    /// change no limit.
+    pub(crate) fn bound_segments(&mut self) {
+        let mut next = u64::MAX;
+        for (&base, segment) in self.segments.iter_mut().rev() {
+            segment.set_offset_limit(next);
+            next = base;
+        }
     }
 
     /// Flushes everything and writes the clean-shutdown marker, which lets the next `open` skip
@@ -966,7 +982,8 @@ fn verify_slice<F: File>(
     // damaged batch add up to a bound rather than multiply.
     let mut bytes = vec![0u8; slice.bytes as usize];
     slice.file.read_exact_at(&mut bytes, slice.position)?;
-    let verified = verified_prefix_holding(&bytes, slice.first_offset, offset, segment.holes());
+    let offsets = (slice.first_offset, slice.next_offset);
+    let verified = verified_prefix_holding(&bytes, offsets, offset, segment.holes());
     if verified == 0 {
         return Err(LogError::Corrupt {
             offset: slice.first_offset,
@@ -983,10 +1000,13 @@ fn verify_slice<F: File>(
 
 /// `verified_prefix`, and 0 unless the first batch holds `offset`: a lookup misled by a header
 /// that read wrong can land on a sound batch that is not the one asked for.
-fn verified_prefix_holding(bytes: &[u8], first_offset: u64, offset: u64, holes: bool) -> usize {
+/// Every batch must also end below `offsets.1`, the offset the slice was found to end at (the
+/// CRC does not cover a batch's base offset: a flipped bit there gives a batch that verifies
+/// with offsets from elsewhere, and in a compacted segment such a jump looks like a hole).
+fn verified_prefix_holding(bytes: &[u8], offsets: (u64, u64), offset: u64, holes: bool) -> usize {
     let holds = BatchHeader::parse(bytes).is_ok_and(|h| h.last_offset() as u64 >= offset);
     if holds {
-        verified_prefix(bytes, first_offset, holes)
+        verified_prefix_below(bytes, offsets.0, offsets.1, holes)
     } else {
         0
     }
@@ -1010,6 +1030,11 @@ fn prefix_next_offset(bytes: &[u8]) -> u64 {
 /// whose counts and offsets are not negative, and dense offsets (with `holes`, strictly
 /// increasing ones), the first starting at `first_offset`.
 pub fn verified_prefix(bytes: &[u8], first_offset: u64, holes: bool) -> usize {
+    verified_prefix_below(bytes, first_offset, u64::MAX, holes)
+}
+
+/// `verified_prefix` of batches whose last offsets lie below `below`.
+fn verified_prefix_below(bytes: &[u8], first_offset: u64, below: u64, holes: bool) -> usize {
     let mut position = 0;
     let mut expected_base = first_offset;
     while let Ok(header) = BatchHeader::parse(&bytes[position..]) {
@@ -1020,6 +1045,9 @@ pub fn verified_prefix(bytes: &[u8], first_offset: u64, holes: bool) -> usize {
         // reader back below where it read, even below the log start.
         let negative = header.base_offset < 0 || header.last_offset_delta < 0;
         if !in_order || negative || header.records_count < 0 {
+            break;
+        }
+        if header.last_offset() as u64 >= below {
             break;
         }
         let Some(total) = header.total_bytes() else {

@@ -68,6 +68,7 @@ impl<D: Disk> Log<D> {
         } else if !log.open_clean(&bases, marker)? {
             log.open_recovering(&bases, now_ms)?;
         }
+        log.bound_segments();
         log.finish_open()?;
         Ok(log)
     }
@@ -119,6 +120,7 @@ impl<D: Disk> Log<D> {
             }
             let mut segment = Segment::open_trusted(&self.disk, &self.dir, base)?;
             segment.set_holes(self.holes);
+            segment.set_offset_limit(bases.get(i + 1).copied().unwrap_or(u64::MAX));
             let below = bases.get(i + 1).is_some_and(|&next| next <= recovery_point);
             if !below {
                 let (end, tail) = self.recover_segment(&mut segment, base)?;

@@ -312,15 +312,35 @@ impl<'a, F: File> Scanner<'a, F> {
 /// are relative to its base in 32 bits, so no batch of it lies further.
 const RESYNC_OFFSET_SPAN_MAX: u64 = 1 << 31;
 
+/// What a batch found by `resync` must be to belong where it was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expect {
+    /// Its base offset is at least this (the first offset the damage may have held).
+    pub base: u64,
+    /// Its last offset is below this: the next segment's base offset (`u64::MAX` for the last
+    /// segment). A block written to the wrong place by the device holds batches that verify
+    /// but belong elsewhere, often to a later segment.
+    pub below: u64,
+    /// Whether compaction may have left holes between batches.
+    pub holes: bool,
+}
+
 /// Where the batches go on after damage at `from`: the first batch from `from` on that verifies
-/// (a v2 header, a length that fits, a base offset from `expected_base` on, a CRC that matches)
+/// (a v2 header, a length that fits, offsets within `expect`'s bounds, a CRC that matches)
 /// and that the bytes after it continue (the end of the range, or a batch header whose base
 /// offset follows its last: a batch carried inside another's record values verifies too, but
 /// is not followed by one that continues it). The damaged batch's own frame is tried first, since its length
 /// field usually survives a flipped bit in its records; then every position after `from`, so
 /// a damaged length field costs the batch it belongs to and no more. `Ok(None)` when nothing
-/// verifies before `end`. Reads each byte of [from, end) about once, in chunks, so it costs
-/// bounded memory and time proportional to the range.
+/// verifies before `end`.
+///
+/// The batch found first is not taken on trust: a block the device wrote to the wrong place
+/// can hold whole batches of the same segment from further on, which verify and continue one
+/// another. Offsets grow with position in a segment, so the batches that truly go on after the
+/// damage are the ones with the lowest offsets: the rest of the range is searched for a batch
+/// wholly below the one found, again after each one found, and the lowest is taken. This reads
+/// the rest of the segment once per damaged range (more often only where misplaced batches
+/// were found), in chunks, so it costs bounded memory and time proportional to the range.
 ///
 /// # Errors
 /// IO errors.
@@ -328,12 +348,33 @@ pub fn resync<F: File>(
     file: &F,
     from: u64,
     end: u64,
-    expected_base: u64,
-    holes: bool,
+    expect: Expect,
+) -> io::Result<Option<ScannedBatch>> {
+    let Some(mut found) = first_verified_after(file, from, end, expect)? else {
+        return Ok(None);
+    };
+    loop {
+        let lower = Expect {
+            below: found.header.base_offset as u64,
+            ..expect
+        };
+        match scan_for_batch(file, found.position + 1, end, end, lower)? {
+            Some(earlier_offsets) => found = earlier_offsets,
+            None => return Ok(Some(found)),
+        }
+    }
+}
+
+/// The first batch at or after `from` that verifies (see `resync`).
+fn first_verified_after<F: File>(
+    file: &F,
+    from: u64,
+    end: u64,
+    expect: Expect,
 ) -> io::Result<Option<ScannedBatch>> {
     // The bytes at `from` may be a sound batch after a hole (offsets lost to damage before it,
     // the damaged bytes gone): then it is where batches go on.
-    if let Some(found) = verified_at(file, from, end, expected_base, holes)? {
+    if let Some(found) = verified_at(file, from, end, expect)? {
         return Ok(Some(found));
     }
     let mut header = [0u8; HEADER_BYTES];
@@ -344,8 +385,7 @@ pub fn resync<F: File>(
             .and_then(|h| h.total_bytes())
             .filter(|&total| total <= BATCH_BYTES_MAX)
         {
-            if let Some(found) = verified_at(file, from + total as u64, end, expected_base, holes)?
-            {
+            if let Some(found) = verified_at(file, from + total as u64, end, expect)? {
                 return Ok(Some(found));
             }
         }
@@ -353,10 +393,10 @@ pub fn resync<F: File>(
     // The scan's reads may have gone wrong where no damage is (a transient flip in the header
     // of the batch it should find): a second pass over the bytes before what the first found
     // makes sure no earlier batch was passed over.
-    let Some(found) = scan_for_batch(file, from + 1, end, end, expected_base, holes)? else {
+    let Some(found) = scan_for_batch(file, from + 1, end, end, expect)? else {
         return Ok(None);
     };
-    let earlier = scan_for_batch(file, from + 1, found.position, end, expected_base, holes)?;
+    let earlier = scan_for_batch(file, from + 1, found.position, end, expect)?;
     Ok(earlier.or(Some(found)))
 }
 
@@ -367,8 +407,7 @@ fn scan_for_batch<F: File>(
     mut start: u64,
     before: u64,
     end: u64,
-    expected_base: u64,
-    holes: bool,
+    expect: Expect,
 ) -> io::Result<Option<ScannedBatch>> {
     let mut chunk = Vec::new();
     while start < before && start + HEADER_BYTES as u64 <= end {
@@ -378,11 +417,11 @@ fn scan_for_batch<F: File>(
         let candidates = len.saturating_sub(HEADER_BYTES - 1);
         let candidates = candidates.min((before - start) as usize);
         for i in 0..candidates {
-            if !plausible_header(&chunk[i..], expected_base) {
+            if !plausible_header(&chunk[i..], expect) {
                 continue;
             }
             let position = start + i as u64;
-            if let Some(found) = verified_at(file, position, end, expected_base, holes)? {
+            if let Some(found) = verified_at(file, position, end, expect)? {
                 return Ok(Some(found));
             }
         }
@@ -392,7 +431,7 @@ fn scan_for_batch<F: File>(
 }
 
 /// A cheap filter before a CRC: the magic byte, and a base offset and length that could be.
-fn plausible_header(bytes: &[u8], expected_base: u64) -> bool {
+fn plausible_header(bytes: &[u8], expect: Expect) -> bool {
     /// Base offset, length, partition leader epoch.
     const MAGIC_AT: usize = 16;
     if bytes.len() < HEADER_BYTES || bytes[MAGIC_AT] as i8 != MAGIC_V2 {
@@ -402,10 +441,13 @@ fn plausible_header(bytes: &[u8], expected_base: u64) -> bool {
         return false;
     };
     let base = header.base_offset;
+    let limit = expect
+        .below
+        .min(expect.base.saturating_add(RESYNC_OFFSET_SPAN_MAX));
     base >= 0
-        && (base as u64) >= expected_base
-        && (base as u64) - expected_base < RESYNC_OFFSET_SPAN_MAX
+        && (base as u64) >= expect.base
         && header.last_offset_delta >= 0
+        && (header.last_offset() as u64) < limit
         && header
             .total_bytes()
             .is_some_and(|t| (HEADER_BYTES..=BATCH_BYTES_MAX).contains(&t))
@@ -417,11 +459,10 @@ fn verified_at<F: File>(
     file: &F,
     position: u64,
     end: u64,
-    expected_base: u64,
-    holes: bool,
+    expect: Expect,
 ) -> io::Result<Option<ScannedBatch>> {
     for _ in 0..READ_ATTEMPTS_MAX {
-        if let Some(found) = verified_once(file, position, end, expected_base, holes)? {
+        if let Some(found) = verified_once(file, position, end, expect)? {
             return Ok(Some(found));
         }
     }
@@ -432,15 +473,14 @@ fn verified_once<F: File>(
     file: &F,
     position: u64,
     end: u64,
-    expected_base: u64,
-    holes: bool,
+    expect: Expect,
 ) -> io::Result<Option<ScannedBatch>> {
     let mut header_bytes = [0u8; HEADER_BYTES];
     if position + HEADER_BYTES as u64 > end {
         return Ok(None);
     }
     file.read_exact_at(&mut header_bytes, position)?;
-    if !plausible_header(&header_bytes, expected_base) {
+    if !plausible_header(&header_bytes, expect) {
         return Ok(None);
     }
     let header = BatchHeader::parse(&header_bytes).expect("plausible headers parse");
@@ -461,7 +501,7 @@ fn verified_once<F: File>(
         let next_base = header.last_offset() as u64 + 1;
         let continues = BatchHeader::parse(&header_bytes).is_ok_and(|next| {
             let base = next.base_offset as u64;
-            next.magic == MAGIC_V2 && (base == next_base || (holes && base > next_base))
+            next.magic == MAGIC_V2 && (base == next_base || (expect.holes && base > next_base))
         });
         if !continues {
             return Ok(None);

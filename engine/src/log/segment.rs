@@ -88,6 +88,9 @@ pub struct Segment<F: File> {
     verified: Vec<(u64, u64)>,
     /// Whether compaction may have left holes between batches (see `Scanner::allowing_holes`).
     holes: bool,
+    /// Every offset of this segment is below this: the next segment's base offset (`u64::MAX`
+    /// while it is the last). Set by the log (`set_offset_limit`).
+    offset_limit: u64,
     /// Damaged ranges found so far, by position (see `skip_damage`); in memory only, so each
     /// process finds them again when it first reads there.
     damage: BTreeMap<u64, Damage>,
@@ -166,6 +169,7 @@ impl<F: File> Segment<F> {
             verified: Vec::new(),
             damage: BTreeMap::new(),
             holes: false,
+            offset_limit: u64::MAX,
         })
     }
 
@@ -200,6 +204,7 @@ impl<F: File> Segment<F> {
             verified: Vec::new(),
             damage: BTreeMap::new(),
             holes: false,
+            offset_limit: u64::MAX,
         };
         segment.load_max_timestamp();
         Ok(segment)
@@ -222,6 +227,13 @@ impl<F: File> Segment<F> {
     /// Lets scans of this segment accept holes between batches (the log has been compacted).
     pub fn set_holes(&mut self, holes: bool) {
         self.holes = holes;
+    }
+
+    /// Tells the segment the base offset of the one after it (`u64::MAX`: none), above which
+    /// no batch of its own can lie: the search for where batches go on after damage takes no
+    /// batch at or past it (see `scan::Expect::below`).
+    pub fn set_offset_limit(&mut self, limit: u64) {
+        self.offset_limit = limit;
     }
 
     pub fn holes(&self) -> bool {
@@ -425,7 +437,7 @@ impl<F: File> Segment<F> {
     /// A header walk stopped at `position`, after `previous` (the last batch it took, by its
     /// header only). Either the bytes at `position` are damaged, or `previous` is, its length
     /// field included, which sent the walk to the wrong place: its CRC decides, and the search
-    /// for the next batch starts at the damaged one.
+    /// for the next batch starts at the damaged one, for batches from its own offsets on.
     fn damage_after(
         &mut self,
         previous: Option<ScannedBatch>,
@@ -434,8 +446,11 @@ impl<F: File> Segment<F> {
     ) -> io::Result<Option<ScannedBatch>> {
         if let Some(previous) = previous {
             if !self.crc_ok(&previous)? {
+                // Its offsets may still be found further on: a block the device wrote to the
+                // wrong place can hold a copy of them, cut off where the block ends, while the
+                // batches themselves lie intact after it.
                 let base = previous.header.base_offset as u64;
-                return self.skip_damage(previous.position, base, base + 1);
+                return self.skip_damage(previous.position, base, base);
             }
         }
         self.skip_damage(position, expected_base, expected_base)
@@ -484,7 +499,12 @@ impl<F: File> Segment<F> {
         if let Some(resume) = self.damage.get(&position).and_then(|known| known.resume) {
             return Ok(Some(resume));
         }
-        let resume = scan::resync(&*self.log, position, end, expected_base, self.holes)?;
+        let expect = scan::Expect {
+            base: expected_base,
+            below: self.offset_limit,
+            holes: self.holes,
+        };
+        let resume = scan::resync(&*self.log, position, end, expect)?;
         let end = resume.map_or(end, |batch| batch.position);
         let damage = Damage {
             position,

@@ -1791,3 +1791,28 @@ fn records_after_a_hole_left_by_damage_survive_a_crash() {
     let kept: Vec<u64> = (0..end + 5).filter(|&o| o < first || o >= end).collect();
     assert_eq!(readable_offsets(&mut log), kept);
 }
+
+/// A block written to the wrong place by the device: the bytes of batches 2 and 3 hold copies
+/// of batches 6 and 7, which verify and continue each other. Reads must go on at batch 4 (the
+/// lowest offsets after the damage), not at the copies, which would make 4 and 5 unreachable.
+#[test]
+fn misplaced_copies_of_later_batches_do_not_hide_the_batches_after_the_damage() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, LogConfig::default());
+    let mut sizes = Vec::new();
+    for _ in 0..8 {
+        sizes.push(append_sized(&mut log, 1, 64, 1_000).1 as usize);
+    }
+    assert!(sizes.iter().all(|&s| s == sizes[0]), "equal batches");
+    log.flush(0).unwrap();
+    drop(log);
+    let path = segment_path(&dir(), 0, LOG_SUFFIX);
+    let mut bytes = disk.file_bytes(&path).unwrap();
+    let size = sizes[0];
+    let copies = bytes[6 * size..8 * size].to_vec();
+    bytes[2 * size..4 * size].copy_from_slice(&copies);
+    disk.set_file_bytes(&path, bytes);
+    let mut log = open(&disk, LogConfig::default());
+    let offsets: Vec<u64> = read_all(&mut log).iter().map(|r| r.0).collect();
+    assert_eq!(offsets, vec![0, 1, 4, 5, 6, 7]);
+}
