@@ -408,24 +408,3 @@ impl super::Clock for FixedClock {
         0
     }
 }
-
-/// Runs `future` to completion on the calling thread, parking it while the future waits (for
-/// tests that call the partition's async flush from plain threads; nothing here sleeps on a
-/// timer, since `MemDisk`'s syncs take no simulated time).
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut context = std::task::Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        match future.as_mut().poll(&mut context) {
-            std::task::Poll::Ready(output) => return output,
-            std::task::Poll::Pending => std::thread::park(),
-        }
-    }
-}

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use super::{Acks, AppendError, Partition};
 use crate::compression::Codec;
-use crate::io::mem::{block_on, MemDisk};
+use crate::io::mem::MemDisk;
+use crate::io::os::block_on;
 use crate::io::Clock;
 use crate::log::batch::{BatchBuilder, BatchHeader, NewRecord};
 use crate::log::{Compression, FlushPolicy, Log, LogConfig, LogError};

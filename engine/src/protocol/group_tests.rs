@@ -720,7 +720,7 @@ fn compaction_keeps_an_idempotent_producers_last_batch() {
         let (code, _) = produce(&broker, keyed_batch(-1, 0, "a", &format!("later-{i}")), 9);
         assert_eq!(code, 0);
     }
-    crate::io::mem::block_on(broker.flush_due());
+    crate::io::os::block_on(broker.flush_due());
     assert!(broker.compact_due() > 0, "nothing was compacted");
     let first_batch_records = |b: &TestBroker| {
         let topic = b.topic("idem").unwrap();
