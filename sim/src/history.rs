@@ -174,6 +174,11 @@ impl History {
         self.damaged.lock().expect("history lock").clone()
     }
 
+    /// A copy of every event recorded so far.
+    pub fn events_snapshot(&self) -> Vec<TimedEvent> {
+        self.events.lock().expect("history lock").clone()
+    }
+
     /// Every event recorded, moved out: the history is empty afterwards. A seed's history must
     /// not outlive the seed, and tasks of killed nodes that hold it are never dropped (madsim
     /// keeps a task that nothing will wake, and such a task may hold its own waker).

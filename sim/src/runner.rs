@@ -363,6 +363,8 @@ async fn run_cluster(options: RunOptions, history: Arc<History>) -> Verdict {
                 0,
             ),
         },
+        acks_durable: effective_flush == FlushPolicy::Always,
+        keys: shape.workload.keys,
     };
     let client = handle
         .create_node()

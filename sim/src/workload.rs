@@ -82,6 +82,11 @@ pub struct Cluster {
     pub operations: Arc<AtomicU64>,
     /// The directory of the partition the workload produces to and reads.
     pub partition_dir: std::path::PathBuf,
+    /// `flush = always`: every acknowledgement promises durability.
+    pub acks_durable: bool,
+    /// The compaction workload's key count: the log is read back and checked after every
+    /// restart (`None` for the other workloads).
+    pub keys: Option<u32>,
 }
 
 impl Cluster {
@@ -1136,6 +1141,46 @@ async fn restart_after_downtime(cluster: &Cluster) {
     cluster.history.record(Event::Restart);
     // Give the node a moment to recover before the next fault.
     sleep_ms(5).await;
+    if let Some(keys) = cluster.keys {
+        if !cluster.disk.faults_on() {
+            check_compaction_now(cluster, keys).await;
+        }
+    }
+}
+
+/// How long the read-back after a restart waits for the node to answer.
+const RESTART_CHECK_ATTEMPTS_MAX: u32 = 20;
+
+/// The compaction checker, on the log as it is right after a restart rather than only at the
+/// end of the run: while producers keep rewriting every key, a key's latest promised value lost
+/// at one restart would by the end look compacted away by a newer one. The acknowledgements
+/// judged are those made before the read began; records written during it may only excuse
+/// older ones.
+async fn check_compaction_now(cluster: &Cluster, keys: u32) {
+    let events = cluster.history.events_snapshot();
+    let epoch = cluster.history.epoch();
+    for _ in 0..RESTART_CHECK_ATTEMPTS_MAX {
+        match read_final(cluster, Some(keys)).await {
+            Ok(log) => {
+                if let Some(violation) = crate::checkers::compaction::check(
+                    &events,
+                    &log,
+                    epoch,
+                    cluster.acks_durable,
+                    keys,
+                ) {
+                    cluster.history.record(Event::Violation {
+                        checker: violation.checker,
+                        message: format!("after a restart: {}", violation.message),
+                    });
+                }
+                return;
+            }
+            // The node is still opening, or the power epoch moved on: try again shortly.
+            Err(_) if cluster.history.epoch() == epoch => sleep_ms(10).await,
+            Err(_) => return,
+        }
+    }
 }
 
 /// A crash or a power loss, then a restart while disk faults are on: recovery itself meets
