@@ -1816,3 +1816,39 @@ fn misplaced_copies_of_later_batches_do_not_hide_the_batches_after_the_damage() 
     let offsets: Vec<u64> = read_all(&mut log).iter().map(|r| r.0).collect();
     assert_eq!(offsets, vec![0, 1, 4, 5, 6, 7]);
 }
+
+/// The CRC of a batch does not cover its base offset: in a compacted segment (where offsets may
+/// skip) a batch whose base offset had a bit flipped looks like a hole. The batch after it,
+/// whose offsets fall back into the jump, gives it away: neither recovery nor reads may serve
+/// the batch at its wrong offsets, and the batches after it stay readable.
+#[test]
+fn a_batch_whose_base_offset_jumps_into_what_follows_is_not_served() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk, LogConfig::default());
+    let mut sizes = Vec::new();
+    for _ in 0..4 {
+        sizes.push(append_sized(&mut log, 1, 64, 1_000).1 as usize);
+    }
+    log.flush(0).unwrap();
+    drop(log);
+    disk.set_file_bytes(&dir().join(compaction::COMPACTED_MARKER_FILE), Vec::new());
+    let path = segment_path(&dir(), 0, LOG_SUFFIX);
+    let mut bytes = disk.file_bytes(&path).unwrap();
+    // Batch 1's base offset 1 becomes 3 (bit 1 of its last byte): a jump over 2, which batch 2
+    // then holds.
+    bytes[sizes[0] + 7] ^= 2;
+    disk.set_file_bytes(&path, bytes);
+    let mut log = open(&disk, LogConfig::default());
+    assert_eq!(log.next_offset(), 4, "recovery keeps the log end");
+    let served = log.read_copy(0, 1 << 20, u64::MAX).unwrap();
+    let mut offsets = Vec::new();
+    let mut position = 0;
+    while let Ok(header) = batch::BatchHeader::parse(&served[position..]) {
+        offsets.push(header.base_offset);
+        position += header.total_bytes().unwrap();
+    }
+    assert_eq!(offsets, vec![0], "the read stops before the damaged batch");
+    let after = log.read_copy(1, 1 << 20, u64::MAX).unwrap();
+    let header = batch::BatchHeader::parse(&after).unwrap();
+    assert_eq!(header.base_offset, 2, "reads go on after it");
+}
