@@ -56,8 +56,12 @@ enum Mode {
     Ci,
 }
 
-/// `cargo xtask fuzz (TARGET | --all) [--seconds N]`.
+/// `cargo xtask fuzz (TARGET | --all) [--seconds N]`, or `cargo xtask fuzz --ci` for what the ci
+/// step runs.
 pub fn run(root: &Path, args: &[String]) -> Result {
+    if matches!(args, [only] if only == "--ci") {
+        return ci(root);
+    }
     let request = parse(args)?;
     ensure_cargo_fuzz(root)?;
     run_all(root, &request.targets, request.seconds, Mode::Local)
@@ -76,9 +80,9 @@ pub fn ci(root: &Path) -> Result {
 /// What the ci step runs, for its header.
 pub fn ci_description() -> String {
     format!(
-        "cargo fuzz build -s none, then cargo fuzz run -s none TARGET for {CI_SECONDS_PER_TARGET}s \
-         each of {} (in-process), from fuzz/corpus/TARGET and fuzz/regressions/TARGET into a \
-         scratch corpus",
+        "cargo xtask fuzz --ci (in-process): cargo fuzz build -s none, then {CI_SECONDS_PER_TARGET}s \
+         of cargo fuzz run -s none for each of {}, from fuzz/corpus/TARGET and \
+         fuzz/regressions/TARGET into a scratch corpus",
         TARGETS.join(", ")
     )
 }
@@ -136,6 +140,7 @@ fn parse(args: &[String]) -> Result<Request> {
         match arg.as_str() {
             "--all" => all = true,
             "--seconds" => seconds = parse_seconds(args.next())?,
+            "--ci" => return Err(usage("--ci takes no other arguments")),
             name => targets.push(known_target(name)?),
         }
     }

@@ -37,6 +37,8 @@ commands:
                           installs cargo-fuzz if missing. libFuzzer adds the inputs it finds to
                           that directory: commit only small seeds (seed-*), and minimized crashes
                           to fuzz/regressions/TARGET
+  fuzz --ci               what ci runs: every target for 20 s, from the committed inputs into a
+                          scratch corpus (fuzz/target/ci-corpus), each one's numbers on one line
   help                    print this text";
 
 /// Why a subcommand stopped before succeeding.
