@@ -1,7 +1,7 @@
 //! `cargo xtask ci`: every check a change must pass, in a fixed order, stopping at the first
 //! failure. The cheap checks come first so a formatting slip costs seconds, not a full test run.
 
-use crate::{cmd, deps, sim, tidy, Error, Result};
+use crate::{cmd, deps, fuzz, sim, tidy, Error, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,11 @@ fn steps(root: &Path) -> Vec<Step> {
             run: Box::new(|root: &Path| deps::run(root)),
         },
         cargo_step(root, "test", &["test", "--workspace"]),
+        Step {
+            name: "fuzz",
+            what: fuzz::ci_description(),
+            run: Box::new(|root: &Path| fuzz::ci(root)),
+        },
         sim_cargo_step(root, "sim-clippy", sim::CI_CLIPPY_ARGS),
         sim_cargo_step(root, "sim-test", sim::CI_TEST_ARGS),
         sim_step(root, "sim", sim::CI_SIM_ARGS),

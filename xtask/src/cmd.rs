@@ -4,7 +4,7 @@
 use crate::{Error, Result};
 use std::ffi::OsString;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 
 /// A `cargo` command rooted at the workspace. Uses `$CARGO` when set (it is, under `cargo xtask`)
 /// so the children run the same toolchain as the cargo that started us.
@@ -38,6 +38,12 @@ pub fn run(mut command: Command) -> Result {
     let status = command
         .status()
         .map_err(|err| Error::failed(format!("could not start `{shown}`: {err}")))?;
+    check(&shown, status)
+}
+
+/// `Ok` for a successful exit of the command shown as `shown`, else `Error::Failed` with the
+/// child's exit code, for callers that start the child themselves.
+pub fn check(shown: &str, status: ExitStatus) -> Result {
     if status.success() {
         return Ok(());
     }

@@ -23,8 +23,8 @@ usage: cargo xtask <command> [args...]
 commands:
   tidy                    check engine/src and sim/src: no OS access outside engine/src/io/os.rs,
                           and every file starts with a //! module doc
-  ci                      fmt, clippy, tidy, deps, test, simulator, determinism check; stops at the
-                          first failure
+  ci                      fmt, clippy, tidy, deps, test, fuzz (20 s a target), simulator,
+                          determinism check; stops at the first failure
   deps                    install what the end-to-end tests (tests/) need when missing: kcat, Go
                           and sarama (apt, as root) and a Python venv at target/py with
                           confluent-kafka and kafka-python (pip)
@@ -32,10 +32,13 @@ commands:
   bench [NAME [ARGS...]]  run benchmark NAME with ARGS; without NAME, list the benchmarks
   fuzz TARGET|--all [--seconds N]
                           run libFuzzer on TARGET (batch_decode, segment_recover, index_lookup,
-                          log_ops) or on each in turn, N seconds each (default 60), from the seeds
-                          in fuzz/corpus/TARGET; installs cargo-fuzz if missing. libFuzzer adds the
-                          inputs it finds to that directory: commit only small seeds (seed-*), and
-                          minimized crashes to fuzz/regressions/TARGET
+                          log_ops, request_decode, request_structured) or on each in turn, N
+                          seconds each (default 60), from the seeds in fuzz/corpus/TARGET;
+                          installs cargo-fuzz if missing. libFuzzer adds the inputs it finds to
+                          that directory: commit only small seeds (seed-*), and minimized crashes
+                          to fuzz/regressions/TARGET
+  fuzz --ci               what ci runs: every target for 20 s, from the committed inputs into a
+                          scratch corpus (fuzz/target/ci-corpus), each one's numbers on one line
   help                    print this text";
 
 /// Why a subcommand stopped before succeeding.

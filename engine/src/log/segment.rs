@@ -312,10 +312,7 @@ impl<F: File> Segment<F> {
         if self.first_batch_timestamp.is_none() {
             self.first_batch_timestamp = Some(appended.max_timestamp);
         }
-        if appended.max_timestamp > self.max_timestamp {
-            self.max_timestamp = appended.max_timestamp;
-            self.offset_of_max_timestamp = appended.offset_of_max_timestamp;
-        }
+        self.track_timestamp(appended.max_timestamp, appended.offset_of_max_timestamp);
         if self.bytes_since_index_entry > index_interval_bytes {
             self.index.append(Entry {
                 key: (appended.last_offset - self.base_offset) as i64,
@@ -325,6 +322,14 @@ impl<F: File> Segment<F> {
             self.bytes_since_index_entry = 0;
         }
         self.bytes_since_index_entry += batch_bytes;
+    }
+
+    /// Counts a batch whose largest timestamp is `max_timestamp`, held at `offset`.
+    fn track_timestamp(&mut self, max_timestamp: i64, offset: u64) {
+        if max_timestamp > self.max_timestamp {
+            self.max_timestamp = max_timestamp;
+            self.offset_of_max_timestamp = offset;
+        }
     }
 
     fn append_time_entry(&mut self) {
@@ -779,7 +784,10 @@ impl<F: File> Segment<F> {
     }
 
     /// Keeps the index entries that point below `position` (they describe trusted bytes) and
-    /// makes the indexes appendable again.
+    /// makes the indexes appendable again. The time entries kept end with the last batch the
+    /// offset index still names; the trusted batches after it, up to `position`, are counted
+    /// again from their headers (`track_trusted`), since the scan from `position` does not see
+    /// them.
     fn keep_index_entries_below(
         &mut self,
         position: u64,
@@ -787,14 +795,21 @@ impl<F: File> Segment<F> {
     ) -> io::Result<()> {
         let offset_entries = index::valid_prefix(IndexKind::Offset, self.index.bytes(), position);
         self.index.make_mutable(offset_entries, index_bytes_max)?;
-        let limit = self
+        // The position and last offset of the last batch the offset index still names.
+        let indexed = self
             .index
             .last()
-            .map_or(self.base_offset, |e| self.base_offset + e.key as u64);
+            .map(|e| (u64::from(e.value), self.base_offset + e.key as u64));
         let time_valid = index::valid_prefix(IndexKind::Time, self.time_index.bytes(), u64::MAX);
-        let time_entries = (0..time_valid)
-            .take_while(|&i| self.base_offset + u64::from(self.time_index.entry(i).value) <= limit)
-            .count();
+        let time_entries = match indexed {
+            // Without an offset entry the walk below counts every batch from the start.
+            None => 0,
+            Some((_, limit)) => (0..time_valid)
+                .take_while(|&i| {
+                    self.base_offset + u64::from(self.time_index.entry(i).value) <= limit
+                })
+                .count(),
+        };
         self.time_index
             .make_mutable(time_entries, index_bytes_max)?;
         self.max_timestamp = -1;
@@ -803,9 +818,53 @@ impl<F: File> Segment<F> {
             self.max_timestamp = last.key;
             self.offset_of_max_timestamp = self.base_offset + u64::from(last.value);
         }
-        self.first_batch_timestamp = None;
-        self.bytes_since_index_entry = 0;
         self.bytes = position;
+        let (start, first) = indexed.map_or((0, First::Base(self.base_offset)), |(at, last)| {
+            (at, First::Last(last))
+        });
+        self.track_trusted(start, first, position)
+    }
+
+    /// Counts the trusted batches from `start` (the batch `first` names) up to `position` as if
+    /// they had just been appended: their largest timestamp, and their bytes towards the next
+    /// offset-index entry; and takes the first batch's timestamp (segment.ms rolls by it) from
+    /// the segment's start. Headers only, and few: they follow the last index entry kept.
+    /// Without this, recovery forgot the timestamps of the batches between that entry and the
+    /// recovery start. When one of them held the segment's newest timestamp, time lookups skipped
+    /// records, ListOffsets for the max timestamp answered an older record, the final time entry
+    /// at roll said less than the segment held, and time retention deleted the segment before
+    /// its newest record was retention.ms old.
+    ///
+    /// # Errors
+    /// IO errors.
+    fn track_trusted(&mut self, start: u64, first: First, position: u64) -> io::Result<()> {
+        assert!(
+            start <= position,
+            "an index entry kept points below the recovery start"
+        );
+        self.first_batch_timestamp = None;
+        if position > 0 {
+            self.first_batch_timestamp = self.header_at(0)?.map(|h| h.max_timestamp);
+        }
+        let log = Arc::clone(&self.log);
+        let mut scanner = Scanner::new(&*log, start, position, Verify::Header)
+            .expecting(first)
+            .allowing_holes(self.holes);
+        loop {
+            match scanner.next_batch() {
+                Ok(Some(batch)) => {
+                    let header = &batch.header;
+                    self.track_timestamp(header.max_timestamp, header.last_offset() as u64);
+                }
+                Ok(None) => break,
+                Err(ScanError::Io(e)) => return Err(e),
+                // Damage below the recovery start: what its header says cannot be believed, and
+                // the scan from `position` (or recovery of the whole segment) settles it.
+                Err(ScanError::Stop(_)) => break,
+            }
+        }
+        // As after an index entry at `start`: its batch and those after it are not indexed yet.
+        self.bytes_since_index_entry = position - start;
         Ok(())
     }
 
@@ -904,10 +963,7 @@ impl<F: File> Segment<F> {
             if self.first_batch_timestamp.is_none() {
                 self.first_batch_timestamp = Some(header.max_timestamp);
             }
-            if header.max_timestamp > self.max_timestamp {
-                self.max_timestamp = header.max_timestamp;
-                self.offset_of_max_timestamp = header.last_offset() as u64;
-            }
+            self.track_timestamp(header.max_timestamp, header.last_offset() as u64);
             since_entry = if Some(batch.position) == last_indexed {
                 0
             } else {

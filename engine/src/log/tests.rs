@@ -345,6 +345,83 @@ fn offsets_are_found_by_timestamp() {
     }
 }
 
+/// Eight batches of about 100 bytes, so that `small_config` (index.interval.bytes 256) gives an
+/// index entry every third one, then a flush and a crash: recovery starts at the last entry below
+/// the recovery point, and the batches between the entry before it and that one are trusted and
+/// not read again. The fifth batch, between two entries, holds the log's newest timestamp.
+fn crashed_with_newest_timestamp_between_index_entries(disk: &MemDisk) -> Log<MemDisk> {
+    let mut log = open(disk, small_config());
+    for i in 0..8 {
+        let timestamp = if i == 4 { 9_000 } else { 1_000 + i };
+        append(&mut log, 1, 20, timestamp);
+    }
+    log.flush(0).unwrap();
+    drop(log);
+    open(disk, small_config())
+}
+
+#[test]
+fn a_crash_keeps_timestamps_of_the_batches_recovery_does_not_read_again() {
+    let disk = MemDisk::new();
+    let mut log = crashed_with_newest_timestamp_between_index_entries(&disk);
+    // Every crash recovers again from an index entry: none may lose what the batches say.
+    for crash in 0..4 {
+        assert_eq!(
+            log.offset_for_timestamp(5_000).unwrap(),
+            Some((4, 9_000)),
+            "after crash {crash}"
+        );
+        assert_eq!(
+            log.max_timestamp_offset().unwrap().map(|(_, t)| t),
+            Some(9_000),
+            "after crash {crash}"
+        );
+        drop(log);
+        log = open(&disk, small_config());
+    }
+    // The segment closes with its true newest timestamp: found after a clean reopen too.
+    log.roll().unwrap();
+    log.close(0).unwrap();
+    let mut log = open(&disk, small_config());
+    assert_eq!(log.offset_for_timestamp(5_000).unwrap(), Some((4, 9_000)));
+}
+
+#[test]
+fn time_retention_after_a_crash_judges_a_segment_by_its_newest_timestamp() {
+    let disk = MemDisk::new();
+    let mut log = crashed_with_newest_timestamp_between_index_entries(&disk);
+    log.roll().unwrap();
+    let config = LogConfig {
+        retention_ms: 5_000,
+        ..small_config()
+    };
+    log.set_config(config).unwrap();
+    // 6,000 ms after the older batches, 1,000 after the newest: the segment stays.
+    let outcome = log.apply_retention(10_000).unwrap();
+    assert_eq!(outcome.segments_deleted, 0);
+    expect_offsets(&mut log, 0..8);
+}
+
+#[test]
+fn a_crash_keeps_the_first_batch_timestamp_that_segment_ms_rolls_by() {
+    let disk = MemDisk::new();
+    let config = LogConfig {
+        segment_ms: 60_000,
+        ..small_config()
+    };
+    let mut log = open(&disk, config.clone());
+    append(&mut log, 1, 20, 1_000);
+    for _ in 0..7 {
+        append(&mut log, 1, 20, 50_000);
+    }
+    log.flush(0).unwrap();
+    drop(log);
+    let mut log = open(&disk, config);
+    // 64,000 ms after the segment's first batch: the next append starts a new segment.
+    append(&mut log, 1, 20, 65_000);
+    assert_eq!(log.segment_base_offsets(), vec![0, 8]);
+}
+
 #[test]
 fn flush_policy_says_when_a_flush_is_due() {
     let disk = MemDisk::new();
