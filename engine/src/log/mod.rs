@@ -1051,14 +1051,12 @@ fn verified_prefix_below(bytes: &[u8], first_offset: u64, below: u64, holes: boo
             break;
         }
         // A jump (a compaction hole) that the next batch's offsets fall back into is a flipped
-        // bit in this batch's base offset, which the CRC does not cover (see `Scanner`).
-        let last = header.last_offset() as u64;
+        // bit in this batch's base offset (see `scan::falls_back_into`).
         let jumps_back = holes
             && base > expected_base
             && header.total_bytes().is_some_and(|total| {
-                BatchHeader::parse(bytes.get(position + total..).unwrap_or_default()).is_ok_and(
-                    |next| (expected_base..=last).contains(&(next.base_offset.max(0) as u64)),
-                )
+                let next = bytes.get(position + total..).unwrap_or_default();
+                scan::falls_back_into(next, expected_base, header.last_offset() as u64)
             });
         if jumps_back {
             break;

@@ -1869,23 +1869,60 @@ fn records_after_a_hole_left_by_damage_survive_a_crash() {
     assert_eq!(readable_offsets(&mut log), kept);
 }
 
+/// Writes `count` one-record batches of equal size (offsets 0..count) and flushes them, as a
+/// process that then died; returns the batches' size.
+fn flushed_equal_batches(disk: &MemDisk, config: LogConfig, count: usize) -> usize {
+    let mut log = open(disk, config);
+    let sizes: Vec<u64> = (0..count)
+        .map(|_| append_sized(&mut log, 1, 64, 1_000).1)
+        .collect();
+    assert!(sizes.iter().all(|&s| s == sizes[0]), "equal batches");
+    log.flush(0).unwrap();
+    sizes[0] as usize
+}
+
+/// A block written to the wrong place by the device, holding batches of the next segment: a
+/// segment's search past damage takes no batch at or past the next segment's base offset, so
+/// the damage ends the segment and reads go on in the next one.
+#[test]
+fn damage_is_not_passed_to_copies_of_the_next_segments_batches() {
+    let disk = MemDisk::new();
+    let size = flushed_equal_batches(&disk, LogConfig::default(), 4);
+    let mut log = open(&disk, LogConfig::default());
+    log.roll().unwrap();
+    for _ in 0..2 {
+        append_sized(&mut log, 1, 64, 1_000);
+    }
+    log.flush(0).unwrap();
+    drop(log);
+    let first = segment_path(&dir(), 0, LOG_SUFFIX);
+    let second = disk
+        .file_bytes(&segment_path(&dir(), 4, LOG_SUFFIX))
+        .unwrap();
+    let mut bytes = disk.file_bytes(&first).unwrap();
+    bytes[2 * size..4 * size].copy_from_slice(&second[..2 * size]);
+    disk.set_file_bytes(&first, bytes);
+    let mut log = open(&disk, LogConfig::default());
+    let offsets: Vec<u64> = read_all(&mut log).iter().map(|r| r.0).collect();
+    assert_eq!(offsets, vec![0, 1, 4, 5]);
+    let damage = log.damage();
+    assert_eq!(damage.len(), 1, "{damage:?}");
+    assert_eq!((damage[0].0, damage[0].1.first_offset), (0, 2));
+    assert!(
+        damage[0].1.resume.is_none(),
+        "the copies in segment 0 were taken: {damage:?}"
+    );
+}
+
 /// A block written to the wrong place by the device: the bytes of batches 2 and 3 hold copies
 /// of batches 6 and 7, which verify and continue each other. Reads must go on at batch 4 (the
 /// lowest offsets after the damage), not at the copies, which would make 4 and 5 unreachable.
 #[test]
 fn misplaced_copies_of_later_batches_do_not_hide_the_batches_after_the_damage() {
     let disk = MemDisk::new();
-    let mut log = open(&disk, LogConfig::default());
-    let mut sizes = Vec::new();
-    for _ in 0..8 {
-        sizes.push(append_sized(&mut log, 1, 64, 1_000).1 as usize);
-    }
-    assert!(sizes.iter().all(|&s| s == sizes[0]), "equal batches");
-    log.flush(0).unwrap();
-    drop(log);
+    let size = flushed_equal_batches(&disk, LogConfig::default(), 8);
     let path = segment_path(&dir(), 0, LOG_SUFFIX);
     let mut bytes = disk.file_bytes(&path).unwrap();
-    let size = sizes[0];
     let copies = bytes[6 * size..8 * size].to_vec();
     bytes[2 * size..4 * size].copy_from_slice(&copies);
     disk.set_file_bytes(&path, bytes);
@@ -1901,19 +1938,13 @@ fn misplaced_copies_of_later_batches_do_not_hide_the_batches_after_the_damage() 
 #[test]
 fn a_batch_whose_base_offset_jumps_into_what_follows_is_not_served() {
     let disk = MemDisk::new();
-    let mut log = open(&disk, LogConfig::default());
-    let mut sizes = Vec::new();
-    for _ in 0..4 {
-        sizes.push(append_sized(&mut log, 1, 64, 1_000).1 as usize);
-    }
-    log.flush(0).unwrap();
-    drop(log);
+    let size = flushed_equal_batches(&disk, LogConfig::default(), 4);
     disk.set_file_bytes(&dir().join(compaction::COMPACTED_MARKER_FILE), Vec::new());
     let path = segment_path(&dir(), 0, LOG_SUFFIX);
     let mut bytes = disk.file_bytes(&path).unwrap();
     // Batch 1's base offset 1 becomes 3 (bit 1 of its last byte): a jump over 2, which batch 2
     // then holds.
-    bytes[sizes[0] + 7] ^= 2;
+    bytes[size + 7] ^= 2;
     disk.set_file_bytes(&path, bytes);
     let mut log = open(&disk, LogConfig::default());
     assert_eq!(log.next_offset(), 4, "recovery keeps the log end");
