@@ -76,10 +76,13 @@ pub enum Event {
         records_removed: u64,
     },
     /// A flushed batch holding offsets first..=last rotted at rest: its records are truly gone
-    /// (the checkers excuse their absence, never another record in their place).
+    /// (the checkers excuse their absence, never another record in their place). `records` are
+    /// the ones it held (offset and id), read from its bytes before the damage: acknowledged or
+    /// not, a newer value of a key among them may have let compaction remove older ones.
     Damaged {
         first: u64,
         last: u64,
+        records: Vec<(u64, RecordId)>,
     },
     /// Retention or DeleteRecords moved the log start.
     LogStart {
@@ -149,7 +152,7 @@ impl History {
         if self.trace.load(Ordering::Relaxed) {
             println!("{:>8} ms  {:?}", timed.at_ms, timed.event);
         }
-        if let Event::Damaged { first, last } = timed.event {
+        if let Event::Damaged { first, last, .. } = timed.event {
             self.damaged
                 .lock()
                 .expect("history lock")

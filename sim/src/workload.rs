@@ -930,7 +930,11 @@ async fn rot_at_rest(cluster: &Cluster, config: &WorkloadConfig, disk_rng: &mut 
     let (position, total, first, last) = agreed[rng.gen_range(0..agreed.len())];
     let at = position + rng.gen_range(0..total);
     if cluster.disk.rot_at_rest(&segment.path, at).unwrap_or(false) {
-        cluster.history.record(Event::Damaged { first, last });
+        cluster.history.record(Event::Damaged {
+            first,
+            last,
+            records: segment.records(position, total),
+        });
     }
     power_loss_half_the_time(cluster, disk_rng).await;
 }
@@ -990,8 +994,12 @@ async fn misdirected_write(cluster: &Cluster, config: &WorkloadConfig, disk_rng:
     {
         return;
     }
-    for (_, _, first, last) in overlapping {
-        cluster.history.record(Event::Damaged { first, last });
+    for (position, total, first, last) in overlapping {
+        cluster.history.record(Event::Damaged {
+            first,
+            last,
+            records: segment.records(position, total),
+        });
     }
     power_loss_half_the_time(cluster, disk_rng).await;
 }
@@ -1040,6 +1048,21 @@ impl FlushedSegment {
                 self.durable.get(range.clone()) == self.cached.get(range)
             })
             .copied()
+            .collect()
+    }
+
+    /// The records of the platter's batch at `position` (`total` bytes), by offset.
+    fn records(&self, position: u64, total: u64) -> Vec<(u64, crate::history::RecordId)> {
+        let batch = &self.durable[position as usize..(position + total) as usize];
+        keel::log::batch::decode_records(batch)
+            .into_iter()
+            .flatten()
+            .filter_map(|record| {
+                let id = crate::checkers::served::parse_value(
+                    record.value.as_deref().unwrap_or_default(),
+                )?;
+                Some((record.offset as u64, id))
+            })
             .collect()
     }
 }

@@ -615,7 +615,8 @@ fn for_each_batch<F: File>(
     let file = segment.log_file();
     let mut scanner = Scanner::new(&**file, 0, segment.bytes(), Verify::Header)
         .expecting(First::Base(segment.base_offset()))
-        .allowing_holes(segment.holes());
+        .allowing_holes(segment.holes())
+        .ending_below(segment.offset_limit());
     loop {
         let found = match scanner.next_batch() {
             Ok(Some(found)) => found,

@@ -272,7 +272,8 @@ fn check_segment<F: File>(
     let end = file.len()?;
     let mut scanner = Scanner::new(file, 0, end, Verify::Crc)
         .expecting(First::Base(base))
-        .allowing_holes(holes);
+        .allowing_holes(holes)
+        .ending_below(offset_limit);
     let problem = |position: u64, reason: String| Problem {
         path: path.to_path_buf(),
         position,

@@ -100,6 +100,10 @@ pub struct Scanner<'a, F: File> {
     /// Compaction leaves holes between batches: offsets then need only increase strictly, and a
     /// scan from a segment's start may find its first batch above the segment's base offset.
     holes: bool,
+    /// Every batch's last offset is below this: the next segment's base offset (`u64::MAX` in
+    /// the last segment). A block the device wrote to the wrong place holds batches that verify
+    /// but belong to a later segment.
+    below: u64,
 }
 
 impl<'a, F: File> Scanner<'a, F> {
@@ -119,7 +123,14 @@ impl<'a, F: File> Scanner<'a, F> {
             expected_base: None,
             first: None,
             holes: false,
+            below: u64::MAX,
         }
+    }
+
+    /// Requires every batch to end below `limit` (see `Segment::set_offset_limit`).
+    pub fn ending_below(mut self, limit: u64) -> Scanner<'a, F> {
+        self.below = limit;
+        self
     }
 
     /// Accepts holes between batches (a log that compaction has cleaned), when `holes` is set.
@@ -222,6 +233,15 @@ impl<'a, F: File> Scanner<'a, F> {
             return Err(ScanError::Stop(self.stop(&reason)));
         }
         let base = header.base_offset as u64;
+        if header.last_offset() as u64 >= self.below {
+            let reason = format!(
+                "batch {}..={} reaches the next segment's base offset {}",
+                header.base_offset,
+                header.last_offset(),
+                self.below
+            );
+            return Err(ScanError::Stop(self.stop(&reason)));
+        }
         if let Some(expected) = self
             .expected_base
             .filter(|&e| base < e || (base > e && !self.holes))

@@ -230,10 +230,14 @@ impl<F: File> Segment<F> {
     }
 
     /// Tells the segment the base offset of the one after it (`u64::MAX`: none), above which
-    /// no batch of its own can lie: the search for where batches go on after damage takes no
-    /// batch at or past it (see `scan::Expect::below`).
+    /// no batch of its own can lie: every scan of it, and the search for where batches go on
+    /// after damage, takes a batch reaching it for damage (see `scan::Expect::below`).
     pub fn set_offset_limit(&mut self, limit: u64) {
         self.offset_limit = limit;
+    }
+
+    pub fn offset_limit(&self) -> u64 {
+        self.offset_limit
     }
 
     pub fn holes(&self) -> bool {
@@ -716,7 +720,8 @@ impl<F: File> Segment<F> {
         let log = Arc::clone(&self.log);
         let mut scanner = Scanner::new(&*log, position, file_bytes, Verify::Crc)
             .expecting(first)
-            .allowing_holes(self.holes);
+            .allowing_holes(self.holes)
+            .ending_below(self.offset_limit);
         let mut next_offset = None;
         let mut damaged_durable = false;
         let stop = loop {
@@ -849,7 +854,8 @@ impl<F: File> Segment<F> {
         let log = Arc::clone(&self.log);
         let mut scanner = Scanner::new(&*log, start, position, Verify::Header)
             .expecting(first)
-            .allowing_holes(self.holes);
+            .allowing_holes(self.holes)
+            .ending_below(self.offset_limit);
         loop {
             match scanner.next_batch() {
                 Ok(Some(batch)) => {
@@ -952,7 +958,8 @@ impl<F: File> Segment<F> {
         let log = Arc::clone(&self.log);
         let mut scanner = Scanner::new(&*log, 0, self.bytes, Verify::Header)
             .expecting(First::Base(self.base_offset))
-            .allowing_holes(self.holes);
+            .allowing_holes(self.holes)
+            .ending_below(self.offset_limit);
         let mut since_entry = 0;
         let last_indexed = self.index.last().map(|e| u64::from(e.value));
         while let Some(batch) = scanner
@@ -982,7 +989,8 @@ impl<F: File> Segment<F> {
         let (start, first) = self.index_hint(u64::MAX)?;
         let mut scanner = Scanner::new(&*self.log, start, self.bytes, Verify::Header)
             .expecting(first)
-            .allowing_holes(self.holes);
+            .allowing_holes(self.holes)
+            .ending_below(self.offset_limit);
         let mut next = None;
         while let Some(batch) = scanner
             .next_batch()
@@ -1065,7 +1073,8 @@ impl<F: File> Segment<F> {
         let (start, first) = self.index_hint(start_offset)?;
         let mut scanner = Scanner::new(&*self.log, start, self.bytes, Verify::Header)
             .expecting(first)
-            .allowing_holes(self.holes);
+            .allowing_holes(self.holes)
+            .ending_below(self.offset_limit);
         while let Some(batch) = scanner
             .next_batch()
             .map_err(|e| e.into_io(&self.path(LOG_SUFFIX)))?
@@ -1110,7 +1119,8 @@ impl<F: File> Segment<F> {
         // limit ends the slice, and is no reason to read the bytes again as a torn one would be.
         let mut scanner = Scanner::new(&*self.log, end, self.bytes, Verify::Header)
             .expecting(First::Base(next_offset))
-            .allowing_holes(self.holes);
+            .allowing_holes(self.holes)
+            .ending_below(self.offset_limit);
         loop {
             match scanner.next_batch() {
                 Ok(Some(batch))
@@ -1255,6 +1265,7 @@ impl HeaderWalk {
         Scanner::new(log, self.start, segment.bytes, Verify::Header)
             .expecting(self.first)
             .allowing_holes(segment.holes)
+            .ending_below(segment.offset_limit)
     }
 }
 

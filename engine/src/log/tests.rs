@@ -1914,6 +1914,36 @@ fn damage_is_not_passed_to_copies_of_the_next_segments_batches() {
     );
 }
 
+/// The same in a compacted segment (where a first batch above the segment's base offset looks
+/// like a hole), with the copies at the segment's start: reads from offset 0 must not serve
+/// them at their offsets, which would skip the segments between, nor may recovery or a scan
+/// take them. Found by the simulator (compaction seed 231).
+#[test]
+fn a_compacted_segment_starting_with_copies_of_a_later_segments_batches_serves_none() {
+    let disk = MemDisk::new();
+    let size = flushed_equal_batches(&disk, LogConfig::default(), 4);
+    let mut log = open(&disk, LogConfig::default());
+    for _ in 0..2 {
+        log.roll().unwrap();
+        for _ in 0..2 {
+            append_sized(&mut log, 1, 64, 1_000);
+        }
+    }
+    log.flush(0).unwrap();
+    drop(log);
+    disk.set_file_bytes(&dir().join(compaction::COMPACTED_MARKER_FILE), Vec::new());
+    let first = segment_path(&dir(), 0, LOG_SUFFIX);
+    let last = disk
+        .file_bytes(&segment_path(&dir(), 6, LOG_SUFFIX))
+        .unwrap();
+    let mut bytes = disk.file_bytes(&first).unwrap();
+    bytes[..2 * size].copy_from_slice(&last[..2 * size]);
+    disk.set_file_bytes(&first, bytes);
+    let mut log = open(&disk, LogConfig::default());
+    let offsets: Vec<u64> = read_all(&mut log).iter().map(|r| r.0).collect();
+    assert_eq!(offsets, vec![2, 3, 4, 5, 6, 7]);
+}
+
 /// A block written to the wrong place by the device: the bytes of batches 2 and 3 hold copies
 /// of batches 6 and 7, which verify and continue each other. Reads must go on at batch 4 (the
 /// lowest offsets after the damage), not at the copies, which would make 4 and 5 unreachable.

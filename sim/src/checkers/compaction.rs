@@ -5,8 +5,8 @@
 //! promised record is ever replaced at its offset by another: compaction may leave a hole where
 //! an older value of a key was, never a different record.
 //!
-//! A newer acknowledged record of the key lost to damage (rot at rest, a misdirected write)
-//! excuses older ones too: compaction may have removed them while it was readable.
+//! A newer record of the key lost to damage (rot at rest, a misdirected write), acknowledged or
+//! not, excuses older ones too: compaction may have removed them while it was readable.
 //!
 //! This replaces the durability checker for the compaction workload, where older values are
 //! expected to go.
@@ -45,16 +45,13 @@ pub fn check(
     let durable = durable_upto_by_epoch(events);
     let damaged = super::damaged(events);
     let mut latest = latest_by_key(final_log, keys);
-    // A newer record of a key that was truly lost to damage may have let compaction remove the
-    // older ones before it rotted: it counts as the key's latest too.
+    // A newer record of a key that was truly lost to damage, acknowledged or not, may have let
+    // compaction remove the older ones before it rotted: it counts as the key's latest too.
     for e in events {
-        if let Event::Acked { base, ids, .. } = &e.event {
-            for (i, &id) in ids.iter().enumerate() {
-                let offset = base + i as u64;
-                if super::is_damaged(&damaged, offset) {
-                    let newest = latest.entry(served::key_index(id, keys)).or_insert(offset);
-                    *newest = (*newest).max(offset);
-                }
+        if let Event::Damaged { records, .. } = &e.event {
+            for &(offset, id) in records {
+                let newest = latest.entry(served::key_index(id, keys)).or_insert(offset);
+                *newest = (*newest).max(offset);
             }
         }
     }

@@ -73,7 +73,7 @@ pub fn damaged(events: &[TimedEvent]) -> Vec<(u64, u64)> {
     events
         .iter()
         .filter_map(|e| match e.event {
-            Event::Damaged { first, last } => Some((first, last)),
+            Event::Damaged { first, last, .. } => Some((first, last)),
             _ => None,
         })
         .collect()

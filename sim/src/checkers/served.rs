@@ -148,7 +148,7 @@ pub fn value_for(id: RecordId, padding_bytes: usize) -> Vec<u8> {
     value
 }
 
-fn parse_value(value: &[u8]) -> Option<RecordId> {
+pub fn parse_value(value: &[u8]) -> Option<RecordId> {
     let text = std::str::from_utf8(value).ok()?;
     let (id, padding) = text.split_once('|')?;
     if !padding.bytes().all(|b| b == b'.') {
