@@ -17,6 +17,7 @@
 #[cfg(test)]
 mod tests;
 
+use std::cell::RefCell;
 use std::error::Error;
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -447,19 +448,57 @@ fn lz4_compress(input: &[u8]) -> Result<Vec<u8>, CompressionError> {
     encoder.finish().map_err(|e| compress_failed(Codec::Lz4, e))
 }
 
+thread_local! {
+    /// zstd's contexts are large and zeroed when made (making one cost more than decompressing a
+    /// typical batch): each thread keeps one of each and reuses it. A frame with a large window
+    /// leaves the context holding buffers that size until zstd shrinks them (after 128 frames
+    /// that need far less), so memory stays bounded by threads times the largest window.
+    static ZSTD_DCTX: RefCell<Option<zstd::zstd_safe::DCtx<'static>>> = const { RefCell::new(None) };
+    static ZSTD_COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
 fn zstd_decompress(input: &[u8], output_bytes_max: usize) -> Result<Vec<u8>, CompressionError> {
     // The window limit stays at zstd's default (128 MiB): Kafka allows levels up to 22, whose
     // streamed frames declare windows that large, and the window is reserved, not filled, so the
     // memory actually touched still follows the output bound.
-    let mut decoder =
-        zstd::stream::read::Decoder::with_buffer(input).map_err(|e| corrupt(Codec::Zstd, e))?;
-    let mut output = Vec::new();
-    read_bounded(Codec::Zstd, &mut decoder, &mut output, output_bytes_max)?;
-    Ok(output)
+    ZSTD_DCTX.with(|cell| {
+        let mut output = Vec::new();
+        let Ok(mut slot) = cell.try_borrow_mut() else {
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(input)
+                .map_err(|e| corrupt(Codec::Zstd, e))?;
+            read_bounded(Codec::Zstd, &mut decoder, &mut output, output_bytes_max)?;
+            return Ok(output);
+        };
+        if slot.is_none() {
+            let context = zstd::zstd_safe::DCtx::try_create()
+                .ok_or_else(|| corrupt(Codec::Zstd, "no memory for a decompression context"))?;
+            *slot = Some(context);
+        }
+        let context = slot.as_mut().expect("made above");
+        // `with_context` resets the context's session: nothing of an earlier frame (one that
+        // failed half way, say) carries over.
+        let mut decoder = zstd::stream::read::Decoder::with_context(input, context);
+        read_bounded(Codec::Zstd, &mut decoder, &mut output, output_bytes_max)?;
+        Ok(output)
+    })
 }
 
 fn zstd_compress(input: &[u8]) -> Result<Vec<u8>, CompressionError> {
     // Level 3 is both zstd's default and Kafka's default `compression.zstd.level`.
-    zstd::bulk::compress(input, zstd::DEFAULT_COMPRESSION_LEVEL)
-        .map_err(|e| compress_failed(Codec::Zstd, e))
+    let level = zstd::DEFAULT_COMPRESSION_LEVEL;
+    ZSTD_COMPRESSOR.with(|cell| {
+        let Ok(mut slot) = cell.try_borrow_mut() else {
+            return zstd::bulk::compress(input, level).map_err(|e| compress_failed(Codec::Zstd, e));
+        };
+        if slot.is_none() {
+            let compressor =
+                zstd::bulk::Compressor::new(level).map_err(|e| compress_failed(Codec::Zstd, e))?;
+            *slot = Some(compressor);
+        }
+        let compressor = slot.as_mut().expect("made above");
+        compressor
+            .compress(input)
+            .map_err(|e| compress_failed(Codec::Zstd, e))
+    })
 }
