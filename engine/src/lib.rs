@@ -11,4 +11,5 @@ pub mod io;
 pub mod log;
 pub mod partition;
 pub mod protocol;
+pub mod quorum;
 pub mod server;
