@@ -39,6 +39,12 @@ impl Network for Exhausted {
             accepts: self.accepts.clone(),
         })
     }
+
+    async fn connect(&self, address: &str) -> io::Result<NoConnection> {
+        Err(io::Error::other(format!(
+            "no connections to {address} here"
+        )))
+    }
 }
 
 impl Listener for ExhaustedListener {

@@ -22,6 +22,9 @@ pub trait Network: Clone + Send + Sync + 'static {
 
     /// Listens on `address` (host:port; port 0 picks a free one).
     fn bind(&self, address: &str) -> impl Future<Output = io::Result<Self::Listener>> + Send;
+
+    /// Connects to `address` (host:port): the quorum's voters reach one another this way.
+    fn connect(&self, address: &str) -> impl Future<Output = io::Result<Self::Connection>> + Send;
 }
 
 pub trait Listener: Send + Sync + 'static {

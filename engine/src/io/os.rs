@@ -254,6 +254,13 @@ impl super::net::Network for TcpNetwork {
         let listener = tokio::net::TcpListener::bind(address).await?;
         Ok(TcpListener { listener })
     }
+
+    async fn connect(&self, address: &str) -> io::Result<TcpConnection> {
+        let stream = tokio::net::TcpStream::connect(address).await?;
+        #[cfg(not(madsim))]
+        stream.set_nodelay(true)?;
+        Ok(TcpConnection { stream })
+    }
 }
 
 impl super::net::Listener for TcpListener {

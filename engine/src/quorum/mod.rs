@@ -12,3 +12,4 @@ pub mod image;
 pub mod node;
 pub mod records;
 pub mod storage;
+pub mod transport;
