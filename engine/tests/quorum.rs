@@ -53,6 +53,7 @@ async fn start(
     let (handle, commands) = transport::channel();
     let task = tokio::spawn(transport::run(
         OsDisk,
+        keel::io::os::OsRng::default(),
         TcpNetwork,
         listener,
         config,

@@ -15,6 +15,8 @@ const USAGE: &str = "usage: keel-sim [--seeds N] [--from S] [--ops K] [--jobs J]
        keel-sim --check-determinism [--seed S] [--ops K]
        --workload log|broker|compact|mixed picks the server (mixed: each seed chooses;
        compact: the storage node with cleanup.policy=compact and its cleaner)
+       --brokers N runs the metadata quorum of N voters instead (kills, power losses,
+       partitions, an isolated leader, restart storms)
        (--lying-fsync and --bit-rot P change the disk for proof runs)";
 
 #[derive(Debug)]
@@ -55,6 +57,13 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                         return Err(format!("--workload log|broker|compact|mixed, not {other}"))
                     }
                 }
+            }
+            "--brokers" => {
+                let voters = number(&value("--brokers")?)?;
+                if !(1..=9).contains(&voters) {
+                    return Err(format!("--brokers 1 to 9, not {voters}"));
+                }
+                args.options.voters = Some(voters);
             }
             "--check-determinism" => args.determinism = true,
             "--lying-fsync" => args.options.lying_fsync = true,
@@ -119,6 +128,9 @@ fn replay_command(seed: u64, options: &RunOptions) -> String {
     }
     if let Some(workload) = workload_name(options) {
         command.push_str(&format!(" --workload {workload}"));
+    }
+    if let Some(voters) = options.voters {
+        command.push_str(&format!(" --brokers {voters}"));
     }
     command + " --trace"
 }
@@ -191,6 +203,9 @@ fn replay_hash(seed: u64, options: &RunOptions) -> Option<String> {
     ]);
     if let Some(workload) = workload_name(options) {
         command.args(["--workload", workload]);
+    }
+    if let Some(voters) = options.voters {
+        command.args(["--brokers", &voters.to_string()]);
     }
     let output = command.output().ok()?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();

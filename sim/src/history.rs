@@ -119,6 +119,47 @@ pub enum Event {
         offset: Option<i64>,
         epoch: u64,
     },
+    // The metadata quorum (`--brokers N`, sim/src/quorum.rs).
+    /// Voter `voter`'s process started (its driver opened the quorum's files).
+    VoterUp {
+        voter: u64,
+    },
+    /// Voter `voter` was killed; with `power`, its disk lost what was not synced.
+    VoterDown {
+        voter: u64,
+        power: bool,
+    },
+    /// Voter `voter`'s network was cut off (`cut`) or given back.
+    VoterNetwork {
+        voter: u64,
+        cut: bool,
+    },
+    BecameLeader {
+        voter: u64,
+        term: u64,
+    },
+    /// Voter `voter` applied the entry at `index` (written in `term`); `record` names it.
+    MetaApplied {
+        voter: u64,
+        index: u64,
+        term: u64,
+        record: String,
+    },
+    /// A proposal was answered as committed at `index`.
+    MetaAcked {
+        index: u64,
+        record: String,
+    },
+    /// What a voter's image held at the end, after the heal: the names of its topics.
+    MetaFinal {
+        voter: u64,
+        applied: u64,
+        topics: Vec<String>,
+    },
+    /// After the heal, the first proposal that committed took this long (`None`: none did).
+    MetaLiveness {
+        ms: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -21,6 +21,8 @@ pub mod kafka;
 #[cfg(madsim)]
 pub mod node;
 #[cfg(madsim)]
+pub mod quorum;
+#[cfg(madsim)]
 pub mod runner;
 #[cfg(madsim)]
 pub mod workload;

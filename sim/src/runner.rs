@@ -35,6 +35,9 @@ pub struct RunOptions {
     /// many updates per key, the cleaner running often); `None` lets the seed choose. Only the
     /// storage node compacts.
     pub compact: Option<bool>,
+    /// Runs the metadata quorum with this many voters instead (`--brokers N`,
+    /// sim/src/quorum.rs).
+    pub voters: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -46,6 +49,7 @@ impl Default for RunOptions {
             constant_bit_rot: None,
             broker: None,
             compact: None,
+            voters: None,
         }
     }
 }
@@ -248,6 +252,25 @@ fn simulate(seed: u64, options: &RunOptions, outcome: &mut SeedOutcome) {
     let mut runtime = Runtime::with_seed_and_config(seed, madsim::Config::default());
     runtime.set_time_limit(SIMULATED_TIME_LIMIT);
     let history = History::new(options.trace);
+    if let Some(voters) = options.voters {
+        let operations = options.operations;
+        let disk_seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let run_history = history.clone();
+        let verdict = runtime.block_on(async move {
+            let verdict = crate::quorum::run(voters, operations, disk_seed, run_history).await;
+            (verdict, crate::clock::elapsed_ms())
+        });
+        let (verdict, simulated_ms) = verdict;
+        outcome.trace_hash = history.trace_hash();
+        let events = history.take_events();
+        outcome.target = "quorum";
+        outcome.flush = format!("{voters} voters");
+        outcome.operations = verdict.operations;
+        outcome.faults = verdict.faults;
+        outcome.simulated_ms = simulated_ms;
+        outcome.violation = crate::quorum::check(&events, voters);
+        return;
+    }
     let verdict = runtime.block_on(run_cluster(options.clone(), history.clone()));
     outcome.trace_hash = history.trace_hash();
     let events = history.take_events();

@@ -51,6 +51,7 @@ fn steps(root: &Path) -> Vec<Step> {
         sim_cargo_step(root, "sim-clippy", sim::CI_CLIPPY_ARGS),
         sim_cargo_step(root, "sim-test", sim::CI_TEST_ARGS),
         sim_step(root, "sim", sim::CI_SIM_ARGS),
+        sim_step(root, "quorum", sim::CI_QUORUM_ARGS),
         sim_step(root, "determinism", sim::CI_DETERMINISM_ARGS),
     ]
 }

@@ -9,6 +9,10 @@ use std::process::Command;
 /// Arguments for the ci simulation step: a few hundred seeds of the full faulted workload.
 pub const CI_SIM_ARGS: &[&str] = &["--seeds", "300"];
 
+/// Arguments for the ci quorum step: the metadata quorum of three voters, 200 seeds of 2,000
+/// proposals each under kills, power losses, partitions and restart storms.
+pub const CI_QUORUM_ARGS: &[&str] = &["--seeds", "200", "--brokers", "3", "--ops", "2000"];
+
 /// Arguments for the ci determinism step: one seed run alone twice, each in a fresh process, and
 /// once after another seed in one process, must give identical traces.
 pub const CI_DETERMINISM_ARGS: &[&str] = &["--check-determinism", "--seed", "1"];

@@ -15,7 +15,7 @@ use raft::{Config, RawNode, StateRole};
 use super::image::{Applied, MetadataImage};
 use super::records::MetadataRecord;
 use super::storage::DiskStorage;
-use crate::io::Disk;
+use crate::io::{Disk, Rng};
 
 /// Ticks without a leader's heartbeat before a follower stands for election (randomized by
 /// raft-rs between this and twice this), and between a leader's heartbeats.
@@ -55,18 +55,23 @@ pub enum ProposeError {
     Dropped(String),
 }
 
-pub struct Voter<D: Disk> {
+pub struct Voter<D: Disk, R: Rng> {
     raw: RawNode<DiskStorage<D>>,
     image: MetadataImage,
     led_term: u64,
+    /// Draws each election timeout: raft-rs draws its own from the operating system's
+    /// randomness, which the simulator cannot replay, so every one it draws is replaced.
+    rng: R,
+    /// The (term, role) the timeout was last drawn for: raft-rs draws a new one at each change.
+    drawn_for: Option<(u64, StateRole)>,
 }
 
-impl<D: Disk> Voter<D> {
+impl<D: Disk, R: Rng> Voter<D, R> {
     /// Opens voter `id` of the quorum of `voters` with its files in `dir`.
     ///
     /// # Errors
     /// IO errors, damaged state (see `DiskStorage::open`), a configuration raft-rs refuses.
-    pub fn open(disk: D, dir: &Path, id: u64, voters: &[u64]) -> io::Result<Voter<D>> {
+    pub fn open(disk: D, rng: R, dir: &Path, id: u64, voters: &[u64]) -> io::Result<Voter<D, R>> {
         let storage = DiskStorage::open(disk, dir, voters)?;
         let snapshot = storage.snapshot_ref();
         let image = if snapshot.get_metadata().index == 0 {
@@ -95,11 +100,28 @@ impl<D: Disk> Voter<D> {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let raw = RawNode::new(&config, storage, &logger(id))
             .map_err(|e| io::Error::other(format!("raft: {e}")))?;
-        Ok(Voter {
+        let mut voter = Voter {
             raw,
             image,
             led_term: 0,
-        })
+            rng,
+            drawn_for: None,
+        };
+        voter.draw_election_timeout();
+        Ok(voter)
+    }
+
+    /// A new election timeout from `rng`, uniform in [ELECTION_TICKS, 2 * ELECTION_TICKS) as
+    /// raft-rs's own, whenever raft-rs has drawn one (a new term or role) since the last.
+    fn draw_election_timeout(&mut self) {
+        let now = Some((self.raw.raft.term, self.raw.raft.state));
+        if now == self.drawn_for {
+            return;
+        }
+        self.drawn_for = now;
+        let span = ELECTION_TICKS as u64;
+        let timeout = ELECTION_TICKS + (self.rng.next_u64() % span) as usize;
+        self.raw.raft.set_randomized_election_timeout(timeout);
     }
 
     pub fn id(&self) -> u64 {
@@ -126,6 +148,7 @@ impl<D: Disk> Voter<D> {
 
     pub fn tick(&mut self) {
         self.raw.tick();
+        self.draw_election_timeout();
     }
 
     /// Hands the voter a message from another voter. Messages from a stale term or an unknown
@@ -135,6 +158,20 @@ impl<D: Disk> Voter<D> {
         if let Err(e) = self.raw.step(message) {
             tracing::debug!(from, error = %e, "dropped a raft message");
         }
+        self.draw_election_timeout();
+    }
+
+    /// Tells raft-rs what became of a snapshot sent to `to`. Until it is told, the leader sends
+    /// that follower nothing more; a snapshot lost on the way would leave it behind for good.
+    /// `delivered` (handed to the transport) makes the leader probe the follower from the
+    /// snapshot on, which sends the snapshot again if it never arrived.
+    pub fn report_snapshot(&mut self, to: u64, delivered: bool) {
+        let status = if delivered {
+            raft::SnapshotStatus::Finish
+        } else {
+            raft::SnapshotStatus::Failure
+        };
+        self.raw.report_snapshot(to, status);
     }
 
     /// Proposes `record`; `context` comes back with it when it commits.
@@ -313,14 +350,40 @@ mod tests {
     /// cut-off voter.
     struct Cluster {
         disks: Vec<MemDisk>,
-        voters: Vec<Option<Voter<MemDisk>>>,
+        voters: Vec<Option<Voter<MemDisk, TestRng>>>,
         wire: VecDeque<Message>,
         committed: Vec<Vec<Committed>>,
         cut_off: Option<u64>,
+        /// Snapshots still to lose on the way (each reported as handed over, as the
+        /// transport does when it queues one).
+        snapshots_to_lose: u32,
     }
 
     fn dir() -> PathBuf {
         PathBuf::from("/data/__cluster_metadata-0")
+    }
+
+    /// A seeded xorshift, one per voter.
+    #[derive(Clone)]
+    struct TestRng(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+    impl TestRng {
+        fn new(seed: u64) -> TestRng {
+            TestRng(std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
+                seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            )))
+        }
+    }
+
+    impl Rng for TestRng {
+        fn next_u64(&self) -> u64 {
+            let mut x = self.0.load(std::sync::atomic::Ordering::Relaxed);
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0.store(x, std::sync::atomic::Ordering::Relaxed);
+            x
+        }
     }
 
     impl Cluster {
@@ -330,7 +393,16 @@ mod tests {
             let voters = ids
                 .iter()
                 .map(|&id| {
-                    Some(Voter::open(disks[id as usize - 1].clone(), &dir(), id, &ids).unwrap())
+                    Some(
+                        Voter::open(
+                            disks[id as usize - 1].clone(),
+                            TestRng::new(id),
+                            &dir(),
+                            id,
+                            &ids,
+                        )
+                        .unwrap(),
+                    )
                 })
                 .collect();
             Cluster {
@@ -339,6 +411,7 @@ mod tests {
                 wire: VecDeque::new(),
                 committed: vec![Vec::new(); n as usize],
                 cut_off: None,
+                snapshots_to_lose: 0,
             }
         }
 
@@ -356,6 +429,11 @@ mod tests {
                 for (i, voter) in self.voters.iter_mut().enumerate() {
                     let Some(voter) = voter else { continue };
                     let output = voter.process().unwrap();
+                    for message in &output.messages {
+                        if message.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
+                            voter.report_snapshot(message.to, true);
+                        }
+                    }
                     self.wire.extend(output.messages);
                     self.committed[i].extend(output.committed);
                 }
@@ -367,6 +445,12 @@ mod tests {
                         .cut_off
                         .is_some_and(|c| c == message.to || c == message.from)
                     {
+                        continue;
+                    }
+                    let snapshot =
+                        message.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot;
+                    if snapshot && self.snapshots_to_lose > 0 {
+                        self.snapshots_to_lose -= 1;
                         continue;
                     }
                     if let Some(Some(voter)) = self.voters.get_mut(message.to as usize - 1) {
@@ -405,7 +489,16 @@ mod tests {
             let i = id as usize - 1;
             self.voters[i] = None;
             let ids: Vec<u64> = (1..=self.voters.len() as u64).collect();
-            self.voters[i] = Some(Voter::open(self.disks[i].clone(), &dir(), id, &ids).unwrap());
+            self.voters[i] = Some(
+                Voter::open(
+                    self.disks[i].clone(),
+                    TestRng::new(id + 100),
+                    &dir(),
+                    id,
+                    &ids,
+                )
+                .unwrap(),
+            );
             self.committed[i].clear();
         }
     }
@@ -485,6 +578,8 @@ mod tests {
             }
         }
         cluster.propose("after");
+        // The first snapshot sent is lost: the leader must send it again, not wait for good.
+        cluster.snapshots_to_lose = 1;
         let leader_voter = cluster.voters[cluster.leader().unwrap() as usize - 1]
             .as_ref()
             .unwrap();

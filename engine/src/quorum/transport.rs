@@ -13,7 +13,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use raft::eraftpb::Message;
+use raft::eraftpb::{Message, MessageType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
@@ -130,8 +130,9 @@ struct Pending {
 ///
 /// # Errors
 /// IO errors of the voter's storage, at open or later.
-pub async fn run<D, N>(
+pub async fn run<D, N, R>(
     disk: D,
+    rng: R,
     network: N,
     listener: N::Listener,
     config: QuorumConfig,
@@ -141,9 +142,10 @@ pub async fn run<D, N>(
 where
     D: Disk,
     N: Network,
+    R: crate::io::Rng,
 {
     let ids: Vec<u64> = config.voters.keys().copied().collect();
-    let mut voter = crate::io::blocking(|| Voter::open(disk, &config.dir, config.id, &ids))?;
+    let mut voter = crate::io::blocking(|| Voter::open(disk, rng, &config.dir, config.id, &ids))?;
     let (inbound_tx, mut inbound) = mpsc::channel(INBOUND_QUEUE);
     // The driver's tasks end with it, however it ends (an abort included).
     let mut tasks = AbortOnDrop(vec![tokio::spawn(accept_loop(listener, inbound_tx))]);
@@ -252,8 +254,16 @@ where
         }
         for message in output.messages {
             if let Some(peer) = peers.get(&message.to) {
-                // A full queue drops the message: Raft retries what matters.
-                let _ = peer.try_send(message);
+                let (to, snapshot) = (
+                    message.to,
+                    message.get_msg_type() == MessageType::MsgSnapshot,
+                );
+                // A full queue drops the message: Raft retries what matters, and is told of a
+                // snapshot's fate (see `Voter::report_snapshot`).
+                let queued = peer.try_send(message).is_ok();
+                if snapshot {
+                    voter.report_snapshot(to, queued);
+                }
             }
         }
     };
