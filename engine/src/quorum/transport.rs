@@ -120,7 +120,8 @@ pub struct QuorumCommands(mpsc::Receiver<Command>);
 struct Pending {
     reply: oneshot::Sender<Result<Committed, ProposalError>>,
     term: u64,
-    deadline: tokio::time::Instant,
+    /// Ticks left before the proposer is told the outcome is unknown.
+    ticks_left: u64,
 }
 
 /// Runs voter `config.id` until every `QuorumHandle` is dropped (then `Ok`), or until its
@@ -170,10 +171,12 @@ where
         tokio::select! {
             _ = tick.tick() => {
                 voter.tick();
-                let now = tokio::time::Instant::now();
+                for p in pending.values_mut() {
+                    p.ticks_left = p.ticks_left.saturating_sub(1);
+                }
                 let expired: Vec<u64> = pending
                     .iter()
-                    .filter(|(_, p)| p.deadline <= now)
+                    .filter(|(_, p)| p.ticks_left == 0)
                     .map(|(&seq, _)| seq)
                     .collect();
                 for seq in expired {
@@ -206,7 +209,7 @@ where
                             pending.insert(next_proposal, Pending {
                                 reply,
                                 term: voter.term(),
-                                deadline: tokio::time::Instant::now() + PROPOSAL_TIMEOUT,
+                                ticks_left: PROPOSAL_TIMEOUT.as_millis() as u64 / config.tick_ms.max(1),
                             });
                         }
                         Err(ProposeError::NotLeader(leader)) => {
