@@ -255,22 +255,7 @@ impl Totals {
         self.operations += outcome.operations;
         self.simulated_ms += outcome.simulated_ms;
         self.lost_to_damage += outcome.lost_to_damage;
-        let f = &mut self.faults;
-        let o = &outcome.faults;
-        f.torn_writes += o.torn_writes;
-        f.bit_rots += o.bit_rots;
-        f.slow_fsyncs += o.slow_fsyncs;
-        f.enospc += o.enospc;
-        f.eio += o.eio;
-        f.read_eio += o.read_eio;
-        f.misdirected_reads += o.misdirected_reads;
-        f.misdirected_writes += o.misdirected_writes;
-        f.lied_fsyncs += o.lied_fsyncs;
-        f.permanent_rots += o.permanent_rots;
-        f.rots_at_rest += o.rots_at_rest;
-        f.crashes += o.crashes;
-        f.power_losses += o.power_losses;
-        f.stale_handle_uses += o.stale_handle_uses;
+        self.faults += outcome.faults;
         if outcome.violation.is_some() {
             self.failures.push(outcome);
         }

@@ -161,6 +161,25 @@ pub struct FaultCounts {
     pub stale_handle_uses: u64,
 }
 
+impl std::ops::AddAssign for FaultCounts {
+    fn add_assign(&mut self, o: FaultCounts) {
+        self.torn_writes += o.torn_writes;
+        self.bit_rots += o.bit_rots;
+        self.slow_fsyncs += o.slow_fsyncs;
+        self.enospc += o.enospc;
+        self.eio += o.eio;
+        self.read_eio += o.read_eio;
+        self.misdirected_reads += o.misdirected_reads;
+        self.misdirected_writes += o.misdirected_writes;
+        self.lied_fsyncs += o.lied_fsyncs;
+        self.permanent_rots += o.permanent_rots;
+        self.rots_at_rest += o.rots_at_rest;
+        self.crashes += o.crashes;
+        self.power_losses += o.power_losses;
+        self.stale_handle_uses += o.stale_handle_uses;
+    }
+}
+
 impl FaultCounts {
     /// Faults that make a read return wrong bytes or fail (transient ones).
     pub fn read_faults(&self) -> u64 {

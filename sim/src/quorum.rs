@@ -23,6 +23,7 @@ use keel::io::os::TcpNetwork;
 use keel::quorum::records::MetadataRecord;
 use keel::quorum::transport::{self, ProposalError, QuorumConfig, QuorumEvent, QuorumHandle};
 use madsim::net::NetSim;
+use madsim::rand::seq::SliceRandom;
 use madsim::rand::Rng;
 use madsim::runtime::{Handle, NodeHandle};
 
@@ -30,6 +31,7 @@ use crate::checkers::Violation;
 use crate::disk::{FaultCounts, SimDisk};
 use crate::history::{Event, History, TimedEvent};
 use crate::rng::SimRng;
+use crate::workload::sleep_ms;
 
 pub const CONTROLLER_PORT: u16 = 9093;
 const DIR: &str = "/keel-data/__cluster_metadata-0";
@@ -209,33 +211,21 @@ async fn propose(voters: &Voters, target: &mut u64, record: &MetadataRecord) -> 
     }
 }
 
-async fn proposer(
-    voters: Arc<Voters>,
-    operations: u64,
-    done: Arc<std::sync::atomic::AtomicBool>,
-) -> u64 {
+async fn proposer(voters: Arc<Voters>, operations: u64, done: Arc<std::sync::atomic::AtomicBool>) {
     let mut target = 1;
-    let mut made = 0;
     for n in 0..operations {
         let name = format!("t{n}");
-        made += 1;
         if let Some(index) = propose(&voters, &mut target, &topic(&name, n)).await {
             voters.history.record(Event::MetaAcked {
                 index,
                 record: name,
             });
         } else {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            sleep_ms(20).await;
         }
-        let gap = madsim::rand::thread_rng().gen_range(0..10);
-        tokio::time::sleep(Duration::from_millis(gap)).await;
+        sleep_ms(madsim::rand::thread_rng().gen_range(0..10)).await;
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);
-    made
-}
-
-async fn sleep_ms(ms: u64) {
-    tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
 /// One fault after another until the proposer is done.
@@ -306,10 +296,7 @@ async fn faults(voters: Arc<Voters>, done: Arc<std::sync::atomic::AtomicBool>) {
                 // A minority, or every voter, loses power at once.
                 let count = if rng.gen_bool(0.5) { minority } else { n };
                 let mut chosen = ids.clone();
-                for i in 0..chosen.len() {
-                    let j = rng.gen_range(i..chosen.len());
-                    chosen.swap(i, j);
-                }
+                chosen.shuffle(&mut rng);
                 chosen.truncate(count);
                 for &voter in &chosen {
                     voters.kill(voter, true);
@@ -463,25 +450,19 @@ pub async fn run(
         .ip("10.0.2.1".parse().expect("ip"))
         .build();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let made = {
-        let (v, d) = (voters.clone(), done.clone());
-        let proposing = client.spawn(proposer(v, operations, d));
-        let (v, d) = (voters.clone(), done.clone());
-        let faulting = client.spawn(faults(v, d));
-        let made = proposing.await.expect("the client node is never killed");
-        let _ = faulting.await;
-        made
-    };
+    let (v, d) = (voters.clone(), done.clone());
+    let proposing = client.spawn(proposer(v, operations, d));
+    let (v, d) = (voters.clone(), done.clone());
+    let faulting = client.spawn(faults(v, d));
+    proposing.await.expect("the client node is never killed");
+    let _ = faulting.await;
     {
         let v = voters.clone();
         let _ = client.spawn(async move { heal(&v).await }).await;
     }
     let mut faults = FaultCounts::default();
     for disk in voters.disks.values() {
-        let counts = disk.fault_counts();
-        faults.crashes += counts.crashes;
-        faults.power_losses += counts.power_losses;
-        faults.stale_handle_uses += counts.stale_handle_uses;
+        faults += disk.fault_counts();
     }
     for node in voters.nodes.values() {
         handle.kill(node.id());
@@ -490,10 +471,7 @@ pub async fn run(
     for disk in voters.disks.values() {
         disk.release();
     }
-    QuorumVerdict {
-        operations: made,
-        faults,
-    }
+    QuorumVerdict { operations, faults }
 }
 
 /// The quorum's checkers over the whole history (see the module doc).

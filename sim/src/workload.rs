@@ -266,7 +266,7 @@ async fn call<T>(mailbox: &Mailbox, make: impl FnOnce(oneshot::Sender<T>) -> Req
     madsim::time::timeout(timeout, answer).await.ok()?.ok()
 }
 
-async fn sleep_ms(ms: u64) {
+pub(crate) async fn sleep_ms(ms: u64) {
     madsim::time::sleep(Duration::from_millis(ms)).await;
 }
 

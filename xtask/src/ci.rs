@@ -53,6 +53,7 @@ fn steps(root: &Path) -> Vec<Step> {
         sim_step(root, "sim", sim::CI_SIM_ARGS),
         sim_step(root, "quorum", sim::CI_QUORUM_ARGS),
         sim_step(root, "determinism", sim::CI_DETERMINISM_ARGS),
+        sim_step(root, "quorum-determinism", sim::CI_QUORUM_DETERMINISM_ARGS),
     ]
 }
 

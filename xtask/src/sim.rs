@@ -17,6 +17,18 @@ pub const CI_QUORUM_ARGS: &[&str] = &["--seeds", "200", "--brokers", "3", "--ops
 /// once after another seed in one process, must give identical traces.
 pub const CI_DETERMINISM_ARGS: &[&str] = &["--check-determinism", "--seed", "1"];
 
+/// The same for the metadata quorum, whose raft-rs would draw election timeouts from the
+/// operating system's randomness if the voters did not replace them.
+pub const CI_QUORUM_DETERMINISM_ARGS: &[&str] = &[
+    "--check-determinism",
+    "--seed",
+    "1",
+    "--brokers",
+    "3",
+    "--ops",
+    "1000",
+];
+
 /// The simulator's code is compiled only under `--cfg madsim`, so the ordinary clippy and test
 /// steps never see it: ci lints and tests it again in the simulator's build.
 pub const CI_CLIPPY_ARGS: &[&str] = &[

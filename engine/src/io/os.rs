@@ -222,6 +222,15 @@ impl Default for OsRng {
     }
 }
 
+impl OsRng {
+    /// The same generator from a fixed seed (tests that want repeatable draws).
+    pub fn seeded(seed: u64) -> OsRng {
+        OsRng {
+            state: Arc::new(AtomicU64::new(seed)),
+        }
+    }
+}
+
 impl Rng for OsRng {
     fn next_u64(&self) -> u64 {
         let mut z = self

@@ -343,6 +343,7 @@ impl slog::Serializer for KvText {
 mod tests {
     use super::*;
     use crate::io::mem::MemDisk;
+    use crate::io::os::OsRng;
     use std::collections::VecDeque;
     use std::path::PathBuf;
 
@@ -350,7 +351,7 @@ mod tests {
     /// cut-off voter.
     struct Cluster {
         disks: Vec<MemDisk>,
-        voters: Vec<Option<Voter<MemDisk, TestRng>>>,
+        voters: Vec<Option<Voter<MemDisk, OsRng>>>,
         wire: VecDeque<Message>,
         committed: Vec<Vec<Committed>>,
         cut_off: Option<u64>,
@@ -363,29 +364,6 @@ mod tests {
         PathBuf::from("/data/__cluster_metadata-0")
     }
 
-    /// A seeded xorshift, one per voter.
-    #[derive(Clone)]
-    struct TestRng(std::sync::Arc<std::sync::atomic::AtomicU64>);
-
-    impl TestRng {
-        fn new(seed: u64) -> TestRng {
-            TestRng(std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
-                seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
-            )))
-        }
-    }
-
-    impl Rng for TestRng {
-        fn next_u64(&self) -> u64 {
-            let mut x = self.0.load(std::sync::atomic::Ordering::Relaxed);
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0.store(x, std::sync::atomic::Ordering::Relaxed);
-            x
-        }
-    }
-
     impl Cluster {
         fn new(n: u64) -> Cluster {
             let ids: Vec<u64> = (1..=n).collect();
@@ -396,7 +374,7 @@ mod tests {
                     Some(
                         Voter::open(
                             disks[id as usize - 1].clone(),
-                            TestRng::new(id),
+                            OsRng::seeded(id),
                             &dir(),
                             id,
                             &ids,
@@ -492,7 +470,7 @@ mod tests {
             self.voters[i] = Some(
                 Voter::open(
                     self.disks[i].clone(),
-                    TestRng::new(id + 100),
+                    OsRng::seeded(id + 100),
                     &dir(),
                     id,
                     &ids,

@@ -120,8 +120,8 @@ pub struct QuorumCommands(mpsc::Receiver<Command>);
 struct Pending {
     reply: oneshot::Sender<Result<Committed, ProposalError>>,
     term: u64,
-    /// Ticks left before the proposer is told the outcome is unknown.
-    ticks_left: u64,
+    /// The tick at which the proposer is told the outcome is unknown.
+    deadline: u64,
 }
 
 /// Runs voter `config.id` until every `QuorumHandle` is dropped (then `Ok`), or until its
@@ -167,16 +167,17 @@ where
     let mut tick = tokio::time::interval(Duration::from_millis(config.tick_ms.max(1)));
     let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
     let mut next_proposal = 0u64;
+    // Time in ticks: the driver reads no clock of its own.
+    let mut ticks = 0u64;
+    let timeout_ticks = PROPOSAL_TIMEOUT.as_millis() as u64 / config.tick_ms.max(1);
     let result = loop {
         tokio::select! {
             _ = tick.tick() => {
                 voter.tick();
-                for p in pending.values_mut() {
-                    p.ticks_left = p.ticks_left.saturating_sub(1);
-                }
+                ticks += 1;
                 let expired: Vec<u64> = pending
                     .iter()
-                    .filter(|(_, p)| p.ticks_left == 0)
+                    .filter(|(_, p)| p.deadline <= ticks)
                     .map(|(&seq, _)| seq)
                     .collect();
                 for seq in expired {
@@ -209,7 +210,7 @@ where
                             pending.insert(next_proposal, Pending {
                                 reply,
                                 term: voter.term(),
-                                ticks_left: PROPOSAL_TIMEOUT.as_millis() as u64 / config.tick_ms.max(1),
+                                deadline: ticks + timeout_ticks,
                             });
                         }
                         Err(ProposeError::NotLeader(leader)) => {
