@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use keel::broker::config::BrokerConfig;
 use keel::broker::{settings, Broker};
-use keel::io::net::Network;
+use keel::io::net::{Listener as _, Network};
 use keel::io::os::{OsClock, OsDisk, OsRng, TcpNetwork};
 use keel::log::dump;
 use keel::server;
@@ -108,7 +108,12 @@ fn broker_config(args: ServeArgs) -> Result<BrokerConfig, String> {
         settings::apply(&mut config, name.trim(), value.trim())?;
     }
     if let Some(listen) = args.listen {
+        // The client listener: a CONTROLLER listener set with --set stays.
+        let controller = config.cluster.controller_listen.clone();
         settings::apply(&mut config, "listeners", &listen)?;
+        if config.cluster.controller_listen.is_none() {
+            config.cluster.controller_listen = controller;
+        }
     }
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
@@ -136,6 +141,9 @@ fn serve(args: ServeArgs) -> std::io::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if config.cluster.is_quorum() {
+        return runtime.block_on(serve_in_cluster(config));
+    }
     runtime.block_on(async move {
         let listen = config.listen.clone();
         let broker = Broker::open(OsDisk, OsClock, OsRng::default(), config)
@@ -149,6 +157,112 @@ fn serve(args: ServeArgs) -> std::io::Result<ExitCode> {
             .await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Checks the cluster settings; the CONTROLLER listener's address.
+fn cluster_settings(config: &BrokerConfig) -> Result<String, String> {
+    let cluster = &config.cluster;
+    let id = u64::try_from(config.node_id).map_err(|_| "node.id must not be negative")?;
+    if !cluster.controller {
+        return Err("process.roles=broker: a broker that is not also a voter of                     controller.quorum.voters is not supported yet; use process.roles=broker,controller"
+            .to_owned());
+    }
+    let Some(me) = cluster.voters.get(&id) else {
+        return Err(format!(
+            "node.id {id} is not one of controller.quorum.voters ({})",
+            cluster
+                .voters
+                .keys()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    };
+    let Some(listen) = cluster.controller_listen.clone() else {
+        return Err(format!(
+            "listeners has no {} listener for the metadata quorum (controller.listener.names)",
+            cluster.controller_listener_names.join(" or ")
+        ));
+    };
+    if &listen != me && !listen.starts_with("0.0.0.0:") {
+        tracing::warn!(listener = %listen, voter = %me, "the CONTROLLER listener is not the address controller.quorum.voters gives this node");
+    }
+    Ok(listen)
+}
+
+/// Serves as a node of a cluster: a voter of the metadata quorum and, with the broker role, a
+/// broker whose topics and leadership come from the quorum's metadata.
+async fn serve_in_cluster(config: BrokerConfig) -> std::io::Result<ExitCode> {
+    use keel::broker::cluster::{self, Cluster};
+    use keel::io::Rng as _;
+    use keel::quorum::records::Endpoint;
+    use keel::quorum::transport::{self, QuorumConfig};
+    let controller_listen = match cluster_settings(&config) {
+        Ok(listen) => listen,
+        Err(e) => {
+            eprintln!("keel: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let quorum_config = QuorumConfig {
+        id: config.node_id as u64,
+        voters: config.cluster.voters.clone(),
+        dir: config.data_dir.join(keel::quorum::METADATA_DIR),
+        tick_ms: transport::TICK_MS,
+        session_timeout_ms: config.cluster.session_timeout_ms,
+    };
+    let controller_listener = bind(&controller_listen, "listeners (CONTROLLER)").await?;
+    let (handle, commands) = transport::channel();
+    let voter = config.node_id;
+    let quorum = tokio::spawn(async move {
+        let ran = transport::run(
+            OsDisk,
+            OsRng::default(),
+            TcpNetwork,
+            controller_listener,
+            quorum_config,
+            commands,
+            |_| {},
+        )
+        .await;
+        if let Err(e) = ran {
+            // The broker must not go on with metadata that no longer moves.
+            tracing::error!(voter, error = %e, "the metadata quorum's storage failed; stopping");
+            std::process::exit(1);
+        }
+    });
+    tracing::info!(node = voter, controller = %controller_listen, voters = config.cluster.voters.len(), "metadata quorum voter started");
+    let listen = config.listen.clone();
+    let rng = OsRng::default();
+    let mut incarnation = [0u8; 16];
+    incarnation[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
+    incarnation[8..].copy_from_slice(&rng.next_u64().to_be_bytes());
+    let broker = Broker::open(OsDisk, OsClock, rng, config)
+        .map_err(|e| std::io::Error::other(format!("opening the data directory: {e:?}")))?;
+    let broker = Arc::new(broker);
+    broker.join(Cluster::new(broker.config.node_id, handle, incarnation));
+    let listener = bind(&listen, "listeners").await?;
+    broker.set_bound_address(&listener.local_address()?);
+    let (host, port) = broker.advertised();
+    let endpoints = vec![Endpoint {
+        name: cluster::CLIENT_LISTENER.to_owned(),
+        host,
+        port: u16::try_from(port).unwrap_or(9092),
+    }];
+    let follower = tokio::spawn(cluster::run(broker.clone(), endpoints));
+    let metrics = match broker.config.metrics_listen.clone() {
+        Some(address) => Some(bind(&address, "metrics.listen").await?),
+        None => None,
+    };
+    let stopping = broker.clone();
+    let shutdown = async move {
+        terminated().await;
+        cluster::shut_down(&stopping).await;
+    };
+    server::serve::<TcpNetwork, _, _, _>(listener, metrics, broker, shutdown).await?;
+    follower.abort();
+    quorum.abort();
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Binds `address`; a failure names the address and the setting that asked for it.

@@ -49,6 +49,7 @@ async fn start(
         voters: voters.clone(),
         dir: dir.0.join(format!("voter-{id}")),
         tick_ms: TICK_MS,
+        session_timeout_ms: 9_000,
     };
     let (handle, commands) = transport::channel();
     let task = tokio::spawn(transport::run(
@@ -160,13 +161,20 @@ async fn three_voters_commit_through_a_leader_and_survive_its_loss() {
     let status = running[&leader].handle.status().await.unwrap();
     assert!(status.image.topics.contains_key("orders"));
 
-    // A follower refuses proposals and names the leader.
+    // A follower forwards a proposal to the leader, and hears when it commits.
     let leader = leader_of(&running).await;
     let follower = running.keys().copied().find(|&id| id != leader).unwrap();
-    match running[&follower].handle.propose(topic("x", 9)).await {
-        Err(transport::ProposalError::NotLeader(named)) => assert_eq!(named, Some(leader)),
-        other => panic!("a follower took a proposal: {other:?}"),
-    }
+    let committed = running[&follower].handle.propose(topic("x", 9)).await;
+    assert_eq!(
+        committed.expect("forwarded and committed").outcome,
+        Applied::Done
+    );
+    assert!(running[&leader]
+        .handle
+        .view()
+        .image
+        .topics
+        .contains_key("x"));
     for (_, r) in running {
         r.task.abort();
     }

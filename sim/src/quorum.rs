@@ -133,6 +133,7 @@ async fn voter_main(
             voters: voters.clone(),
             dir: DIR.into(),
             tick_ms: transport::TICK_MS,
+            session_timeout_ms: 9_000,
         };
         let observer = history.clone();
         let observe = move |event: &QuorumEvent| match event {

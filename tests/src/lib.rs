@@ -449,7 +449,7 @@ fn scratch_dir() -> PathBuf {
 }
 
 /// A port that was free a moment ago (nothing reserves it until keel binds it).
-fn probably_free_port() -> u16 {
+pub fn probably_free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
     listener.local_addr().expect("the bound address").port()
 }

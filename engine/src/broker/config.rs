@@ -61,6 +61,49 @@ pub struct BrokerConfig {
     /// (see `broker::descriptors`): set by `main` from the OS, small in tests; `None` is no
     /// limit.
     pub open_files_max: Option<u64>,
+    /// The cluster's settings (process.roles, controller.quorum.voters, ...).
+    pub cluster: ClusterConfig,
+}
+
+/// How this node takes part in a cluster, with KRaft's names. With no voters, the node is a
+/// cluster of one and keeps its metadata in its data directory alone, as keel always has.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// process.roles includes `broker`.
+    pub broker: bool,
+    /// process.roles includes `controller`.
+    pub controller: bool,
+    /// controller.quorum.voters: id -> host:port of its CONTROLLER listener.
+    pub voters: BTreeMap<u64, String>,
+    /// The listener of `listeners` named in controller.listener.names (host:port).
+    pub controller_listen: Option<String>,
+    /// controller.listener.names
+    pub controller_listener_names: Vec<String>,
+    /// listeners as given: resolved again when controller.listener.names changes.
+    pub listeners: String,
+    /// broker.session.timeout.ms
+    pub session_timeout_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> ClusterConfig {
+        ClusterConfig {
+            broker: true,
+            controller: true,
+            voters: BTreeMap::new(),
+            controller_listen: None,
+            controller_listener_names: vec!["CONTROLLER".to_owned()],
+            listeners: "PLAINTEXT://127.0.0.1:9092".to_owned(),
+            session_timeout_ms: 9_000,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether this node is part of a quorum of voters (rather than a cluster of one).
+    pub fn is_quorum(&self) -> bool {
+        !self.voters.is_empty()
+    }
 }
 
 impl Default for BrokerConfig {
@@ -84,6 +127,7 @@ impl Default for BrokerConfig {
             metrics_listen: Some("127.0.0.1:9644".to_owned()),
             explicit: BTreeMap::new(),
             open_files_max: None,
+            cluster: ClusterConfig::default(),
         }
     }
 }

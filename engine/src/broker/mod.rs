@@ -4,6 +4,7 @@
 //! and in the simulator; the Kafka protocol (`crate::protocol`) and the server
 //! (`crate::server`) sit on top of it.
 
+pub mod cluster;
 pub mod config;
 pub mod descriptors;
 pub mod fetch_sessions;
@@ -47,6 +48,8 @@ pub struct Broker<D: Disk, C: Clock, R: Rng> {
     pub producer_ids: producer_ids::ProducerIds,
     pub groups: groups::Coordinator,
     pub fetch_sessions: fetch_sessions::FetchSessions,
+    /// Set when the node runs with a quorum of voters (`cluster.rs`).
+    cluster: std::sync::OnceLock<cluster::Cluster>,
 }
 
 /// Descriptors promised to a creation, in `Broker::descriptors_reserved` for as long as this
@@ -161,6 +164,7 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
             producer_ids,
             groups: coordinator,
             fetch_sessions: fetch_sessions::FetchSessions::default(),
+            cluster: std::sync::OnceLock::new(),
         })
     }
 
@@ -220,6 +224,31 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
         overrides: TopicOverrides,
         validate_only: bool,
     ) -> Result<Option<Arc<Topic<D>>>, TopicError> {
+        self.create_topic_with(name, partitions, overrides, validate_only, None)
+    }
+
+    /// Creates this node's files of a topic the cluster's metadata holds, with its id.
+    ///
+    /// # Errors
+    /// As `create_topic`.
+    pub fn create_topic_as(
+        &self,
+        name: &str,
+        partitions: i32,
+        overrides: TopicOverrides,
+        id: [u8; 16],
+    ) -> Result<Option<Arc<Topic<D>>>, TopicError> {
+        self.create_topic_with(name, partitions, overrides, false, Some(id))
+    }
+
+    fn create_topic_with(
+        &self,
+        name: &str,
+        partitions: i32,
+        overrides: TopicOverrides,
+        validate_only: bool,
+        id: Option<[u8; 16]>,
+    ) -> Result<Option<Arc<Topic<D>>>, TopicError> {
         let partitions = if partitions == -1 {
             self.config.partitions_default
         } else {
@@ -252,7 +281,7 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
         }
         let new = topics::NewTopic {
             name,
-            id: self.new_topic_id(),
+            id: id.unwrap_or_else(|| self.new_topic_id()),
             partitions,
             overrides,
         };
@@ -283,6 +312,9 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
     /// # Errors
     /// `Unknown` when absent and auto-creation is off (or not `allowed` by the request).
     pub fn topic_or_create(&self, name: &str, allowed: bool) -> Result<Arc<Topic<D>>, TopicError> {
+        if let Some(cluster) = self.cluster() {
+            return self.cluster_topic_or_create(cluster, name, allowed, TopicOverrides::new(), -1);
+        }
         if let Some(topic) = self.topic(name) {
             return Ok(topic);
         }
@@ -295,6 +327,38 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
             Err(TopicError::AlreadyExists) => self.topic(name).ok_or(TopicError::Unknown),
             Err(e) => Err(e),
         }
+    }
+
+    /// In a cluster: the topic if the metadata has it and this node's files of it are made;
+    /// otherwise `Pending` (asking the controller to create it when `allowed`) or `Unknown`.
+    fn cluster_topic_or_create(
+        &self,
+        cluster: &cluster::Cluster,
+        name: &str,
+        allowed: bool,
+        overrides: TopicOverrides,
+        partitions: i32,
+    ) -> Result<Arc<Topic<D>>, TopicError> {
+        let image = cluster.view().image;
+        if let Some(known) = image.topics.get(name) {
+            return match self.topic(name) {
+                Some(local) if local.id == known.id => Ok(local),
+                _ => Err(TopicError::Pending),
+            };
+        }
+        let internal = name == offsets::OFFSETS_TOPIC;
+        if !(allowed && (internal || self.config.auto_create_topics)) {
+            return Err(TopicError::Unknown);
+        }
+        topics::validate_name(name)?;
+        cluster.create_later(cluster::NewClusterTopic {
+            name: name.to_owned(),
+            partitions,
+            replication_factor: -1,
+            assignments: Vec::new(),
+            overrides,
+        });
+        Err(TopicError::Pending)
     }
 
     /// Deletes a topic and its data.
@@ -468,8 +532,10 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
     /// # Errors
     /// Storage errors creating it.
     pub fn offsets_topic(&self) -> Result<Arc<Topic<D>>, TopicError> {
-        if let Some(topic) = self.topic(offsets::OFFSETS_TOPIC) {
-            return Ok(topic);
+        if self.cluster().is_none() {
+            if let Some(topic) = self.topic(offsets::OFFSETS_TOPIC) {
+                return Ok(topic);
+            }
         }
         let overrides = TopicOverrides::from([
             ("cleanup.policy".to_owned(), "compact".to_owned()),
@@ -481,6 +547,10 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
             ),
         ]);
         let partitions = self.config.groups.offsets_partitions;
+        if let Some(cluster) = self.cluster() {
+            let name = offsets::OFFSETS_TOPIC;
+            return self.cluster_topic_or_create(cluster, name, true, overrides, partitions);
+        }
         match self.create_topic(offsets::OFFSETS_TOPIC, partitions, overrides, false) {
             Ok(Some(topic)) => Ok(topic),
             Ok(None) => Err(TopicError::Unknown),

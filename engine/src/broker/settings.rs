@@ -9,6 +9,7 @@
 //! NAME: ..."), never clamped. Settings Kafka has that change nothing in keel are accepted only
 //! where a user of Kafka would expect them to be, each with the reason in its row.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::config::{flush_policy, flush_settings, BrokerConfig};
@@ -261,6 +262,71 @@ fn set_flush_ms(config: &mut BrokerConfig, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Splits `listeners` into the client listener and the controller listener (the one named in
+/// controller.listener.names), each host:port.
+fn set_listeners(c: &mut BrokerConfig, value: &str) -> Result<(), String> {
+    let mut client = None;
+    let mut controller = None;
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let name = entry.split_once("://").map(|(name, _)| name);
+        let address = listener_address(entry)?;
+        let is_controller = name.is_some_and(|n| {
+            c.cluster
+                .controller_listener_names
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(n))
+        });
+        if is_controller {
+            controller.get_or_insert(address);
+        } else {
+            client.get_or_insert(address);
+        }
+    }
+    match (client, controller) {
+        (None, None) => return Err("expected host:port or PLAINTEXT://host:port".to_owned()),
+        (client, controller) => {
+            if let Some(client) = client {
+                c.listen = client;
+            }
+            c.cluster.controller_listen = controller;
+        }
+    }
+    c.cluster.listeners = value.trim().to_owned();
+    Ok(())
+}
+
+fn get_listeners(c: &BrokerConfig) -> String {
+    let mut out = plaintext(&c.listen);
+    if let Some(controller) = &c.cluster.controller_listen {
+        let name = c
+            .cluster
+            .controller_listener_names
+            .first()
+            .map_or("CONTROLLER", |n| n);
+        out.push_str(&format!(",{name}://{controller}"));
+    }
+    out
+}
+
+/// `1@host:port,2@host:port`: every voter's id and CONTROLLER address.
+fn parse_voters(value: &str) -> Result<BTreeMap<u64, String>, String> {
+    let mut voters = BTreeMap::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (id, address) = entry
+            .split_once('@')
+            .ok_or_else(|| format!("'{entry}': expected id@host:port"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{entry}': the id is not a number"))?;
+        let address = listener_address(address)?;
+        if voters.insert(id, address).is_some() {
+            return Err(format!("voter {id} is named twice"));
+        }
+    }
+    Ok(voters)
+}
+
 /// "host:port" from `PLAINTEXT://host:port` (the first listener of a list).
 fn listener_address(value: &str) -> Result<String, String> {
     let first = value.split(',').next().unwrap_or(value).trim();
@@ -283,13 +349,111 @@ pub static BROKER_SETTINGS: &[BrokerSetting] = &[
         name: "listeners",
         aliases: &[],
         config_type: ConfigType::String,
-        doc: "Address to listen on, host:port or PLAINTEXT://host:port.",
+        doc: "Addresses to listen on: host:port or PLAINTEXT://host:port for clients, and \
+              CONTROLLER://host:port for the metadata quorum (see controller.listener.names).",
+        value: Value::Field {
+            set: set_listeners,
+            get: get_listeners,
+        },
+    },
+    BrokerSetting {
+        name: "process.roles",
+        aliases: &[],
+        config_type: ConfigType::List,
+        doc: "broker, controller, or both (combined mode, the default). Takes effect with \
+              controller.quorum.voters.",
         value: Value::Field {
             set: |c, v| {
-                c.listen = listener_address(v)?;
+                let (mut broker, mut controller) = (false, false);
+                for role in v.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+                    match role {
+                        "broker" => broker = true,
+                        "controller" => controller = true,
+                        other => return Err(format!("unknown role '{other}'")),
+                    }
+                }
+                if !(broker || controller) {
+                    return Err("expected broker, controller or both".to_owned());
+                }
+                c.cluster.broker = broker;
+                c.cluster.controller = controller;
                 Ok(())
             },
-            get: |c| plaintext(&c.listen),
+            get: |c| {
+                let roles = [(c.cluster.broker, "broker"), (c.cluster.controller, "controller")];
+                let named: Vec<&str> = roles.iter().filter(|r| r.0).map(|r| r.1).collect();
+                named.join(",")
+            },
+        },
+    },
+    BrokerSetting {
+        name: "controller.quorum.voters",
+        aliases: &[],
+        config_type: ConfigType::List,
+        doc: "The metadata quorum's voters, id@host:port of each one's CONTROLLER listener \
+              (1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293). Empty: a cluster of one.",
+        value: Value::Field {
+            set: |c, v| {
+                c.cluster.voters = parse_voters(v)?;
+                Ok(())
+            },
+            get: |c| {
+                let voters = c.cluster.voters.iter().map(|(id, a)| format!("{id}@{a}"));
+                voters.collect::<Vec<_>>().join(",")
+            },
+        },
+    },
+    BrokerSetting {
+        name: "controller.listener.names",
+        aliases: &[],
+        config_type: ConfigType::List,
+        doc: "The names in listeners of the metadata quorum's listener.",
+        value: Value::Field {
+            set: |c, v| {
+                let names: Vec<String> = v
+                    .split(',')
+                    .map(|n| n.trim().to_owned())
+                    .filter(|n| !n.is_empty())
+                    .collect();
+                if names.is_empty() {
+                    return Err("expected at least one listener name".to_owned());
+                }
+                c.cluster.controller_listener_names = names;
+                let listeners = c.cluster.listeners.clone();
+                set_listeners(c, &listeners)
+            },
+            get: |c| c.cluster.controller_listener_names.join(","),
+        },
+    },
+    BrokerSetting {
+        name: "cluster.id",
+        aliases: &[],
+        config_type: ConfigType::String,
+        doc: "The cluster's id, which clients see in Metadata; every node of a cluster must \
+              have the same.",
+        value: Value::Field {
+            set: |c, v| {
+                if v.trim().is_empty() {
+                    return Err("must not be empty".to_owned());
+                }
+                c.cluster_id = v.trim().to_owned();
+                Ok(())
+            },
+            get: |c| c.cluster_id.clone(),
+        },
+    },
+    BrokerSetting {
+        name: "broker.session.timeout.ms",
+        aliases: &[],
+        config_type: ConfigType::Int,
+        doc: "A broker the active controller has not heard from for this long is fenced: its \
+              partitions get other leaders, or none.",
+        value: Value::Field {
+            set: |c, v| {
+                c.cluster.session_timeout_ms = at_least(long(v)?, 100)? as u64;
+                Ok(())
+            },
+            get: |c| c.cluster.session_timeout_ms.to_string(),
         },
     },
     BrokerSetting {

@@ -60,6 +60,9 @@ pub enum TopicError {
     Storage(String),
     /// An internal topic (`__consumer_offsets`) cannot be deleted.
     Internal,
+    /// The cluster's metadata has the topic (or was just asked to create it) and this node's
+    /// files of it are not made yet: the client retries.
+    Pending,
 }
 
 impl From<io::Error> for TopicError {
@@ -80,6 +83,11 @@ pub fn validate_name(name: &str) -> Result<(), TopicError> {
     {
         return Err(TopicError::InvalidName(format!(
             "topic name '{name}' must be 1 to {TOPIC_NAME_BYTES_MAX} of [a-zA-Z0-9._-], not . or .."
+        )));
+    }
+    if name == crate::quorum::METADATA_TOPIC {
+        return Err(TopicError::InvalidName(format!(
+            "'{name}' is reserved for the cluster's metadata log"
         )));
     }
     Ok(())
@@ -537,6 +545,9 @@ pub fn remove_orphans<D: Disk>(
     topics: &BTreeMap<String, Arc<Topic<D>>>,
 ) -> io::Result<()> {
     for name in disk.list(data_dir)? {
+        if name == crate::quorum::METADATA_DIR {
+            continue;
+        }
         let Some((topic, index)) = name.rsplit_once('-') else {
             continue;
         };
@@ -561,6 +572,22 @@ mod tests {
     use crate::io::mem::MemDisk;
 
     const DATA: &str = "/data";
+
+    #[test]
+    fn the_metadata_quorums_directory_is_no_orphan_and_its_name_is_no_topics() {
+        let disk = MemDisk::new();
+        let data_dir = Path::new(DATA);
+        let quorum = data_dir.join(crate::quorum::METADATA_DIR);
+        disk.create_dir_all(&quorum).unwrap();
+        let file = quorum.join("raft.log");
+        drop(disk.create(&file).unwrap());
+        remove_orphans(&disk, data_dir, &BTreeMap::new()).unwrap();
+        assert!(disk.exists(&file));
+        assert!(matches!(
+            validate_name(crate::quorum::METADATA_TOPIC),
+            Err(TopicError::InvalidName(_))
+        ));
+    }
 
     /// The smallest indexes a log accepts, so that thousands of partitions fit in memory.
     fn small_indexes() -> LogConfig {

@@ -41,11 +41,14 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-pub fn create_topics<D: Disk, C: Clock, R: Rng>(
+pub async fn create_topics<D: Disk, C: Clock, R: Rng>(
     broker: &Broker<D, C, R>,
     request: &Request,
 ) -> Result<Frame<D::File>, ProtocolError> {
     let body: CreateTopicsRequest = decode(request)?;
+    if broker.cluster().is_some() {
+        return create_topics_in_cluster(broker, request, body).await;
+    }
     let mut response = CreateTopicsResponse::default();
     for topic in &body.topics {
         let name = topic.name.0.as_str();
@@ -172,7 +175,7 @@ fn check_assignment(node_id: i32, assigned: &[(i32, &[BrokerId])]) -> Result<(),
     Ok(())
 }
 
-pub fn delete_topics<D: Disk, C: Clock, R: Rng>(
+pub async fn delete_topics<D: Disk, C: Clock, R: Rng>(
     broker: &Broker<D, C, R>,
     request: &Request,
 ) -> Result<Frame<D::File>, ProtocolError> {
@@ -190,13 +193,23 @@ pub fn delete_topics<D: Disk, C: Clock, R: Rng>(
     );
     let mut response = DeleteTopicsResponse::default();
     for (name, id) in asked {
-        let name = name.or_else(|| broker.topic_by_id(id.as_bytes()).map(|t| t.name.clone()));
+        let name = name.or_else(|| match broker.cluster() {
+            Some(cluster) => {
+                let image = cluster.view().image;
+                image.topic_by_id(id.as_bytes()).map(|t| t.name.clone())
+            }
+            None => broker.topic_by_id(id.as_bytes()).map(|t| t.name.clone()),
+        });
         let mut result = DeletableTopicResult::default();
         result.topic_id = id;
         match &name {
             Some(name) => {
                 result.name = Some(topic_name(name));
-                if let Err(e) = broker.delete_topic(name) {
+                let deleted = match broker.cluster() {
+                    Some(_) => broker.delete_cluster_topic(name).await,
+                    None => broker.delete_topic(name),
+                };
+                if let Err(e) = deleted {
                     let (code, message) = errors::topic_error(&e, &broker.config.data_dir);
                     result.error_code = code;
                     result.error_message = Some(str_bytes(&message));
@@ -221,6 +234,14 @@ pub fn create_partitions<D: Disk, C: Clock, R: Rng>(
     for topic in &body.topics {
         let mut result = CreatePartitionsTopicResult::default();
         result.name = topic.name.clone();
+        if broker.cluster().is_some() {
+            result.error_code = errors::INVALID_REQUEST;
+            result.error_message = Some(str_bytes(
+                "adding partitions to a topic in a cluster is not built yet",
+            ));
+            response.results.push(result);
+            continue;
+        }
         let existing = broker
             .topic(topic.name.0.as_str())
             .map_or(0, |t| t.partitions.len() as i32);
@@ -495,6 +516,12 @@ fn alter<D: Disk, C: Clock, R: Rng>(
             ))
         }
     }
+    if broker.cluster().is_some() {
+        return Err((
+            errors::INVALID_REQUEST,
+            "altering topic configs in a cluster is not built yet: set them at creation".to_owned(),
+        ));
+    }
     let topic = broker.topic(name).ok_or((
         errors::UNKNOWN_TOPIC_OR_PARTITION,
         format!("unknown topic {name}"),
@@ -674,9 +701,12 @@ pub fn delete_records<D: Disk, C: Clock, R: Rng>(
                 t.partitions
                     .get(usize::try_from(asked.partition_index).ok()?)
             });
-            let outcome = match partition {
-                None => Err(errors::UNKNOWN_TOPIC_OR_PARTITION),
-                Some(partition) => {
+            let elsewhere =
+                super::not_led_here(broker, topic.name.0.as_str(), asked.partition_index);
+            let outcome = match (partition, elsewhere) {
+                (None, _) => Err(errors::UNKNOWN_TOPIC_OR_PARTITION),
+                (Some(_), Some((code, _))) => Err(code),
+                (Some(partition), None) => {
                     // -1 means "up to the high watermark".
                     let offset = (asked.offset != -1).then(|| asked.offset.max(0) as u64);
                     match partition.delete_records(offset) {
@@ -692,6 +722,105 @@ pub fn delete_records<D: Disk, C: Clock, R: Rng>(
             answer.partitions.push(result);
         }
         response.topics.push(answer);
+    }
+    encode(request, &response)
+}
+
+/// CreateTopics in a cluster: each topic is placed over the live brokers (or as its manual
+/// assignment says) and proposed to the active controller, which any node reaches (its voter
+/// forwards the proposal); the answer comes once the creation committed.
+async fn create_topics_in_cluster<D: Disk, C: Clock, R: Rng>(
+    broker: &Broker<D, C, R>,
+    request: &Request,
+    body: CreateTopicsRequest,
+) -> Result<Frame<D::File>, ProtocolError> {
+    use crate::broker::cluster::{ClusterTopicError, NewClusterTopic};
+    let mut response = CreateTopicsResponse::default();
+    for topic in &body.topics {
+        let mut result = CreatableTopicResult::default();
+        result.name = topic.name.clone();
+        result.num_partitions = -1;
+        result.replication_factor = -1;
+        let overrides: TopicOverrides = topic
+            .configs
+            .iter()
+            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+            .collect();
+        let mut assignments: Vec<(i32, Vec<i32>)> = topic
+            .assignments
+            .iter()
+            .map(|a| {
+                (
+                    a.partition_index,
+                    a.broker_ids.iter().map(|b| b.0).collect(),
+                )
+            })
+            .collect();
+        assignments.sort_by_key(|(index, _)| *index);
+        let contiguous = assignments
+            .iter()
+            .enumerate()
+            .all(|(i, (index, _))| *index == i as i32);
+        let outcome = if !assignments.is_empty()
+            && (topic.num_partitions != -1 || topic.replication_factor != -1)
+        {
+            Err((
+                errors::INVALID_REQUEST,
+                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".to_owned(),
+            ))
+        } else if !contiguous {
+            Err((
+                errors::INVALID_REPLICA_ASSIGNMENT,
+                "Partitions should be 0-based consecutive integers.".to_owned(),
+            ))
+        } else {
+            let new = NewClusterTopic {
+                name: topic.name.0.to_string(),
+                partitions: topic.num_partitions,
+                replication_factor: i32::from(topic.replication_factor),
+                assignments: assignments.into_iter().map(|(_, r)| r).collect(),
+                overrides,
+            };
+            broker
+                .create_cluster_topic(new, body.validate_only)
+                .await
+                .map_err(|e| match e {
+                    ClusterTopicError::Topic(e) => errors::topic_error(&e, &broker.config.data_dir),
+                    ClusterTopicError::InvalidReplicationFactor(why) => {
+                        (errors::INVALID_REPLICATION_FACTOR, why)
+                    }
+                    ClusterTopicError::InvalidReplicaAssignment(why) => {
+                        (errors::INVALID_REPLICA_ASSIGNMENT, why)
+                    }
+                    ClusterTopicError::NotController(why) => (errors::NOT_CONTROLLER, why),
+                })
+        };
+        match outcome {
+            Ok(created) => {
+                result.topic_id = Uuid::from_bytes(created.id);
+                result.num_partitions = created.partitions.len() as i32;
+                result.replication_factor = created
+                    .partitions
+                    .first()
+                    .map_or(1, |p| p.replicas.len() as i16);
+            }
+            Err((code, message)) => {
+                tracing::info!(topic = %topic.name.0, code, %message, "CreateTopics refused");
+                result.error_code = code;
+                result.error_message = Some(str_bytes(&message));
+            }
+        }
+        if request.version < 7 {
+            result.topic_id = Uuid::nil();
+        }
+        if request.version < 5 {
+            result.num_partitions = -1;
+            result.replication_factor = -1;
+        }
+        if request.version < 1 {
+            result.error_message = None;
+        }
+        response.topics.push(result);
     }
     encode(request, &response)
 }

@@ -1,6 +1,6 @@
-//! DescribeCluster (KIP-700), DescribeLogDirs and AlterReplicaLogDirs, as one keel node answers
-//! them: the node is the whole cluster and its controller, and its one data directory holds
-//! every partition.
+//! DescribeCluster (KIP-700), DescribeLogDirs and AlterReplicaLogDirs. DescribeCluster lists
+//! the live brokers and the active controller (this node alone when it runs without a
+//! quorum); the node's one data directory holds every partition it has.
 
 use kafka_protocol::messages::alter_replica_log_dirs_response::{
     AlterReplicaLogDirPartitionResult, AlterReplicaLogDirTopicResult,
@@ -62,14 +62,28 @@ pub fn describe_cluster<D: Disk, C: Clock, R: Rng>(
         return encode(request, &response);
     }
     let node = BrokerId(broker.config.node_id);
-    let (host, port) = broker.advertised();
-    let mut me = DescribeClusterBroker::default();
-    me.broker_id = node;
-    me.host = str_bytes(&host);
-    me.port = port;
-    response.brokers = vec![me];
+    if let Some(cluster) = broker.cluster() {
+        let view = cluster.view();
+        response.brokers = super::metadata::live_brokers(&view.image)
+            .map(|(id, host, port)| {
+                let mut b = DescribeClusterBroker::default();
+                b.broker_id = BrokerId(id);
+                b.host = str_bytes(host);
+                b.port = i32::from(port);
+                b
+            })
+            .collect();
+        response.controller_id = BrokerId(view.leader.map_or(-1, |l| l as i32));
+    } else {
+        let (host, port) = broker.advertised();
+        let mut me = DescribeClusterBroker::default();
+        me.broker_id = node;
+        me.host = str_bytes(&host);
+        me.port = port;
+        response.brokers = vec![me];
+        response.controller_id = node;
+    }
     response.cluster_id = str_bytes(&broker.config.cluster_id);
-    response.controller_id = node;
     if body.include_cluster_authorized_operations {
         response.cluster_authorized_operations = CLUSTER_OPERATIONS
             .iter()

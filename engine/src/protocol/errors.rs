@@ -20,6 +20,10 @@ pub fn topic_error(error: &TopicError, data_dir: &Path) -> (i16, String) {
         TopicError::InvalidPartitions(why) => (INVALID_PARTITIONS, why.clone()),
         TopicError::InvalidConfig(why) => (INVALID_CONFIG, why.clone()),
         TopicError::Storage(why) => (KAFKA_STORAGE_ERROR, for_client(why, data_dir)),
+        TopicError::Pending => (
+            LEADER_NOT_AVAILABLE,
+            "the topic is being created in the cluster; retry".to_owned(),
+        ),
         TopicError::Internal => (
             INVALID_TOPIC_EXCEPTION,
             "__consumer_offsets is an internal topic: the group coordinator's committed offsets cannot be deleted"

@@ -267,9 +267,13 @@ fn collect<D: Disk, C: Clock, R: Rng>(
         };
         let mut partitions = Vec::with_capacity(asked.partitions.len());
         for wanted in &asked.partitions {
-            let mut fetched = match partition_of(topic.as_deref(), wanted.partition) {
-                Some(partition) => read(broker, partition, wanted, bytes_left, total == 0),
-                None => empty(wanted.partition, unknown),
+            let elsewhere = topic
+                .as_deref()
+                .and_then(|t| super::not_led_here(broker, &t.name, wanted.partition));
+            let mut fetched = match (partition_of(topic.as_deref(), wanted.partition), elsewhere) {
+                (Some(_), Some((code, _))) => empty(wanted.partition, code),
+                (Some(partition), None) => read(broker, partition, wanted, bytes_left, total == 0),
+                (None, _) => empty(wanted.partition, unknown),
             };
             if let Some(records) = &fetched.records {
                 bytes_left = bytes_left.saturating_sub(records.len);

@@ -1,7 +1,8 @@
 //! The consumer group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
 //! OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups. The state machine is
-//! `broker::groups`; these handlers translate requests and answers per version. This broker is
-//! the coordinator of every group (one node). There is no transaction coordinator: a
+//! `broker::groups`; these handlers translate requests and answers per version. A single node
+//! coordinates every group; in a cluster the leader of a group's `__consumer_offsets`
+//! partition does, and the others answer NOT_COORDINATOR. There is no transaction coordinator: a
 //! FindCoordinator for a transactional id fails at once (see `coordinator_error`).
 
 use bytes::Bytes;
@@ -90,6 +91,9 @@ pub fn find_coordinator<D: Disk, C: Clock, R: Rng>(
     request: &Request,
 ) -> Result<Frame<D::File>, ProtocolError> {
     let body: FindCoordinatorRequest = decode(request)?;
+    if broker.cluster().is_some() && body.key_type == KEY_TYPE_GROUP {
+        return find_coordinator_in_cluster(broker, request, body);
+    }
     let (host, port) = broker.advertised();
     let node = broker.config.node_id;
     let (code, message) = coordinator_error(broker, body.key_type);
@@ -112,6 +116,62 @@ pub fn find_coordinator<D: Disk, C: Clock, R: Rng>(
         response.port = if code == errors::NONE { port } else { -1 };
         if request.version >= 1 && code != errors::NONE {
             response.error_message = Some(str_bytes(message));
+        }
+    }
+    encode(request, &response)
+}
+
+/// FindCoordinator for groups in a cluster: each group's coordinator is the leader of its
+/// partition of `__consumer_offsets`, as the image says.
+fn find_coordinator_in_cluster<D: Disk, C: Clock, R: Rng>(
+    broker: &Broker<D, C, R>,
+    request: &Request,
+    body: FindCoordinatorRequest,
+) -> Result<Frame<D::File>, ProtocolError> {
+    use crate::broker::cluster::Coordination;
+    let keys: Vec<String> = if request.version >= 4 {
+        body.coordinator_keys
+            .iter()
+            .map(|k| k.to_string())
+            .collect()
+    } else {
+        vec![body.key.to_string()]
+    };
+    let mut response = FindCoordinatorResponse::default();
+    for key in keys {
+        let (node, host, port, code, message) = match broker.coordinator(&key) {
+            Coordination::Here => {
+                let (host, port) = broker.advertised();
+                (broker.config.node_id, host, port, errors::NONE, "")
+            }
+            Coordination::Elsewhere { id, host, port } => {
+                (id, host, i32::from(port), errors::NONE, "")
+            }
+            Coordination::Unavailable(why) => (
+                -1,
+                String::new(),
+                -1,
+                errors::COORDINATOR_NOT_AVAILABLE,
+                why,
+            ),
+        };
+        if request.version >= 4 {
+            let mut coordinator = Coordinator::default();
+            coordinator.key = str_bytes(&key);
+            coordinator.node_id = BrokerId(node);
+            coordinator.host = str_bytes(&host);
+            coordinator.port = port;
+            coordinator.error_code = code;
+            coordinator.error_message = (code != errors::NONE).then(|| str_bytes(message));
+            response.coordinators.push(coordinator);
+        } else {
+            response.error_code = code;
+            response.node_id = BrokerId(node);
+            response.host = str_bytes(&host);
+            response.port = port;
+            if request.version >= 1 && code != errors::NONE {
+                response.error_message = Some(str_bytes(message));
+            }
         }
     }
     encode(request, &response)
@@ -154,7 +214,12 @@ pub async fn join_group<D: Disk, C: Clock, R: Rng>(
         let rng = broker.rng();
         format!("{prefix}-{:016x}{:016x}", rng.next_u64(), rng.next_u64())
     };
-    let answer = match broker.groups.join(join, now_ms(broker), new_id) {
+    let elsewhere = broker.not_coordinator(&join.group_id);
+    let reply = match elsewhere {
+        Some(code) => Reply::Now(JoinResponse::error(code, &join.member_id)),
+        None => broker.groups.join(join, now_ms(broker), new_id),
+    };
+    let answer = match reply {
         Reply::Now(answer) => answer,
         Reply::Later(waiting) => waiting
             .await
@@ -210,13 +275,16 @@ pub async fn sync_group<D: Disk, C: Clock, R: Rng>(
         instance_id: body.group_instance_id.as_ref().map(|s| s.as_str()),
         generation: body.generation_id,
     };
-    let reply = broker.groups.sync(
-        body.group_id.0.as_str(),
-        caller,
-        protocol,
-        assignments,
-        now_ms(broker),
-    );
+    let reply = match broker.not_coordinator(body.group_id.0.as_str()) {
+        Some(code) => Reply::Now(SyncResponse::error(code)),
+        None => broker.groups.sync(
+            body.group_id.0.as_str(),
+            caller,
+            protocol,
+            assignments,
+            now_ms(broker),
+        ),
+    };
     let answer = match reply {
         Reply::Now(answer) => answer,
         Reply::Later(waiting) => waiting
@@ -247,9 +315,12 @@ pub fn heartbeat<D: Disk, C: Clock, R: Rng>(
         instance_id: body.group_instance_id.as_ref().map(|s| s.as_str()),
         generation: body.generation_id,
     };
-    response.error_code = broker
-        .groups
-        .heartbeat(body.group_id.0.as_str(), caller, now_ms(broker));
+    response.error_code = match broker.not_coordinator(body.group_id.0.as_str()) {
+        Some(code) => code,
+        None => broker
+            .groups
+            .heartbeat(body.group_id.0.as_str(), caller, now_ms(broker)),
+    };
     encode(request, &response)
 }
 
@@ -272,9 +343,16 @@ pub fn leave_group<D: Disk, C: Clock, R: Rng>(
         vec![(body.member_id.to_string(), None)]
     };
     let mut response = LeaveGroupResponse::default();
-    let codes = broker
-        .groups
-        .leave(body.group_id.0.as_str(), &leaving, now_ms(broker));
+    let codes = match broker.not_coordinator(body.group_id.0.as_str()) {
+        Some(code) if request.version >= 3 => {
+            response.error_code = code;
+            vec![code; leaving.len()]
+        }
+        Some(code) => vec![code],
+        None => broker
+            .groups
+            .leave(body.group_id.0.as_str(), &leaving, now_ms(broker)),
+    };
     if request.version >= 3 {
         // Per member, as Kafka answers; the request itself succeeded.
         for ((member_id, instance_id), code) in leaving.iter().zip(codes) {
@@ -341,21 +419,24 @@ pub fn offset_commit<D: Disk, C: Clock, R: Rng>(
         instance_id: body.group_instance_id.as_ref().map(|s| s.as_str()),
         generation: body.generation_id_or_member_epoch,
     };
-    let codes = broker.groups.commit(
-        &group_id,
-        caller,
-        entries,
-        partition_ok,
-        now_ms(broker),
-        |batch| {
-            let records: Vec<(OffsetKey, Option<Committed>)> = batch
-                .entries
-                .iter()
-                .map(|(k, v)| (k.clone(), Some(v.clone())))
-                .collect();
-            broker.write_offsets(&batch.group_id, &records)
-        },
-    );
+    let codes = match broker.not_coordinator(&group_id) {
+        Some(code) => Err(code),
+        None => broker.groups.commit(
+            &group_id,
+            caller,
+            entries,
+            partition_ok,
+            now_ms(broker),
+            |batch| {
+                let records: Vec<(OffsetKey, Option<Committed>)> = batch
+                    .entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Some(v.clone())))
+                    .collect();
+                broker.write_offsets(&batch.group_id, &records)
+            },
+        ),
+    };
     let mut codes = match codes {
         Ok(codes) => codes.into_iter(),
         Err(code) => {
@@ -423,11 +504,16 @@ pub fn offset_fetch<D: Disk, C: Clock, R: Rng>(
                     .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                     .collect()
             });
+            let mut answer = OffsetFetchResponseGroup::default();
+            answer.group_id = group.group_id.clone();
+            if let Some(code) = broker.not_coordinator(group.group_id.0.as_str()) {
+                answer.error_code = code;
+                response.groups.push(answer);
+                continue;
+            }
             let found = broker
                 .groups
                 .committed(group.group_id.0.as_str(), asked(topics).as_deref());
-            let mut answer = OffsetFetchResponseGroup::default();
-            answer.group_id = group.group_id.clone();
             for (topic, partitions) in by_topic(found) {
                 let mut topic_answer = OffsetFetchResponseTopics::default();
                 topic_answer.name = topic_name(&topic);
@@ -450,6 +536,26 @@ pub fn offset_fetch<D: Disk, C: Clock, R: Rng>(
                 .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                 .collect()
         });
+        if let Some(code) = broker.not_coordinator(body.group_id.0.as_str()) {
+            // v0 and v1 have no error of the whole request: each asked partition carries it.
+            if request.version >= 2 {
+                response.error_code = code;
+            } else {
+                for topic in body.topics.iter().flatten() {
+                    let mut topic_answer = OffsetFetchResponseTopic::default();
+                    topic_answer.name = topic.name.clone();
+                    for &index in &topic.partition_indexes {
+                        let mut p = OffsetFetchResponsePartition::default();
+                        p.partition_index = index;
+                        p.committed_offset = -1;
+                        p.error_code = code;
+                        topic_answer.partitions.push(p);
+                    }
+                    response.topics.push(topic_answer);
+                }
+            }
+            return encode(request, &response);
+        }
         let found = broker
             .groups
             .committed(body.group_id.0.as_str(), asked(topics).as_deref());
@@ -518,6 +624,12 @@ pub fn describe_groups<D: Disk, C: Clock, R: Rng>(
         let mut described = DescribedGroup::default();
         described.group_id = group_id.clone();
         described.authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+        if let Some(code) = broker.not_coordinator(group_id.0.as_str()) {
+            described.error_code = code;
+            described.group_state = str_bytes("");
+            response.groups.push(described);
+            continue;
+        }
         match broker.groups.describe(group_id.0.as_str()) {
             // Kafka describes an unknown group as Dead with no members.
             None => described.group_state = str_bytes("Dead"),
@@ -552,6 +664,13 @@ pub fn delete_groups<D: Disk, C: Clock, R: Rng>(
     let mut response = DeleteGroupsResponse::default();
     for group_id in &body.groups_names {
         let name = group_id.0.as_str();
+        if let Some(code) = broker.not_coordinator(name) {
+            let mut result = DeletableGroupResult::default();
+            result.group_id = group_id.clone();
+            result.error_code = code;
+            response.results.push(result);
+            continue;
+        }
         let code = broker.groups.delete(name, |keys| {
             if keys.is_empty() {
                 return Ok(());

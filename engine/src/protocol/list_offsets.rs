@@ -58,7 +58,9 @@ pub fn handle<D: Disk, C: Clock, R: Rng>(
                 t.partitions
                     .get(usize::try_from(asked.partition_index).ok()?)
             });
-            let fenced = leader_epoch_error(asked.current_leader_epoch);
+            let fenced = super::not_led_here(broker, topic.name.0.as_str(), asked.partition_index)
+                .map(|(code, _)| code)
+                .or_else(|| leader_epoch_error(asked.current_leader_epoch));
             let mut result = match (partition, fenced) {
                 (None, _) => failed(errors::UNKNOWN_TOPIC_OR_PARTITION),
                 (Some(_), Some(code)) => failed(code),
@@ -142,7 +144,10 @@ pub fn offset_for_leader_epoch<D: Disk, C: Clock, R: Rng>(
             result.partition = asked.partition;
             result.leader_epoch = NO_EPOCH;
             result.end_offset = -1;
-            match (partition, leader_epoch_error(asked.current_leader_epoch)) {
+            let fenced = super::not_led_here(broker, topic.topic.0.as_str(), asked.partition)
+                .map(|(code, _)| code)
+                .or_else(|| leader_epoch_error(asked.current_leader_epoch));
+            match (partition, fenced) {
                 (None, _) => result.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,
                 (Some(_), Some(code)) => result.error_code = code,
                 (Some(partition), None) => match partition.bounds() {

@@ -1,4 +1,5 @@
-//! Metadata: this broker as the whole cluster, leader and only replica of every partition.
+//! Metadata. Without a quorum, this broker is the whole cluster, leader and only replica of
+//! every partition; in a cluster, the answer is this node's image of the cluster's metadata.
 //! Topics asked for by name are auto-created when the request allows it and the broker is
 //! configured to (auto.create.topics.enable); v10+ topics are also named by id.
 
@@ -10,9 +11,11 @@ use uuid::Uuid;
 
 use super::frame::Frame;
 use super::{decode, encode, errors, str_bytes, topic_name, ProtocolError, Request};
+use crate::broker::cluster::Cluster;
 use crate::broker::topics::{Topic, TopicError};
 use crate::broker::Broker;
 use crate::io::{Clock, Disk, Rng};
+use crate::quorum::image::{MetadataImage, TopicImage};
 
 /// "No authorized operations returned" in Kafka's encoding.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -22,6 +25,9 @@ pub fn handle<D: Disk, C: Clock, R: Rng>(
     request: &Request,
 ) -> Result<Frame<D::File>, ProtocolError> {
     let body: MetadataRequest = decode(request)?;
+    if let Some(cluster) = broker.cluster() {
+        return in_cluster(broker, cluster, request, body);
+    }
     let node = BrokerId(broker.config.node_id);
     let (host, port) = broker.advertised();
     let mut response = MetadataResponse::default();
@@ -117,6 +123,141 @@ fn describe<D: Disk>(topic: &Topic<D>, node: BrokerId, version: i16) -> Metadata
             }
             partition.replica_nodes = vec![node];
             partition.isr_nodes = vec![node];
+            partition
+        })
+        .collect();
+    described
+}
+
+/// Metadata in a cluster: the live brokers and every partition's leader, replicas and ISR, from
+/// this node's image of the cluster's metadata. A topic named and unknown is proposed to the
+/// controller when auto-creation allows it, and answered LEADER_NOT_AVAILABLE meanwhile (as
+/// Kafka answers a topic it is auto-creating).
+fn in_cluster<D: Disk, C: Clock, R: Rng>(
+    broker: &Broker<D, C, R>,
+    cluster: &Cluster,
+    request: &Request,
+    body: MetadataRequest,
+) -> Result<Frame<D::File>, ProtocolError> {
+    let view = cluster.view();
+    let image = &view.image;
+    let version = request.version;
+    let mut response = MetadataResponse::default();
+    response.brokers = live_brokers(image)
+        .map(|(id, host, port)| {
+            let mut b = MetadataResponseBroker::default();
+            b.node_id = BrokerId(id);
+            b.host = str_bytes(host);
+            b.port = i32::from(port);
+            b
+        })
+        .collect();
+    if version >= 2 {
+        response.cluster_id = Some(str_bytes(&broker.config.cluster_id));
+    }
+    if version >= 1 {
+        response.controller_id = BrokerId(view.leader.map_or(-1, |l| l as i32));
+    }
+    response.cluster_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    let all = match &body.topics {
+        None => true,
+        Some(topics) => topics.is_empty() && version == 0,
+    };
+    let allow_create = body.allow_auto_topic_creation || version < 4;
+    response.topics = if all {
+        image
+            .topics
+            .values()
+            .map(|t| describe_image(image, t, version))
+            .collect()
+    } else {
+        let asked = body.topics.unwrap_or_default();
+        asked
+            .iter()
+            .map(|t| {
+                let name = t.name.as_ref().map(|n| n.0.as_str());
+                let known = match name {
+                    Some(name) => image.topics.get(name),
+                    None => image.topic_by_id(t.topic_id.as_bytes()),
+                };
+                if let Some(topic) = known {
+                    return describe_image(image, topic, version);
+                }
+                let error = match name {
+                    None => errors::UNKNOWN_TOPIC_ID,
+                    Some(name) => match broker.topic_or_create(name, allow_create) {
+                        Err(e) => errors::topic_error(&e, &broker.config.data_dir).0,
+                        Ok(_) => errors::LEADER_NOT_AVAILABLE,
+                    },
+                };
+                let mut missing = MetadataResponseTopic::default();
+                missing.name = name.map(topic_name);
+                if version >= 10 {
+                    missing.topic_id = t.topic_id;
+                }
+                missing.error_code = error;
+                missing.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+                missing
+            })
+            .collect()
+    };
+    encode(request, &response)
+}
+
+/// The registered, unfenced brokers with their client listener: (id, host, port).
+pub fn live_brokers(image: &MetadataImage) -> impl Iterator<Item = (i32, &str, u16)> {
+    image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .filter_map(|b| {
+            let endpoint = b
+                .endpoints
+                .iter()
+                .find(|e| e.name == crate::broker::cluster::CLIENT_LISTENER)?;
+            Some((b.id, endpoint.host.as_str(), endpoint.port))
+        })
+}
+
+fn describe_image(
+    image: &MetadataImage,
+    topic: &TopicImage,
+    version: i16,
+) -> MetadataResponseTopic {
+    let mut described = MetadataResponseTopic::default();
+    described.name = Some(topic_name(&topic.name));
+    if version >= 10 {
+        described.topic_id = Uuid::from_bytes(topic.id);
+    }
+    described.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    if version >= 1 {
+        described.is_internal = topic.name == crate::broker::offsets::OFFSETS_TOPIC;
+    }
+    described.partitions = topic
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(index, state)| {
+            let mut partition = MetadataResponsePartition::default();
+            partition.partition_index = index as i32;
+            partition.leader_id = BrokerId(state.leader);
+            if state.leader < 0 {
+                partition.error_code = errors::LEADER_NOT_AVAILABLE;
+            }
+            if version >= 7 {
+                partition.leader_epoch = state.leader_epoch;
+            }
+            partition.replica_nodes = state.replicas.iter().copied().map(BrokerId).collect();
+            partition.isr_nodes = state.isr.iter().copied().map(BrokerId).collect();
+            if version >= 5 {
+                partition.offline_replicas = state
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|&r| image.live_broker(r).is_none())
+                    .map(BrokerId)
+                    .collect();
+            }
             partition
         })
         .collect();

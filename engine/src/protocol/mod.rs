@@ -237,8 +237,8 @@ async fn dispatch<D: Disk, C: Clock, R: Rng>(
         ApiKey::OffsetForLeaderEpoch => {
             list_offsets::offset_for_leader_epoch(broker, request).map(Some)
         }
-        ApiKey::CreateTopics => admin::create_topics(broker, request).map(Some),
-        ApiKey::DeleteTopics => admin::delete_topics(broker, request).map(Some),
+        ApiKey::CreateTopics => admin::create_topics(broker, request).await.map(Some),
+        ApiKey::DeleteTopics => admin::delete_topics(broker, request).await.map(Some),
         ApiKey::CreatePartitions => admin::create_partitions(broker, request).map(Some),
         ApiKey::DescribeConfigs => admin::describe_configs(broker, request).map(Some),
         ApiKey::AlterConfigs => admin::alter_configs(broker, request).map(Some),
@@ -261,6 +261,31 @@ async fn dispatch<D: Disk, C: Clock, R: Rng>(
         ApiKey::DescribeLogDirs => cluster::describe_log_dirs(broker, request).map(Some),
         ApiKey::AlterReplicaLogDirs => cluster::alter_replica_log_dirs(broker, request).map(Some),
         other => Err(ProtocolError(format!("{other:?} is not implemented"))),
+    }
+}
+
+/// Why this node does not serve `partition` of `topic` (code and message), if it does not: in
+/// a cluster only its leader serves a partition.
+pub fn not_led_here<D: Disk, C: Clock, R: Rng>(
+    broker: &Broker<D, C, R>,
+    topic: &str,
+    partition: i32,
+) -> Option<(i16, String)> {
+    use crate::broker::cluster::Leadership;
+    match broker.leadership(topic, partition) {
+        Leadership::Here => None,
+        Leadership::Elsewhere(leader) => Some((
+            errors::NOT_LEADER_OR_FOLLOWER,
+            format!("broker {leader} leads this partition, not this one"),
+        )),
+        Leadership::NoLeader => Some((
+            errors::NOT_LEADER_OR_FOLLOWER,
+            "the partition has no leader now: its replica's broker is fenced".to_owned(),
+        )),
+        Leadership::Unknown => Some((
+            errors::UNKNOWN_TOPIC_OR_PARTITION,
+            "unknown topic or partition".to_owned(),
+        )),
     }
 }
 

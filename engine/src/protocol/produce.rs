@@ -41,6 +41,7 @@ pub async fn handle<D: Disk, C: Clock, R: Rng>(
                 .ok()
                 .and_then(|t| t.partitions.get(usize::try_from(data.index).ok()?));
             let internal = name == crate::broker::offsets::OFFSETS_TOPIC;
+            let elsewhere = partition.and_then(|_| super::not_led_here(broker, name, data.index));
             let outcome = match (acks, partition) {
                 (_, Some(_)) if internal => refused(
                     data.index,
@@ -57,6 +58,10 @@ pub async fn handle<D: Disk, C: Clock, R: Rng>(
                     errors::UNKNOWN_TOPIC_OR_PARTITION,
                     "unknown topic or partition",
                 ),
+                (Some(_), Some(_)) if elsewhere.is_some() => {
+                    let (code, message) = elsewhere.expect("checked");
+                    refused(data.index, code, &message)
+                }
                 (Some(acks), Some(partition)) => {
                     append(
                         broker,

@@ -4,7 +4,7 @@
 //! (a topic created twice, say, by two proposals raced through one leader: the first wins and
 //! the second is rejected on every node alike).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::records::{DecodeError, Endpoint, MetadataRecord, PartitionState, Reader, Writer};
 
@@ -18,6 +18,8 @@ pub struct BrokerRegistration {
     pub endpoints: Vec<Endpoint>,
     pub rack: Option<String>,
     pub fenced: bool,
+    /// In controlled shutdown (`BrokerShutdown`): fenced for the rest of this epoch.
+    pub shutting_down: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,11 +46,19 @@ pub struct MetadataImage {
     pub brokers: BTreeMap<i32, BrokerRegistration>,
     /// By name.
     pub topics: BTreeMap<String, TopicImage>,
+    /// The ids of deleted topics: a node removes its files of a topic only when the image says
+    /// it was deleted, never because an image that has not caught up yet lacks it.
+    pub deleted: BTreeSet<[u8; 16]>,
 }
 
 impl MetadataImage {
     pub fn topic_by_id(&self, id: &[u8; 16]) -> Option<&TopicImage> {
         self.topics.values().find(|t| &t.id == id)
+    }
+
+    /// The registered broker `id` if it may lead partitions (registered and not fenced).
+    pub fn live_broker(&self, id: i32) -> Option<&BrokerRegistration> {
+        self.brokers.get(&id).filter(|b| !b.fenced)
     }
 
     fn topic_by_id_mut(&mut self, id: &[u8; 16]) -> Option<&mut TopicImage> {
@@ -80,16 +90,25 @@ impl MetadataImage {
                         endpoints: endpoints.clone(),
                         rack: rack.clone(),
                         fenced: true,
+                        shutting_down: false,
                     },
                 );
                 Applied::Done
             }
             MetadataRecord::FenceBroker { id, epoch }
-            | MetadataRecord::UnfenceBroker { id, epoch } => {
-                let fence = matches!(record, MetadataRecord::FenceBroker { .. });
+            | MetadataRecord::UnfenceBroker { id, epoch }
+            | MetadataRecord::BrokerShutdown { id, epoch } => {
+                let unfence = matches!(record, MetadataRecord::UnfenceBroker { .. });
+                let shutdown = matches!(record, MetadataRecord::BrokerShutdown { .. });
                 match self.brokers.get_mut(id) {
                     Some(broker) if broker.epoch == *epoch => {
-                        broker.fenced = fence;
+                        if unfence && broker.shutting_down {
+                            return Applied::Rejected(format!(
+                                "broker {id} is shutting down in epoch {epoch}"
+                            ));
+                        }
+                        broker.fenced = !unfence;
+                        broker.shutting_down |= shutdown;
                         Applied::Done
                     }
                     Some(broker) => Applied::Rejected(format!(
@@ -108,7 +127,7 @@ impl MetadataImage {
                 if self.topics.contains_key(name) {
                     return Applied::Rejected(format!("topic {name} exists"));
                 }
-                if self.topic_by_id(id).is_some() {
+                if self.topic_by_id(id).is_some() || self.deleted.contains(id) {
                     return Applied::Rejected("the topic id is taken".into());
                 }
                 self.topics.insert(
@@ -162,6 +181,7 @@ impl MetadataImage {
                     return Applied::Rejected("no such topic".into());
                 };
                 self.topics.remove(&name);
+                self.deleted.insert(*id);
                 Applied::Done
             }
         }
@@ -180,15 +200,15 @@ impl MetadataImage {
                     rack: b.rack.clone(),
                 },
             ));
-            if !b.fenced {
-                records.push((
-                    0,
-                    MetadataRecord::UnfenceBroker {
-                        id: b.id,
-                        epoch: b.epoch,
-                    },
-                ));
+            let (id, epoch) = (b.id, b.epoch);
+            if b.shutting_down {
+                records.push((0, MetadataRecord::BrokerShutdown { id, epoch }));
+            } else if !b.fenced {
+                records.push((0, MetadataRecord::UnfenceBroker { id, epoch }));
             }
+        }
+        for &id in &self.deleted {
+            records.push((0, MetadataRecord::DeleteTopic { id }));
         }
         for t in self.topics.values() {
             records.push((
@@ -235,6 +255,7 @@ impl MetadataImage {
                         endpoints,
                         rack,
                         fenced: true,
+                        shutting_down: false,
                     };
                     image.brokers.insert(id, broker);
                 }
@@ -242,6 +263,13 @@ impl MetadataImage {
                     Some(broker) => broker.fenced = false,
                     None => return Err(DecodeError(format!("snapshot: broker {id} unknown"))),
                 },
+                MetadataRecord::BrokerShutdown { id, .. } => match image.brokers.get_mut(&id) {
+                    Some(broker) => broker.shutting_down = true,
+                    None => return Err(DecodeError(format!("snapshot: broker {id} unknown"))),
+                },
+                MetadataRecord::DeleteTopic { id } => {
+                    image.deleted.insert(id);
+                }
                 MetadataRecord::CreateTopic {
                     name,
                     id,
@@ -307,11 +335,43 @@ mod tests {
                 key: "retention.ms".into(),
                 value: Some("1000".into()),
             },
+            MetadataRecord::BrokerShutdown { id: 1, epoch: 1 },
+            MetadataRecord::CreateTopic {
+                name: "gone".into(),
+                id: [8; 16],
+                partitions: vec![],
+                configs: vec![],
+            },
+            MetadataRecord::DeleteTopic { id: [8; 16] },
         ];
         for (i, record) in records.iter().enumerate() {
             assert_eq!(image.apply(i as u64 + 1, record), Applied::Done);
         }
+        assert!(image.brokers[&1].shutting_down && image.deleted.contains(&[8; 16]));
         assert_eq!(MetadataImage::decode(&image.encode()), Ok(image));
+    }
+
+    #[test]
+    fn a_broker_in_controlled_shutdown_stays_fenced_until_it_registers_again() {
+        let mut image = MetadataImage::default();
+        let register = MetadataRecord::RegisterBroker {
+            id: 1,
+            incarnation: [1; 16],
+            endpoints: vec![],
+            rack: None,
+        };
+        assert_eq!(image.apply(1, &register), Applied::Done);
+        let unfence = MetadataRecord::UnfenceBroker { id: 1, epoch: 1 };
+        assert_eq!(image.apply(2, &unfence), Applied::Done);
+        assert!(image.live_broker(1).is_some());
+        let shutdown = MetadataRecord::BrokerShutdown { id: 1, epoch: 1 };
+        assert_eq!(image.apply(3, &shutdown), Applied::Done);
+        assert!(matches!(image.apply(4, &unfence), Applied::Rejected(_)));
+        assert!(image.live_broker(1).is_none());
+        assert_eq!(image.apply(5, &register), Applied::Done);
+        let unfence = MetadataRecord::UnfenceBroker { id: 1, epoch: 5 };
+        assert_eq!(image.apply(6, &unfence), Applied::Done);
+        assert!(image.live_broker(1).is_some());
     }
 
     #[test]

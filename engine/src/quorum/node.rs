@@ -49,7 +49,7 @@ pub struct Output {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProposeError {
-    /// Only the leader takes proposals; the leader this voter knows of, if any.
+    /// No leader is known to take (or be forwarded) the proposal.
     NotLeader(Option<u64>),
     /// raft-rs refused it (a proposal dropped during a leadership transfer, say).
     Dropped(String),
@@ -165,6 +165,11 @@ impl<D: Disk, R: Rng> Voter<D, R> {
     /// that follower nothing more; a snapshot lost on the way would leave it behind for good.
     /// `delivered` (handed to the transport) makes the leader probe the follower from the
     /// snapshot on, which sends the snapshot again if it never arrived.
+    /// Asks raft-rs to hand leadership to `to` (a no-op unless this voter leads).
+    pub fn transfer_leader(&mut self, to: u64) {
+        self.raw.transfer_leader(to);
+    }
+
     pub fn report_snapshot(&mut self, to: u64, delivered: bool) {
         let status = if delivered {
             raft::SnapshotStatus::Finish
@@ -177,14 +182,18 @@ impl<D: Disk, R: Rng> Voter<D, R> {
     /// Proposes `record`; `context` comes back with it when it commits.
     ///
     /// # Errors
-    /// `NotLeader` on a follower or candidate, `Dropped` when raft-rs refuses it.
+    /// A follower forwards the proposal to the leader it knows (raft-rs's proposal
+    /// forwarding): the entry comes back with `context` when it commits, as on the leader.
+    ///
+    /// # Errors
+    /// `NotLeader(None)` when no leader is known, `Dropped` when raft-rs refuses it.
     pub fn propose(
         &mut self,
         context: Vec<u8>,
         record: &MetadataRecord,
     ) -> Result<(), ProposeError> {
-        if !self.is_leader() {
-            return Err(ProposeError::NotLeader(self.leader()));
+        if self.leader().is_none() {
+            return Err(ProposeError::NotLeader(None));
         }
         self.raw
             .propose(context, record.encode())

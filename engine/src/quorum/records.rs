@@ -51,6 +51,12 @@ pub enum MetadataRecord {
         id: i32,
         epoch: u64,
     },
+    /// The broker is shutting down (controlled shutdown): fenced, and not unfenced again in
+    /// this epoch; it registers anew when it starts again.
+    BrokerShutdown {
+        id: i32,
+        epoch: u64,
+    },
     CreateTopic {
         name: String,
         id: [u8; 16],
@@ -96,6 +102,7 @@ mod tag {
     pub const TOPIC_CONFIG: u8 = 6;
     pub const DELETE_TOPIC: u8 = 7;
     pub const NOOP: u8 = 8;
+    pub const BROKER_SHUTDOWN: u8 = 9;
 }
 
 impl MetadataRecord {
@@ -126,6 +133,11 @@ impl MetadataRecord {
             }
             MetadataRecord::UnfenceBroker { id, epoch } => {
                 w.u8(tag::UNFENCE_BROKER);
+                w.i32(*id);
+                w.u64(*epoch);
+            }
+            MetadataRecord::BrokerShutdown { id, epoch } => {
+                w.u8(tag::BROKER_SHUTDOWN);
                 w.i32(*id);
                 w.u64(*epoch);
             }
@@ -206,6 +218,10 @@ impl MetadataRecord {
                 epoch: r.u64()?,
             },
             tag::UNFENCE_BROKER => MetadataRecord::UnfenceBroker {
+                id: r.i32()?,
+                epoch: r.u64()?,
+            },
+            tag::BROKER_SHUTDOWN => MetadataRecord::BrokerShutdown {
                 id: r.i32()?,
                 epoch: r.u64()?,
             },

@@ -11,12 +11,14 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use raft::eraftpb::{Message, MessageType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
+use super::controller;
 use super::image::MetadataImage;
 use super::node::{decode_message, encode_message, Committed, ProposeError, Voter};
 use super::records::MetadataRecord;
@@ -35,6 +37,10 @@ const WRITE_TIMEOUT: Duration = Duration::from_millis(1000);
 const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 /// How long a proposal waits to commit before its proposer is told its outcome is unknown.
 pub const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the active controller reconciles brokers' liveness with the image.
+const RECONCILE_TICKS: u64 = 5;
+/// A record the controller proposed is not proposed again for this long (it may be on its way).
+const REPROPOSE_TICKS: u64 = 20;
 
 pub struct QuorumConfig {
     pub id: u64,
@@ -43,6 +49,18 @@ pub struct QuorumConfig {
     /// The quorum's files (`storage.rs`).
     pub dir: PathBuf,
     pub tick_ms: u64,
+    /// broker.session.timeout.ms: a broker the active controller has not heard from for this
+    /// long is fenced.
+    pub session_timeout_ms: u64,
+}
+
+/// What a voter's driver publishes after every change: its term, the leader it knows, and the
+/// image as of its last applied entry.
+#[derive(Clone, Debug, Default)]
+pub struct View {
+    pub term: u64,
+    pub leader: Option<u64>,
+    pub image: Arc<MetadataImage>,
 }
 
 /// A voter's state, as its driver sees it.
@@ -79,12 +97,17 @@ enum Command {
     Status {
         reply: oneshot::Sender<Status>,
     },
+    /// Hand leadership to another voter heard from recently; answers whether one was asked.
+    StepDown {
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// Talks to a running voter.
 #[derive(Clone)]
 pub struct QuorumHandle {
     commands: mpsc::Sender<Command>,
+    view: watch::Receiver<View>,
 }
 
 impl QuorumHandle {
@@ -101,6 +124,31 @@ impl QuorumHandle {
         answer.await.unwrap_or(Err(ProposalError::Stopped))
     }
 
+    /// The voter's latest view (term, leader, image).
+    pub fn view(&self) -> View {
+        self.view.borrow().clone()
+    }
+
+    /// A receiver of the voter's views, which sees each change.
+    pub fn watch(&self) -> watch::Receiver<View> {
+        self.view.clone()
+    }
+
+    /// If this voter leads, asks raft-rs to hand leadership to another voter it heard from
+    /// recently. Answers whether it asked (false when it does not lead or heard from nobody).
+    pub async fn step_down(&self) -> bool {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::StepDown { reply })
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        answer.await.unwrap_or(false)
+    }
+
     /// The voter's state; `None` once its driver stopped.
     pub async fn status(&self) -> Option<Status> {
         let (reply, answer) = oneshot::channel();
@@ -112,10 +160,17 @@ impl QuorumHandle {
 /// A handle and the receiving end its driver takes.
 pub fn channel() -> (QuorumHandle, QuorumCommands) {
     let (commands, receiver) = mpsc::channel(256);
-    (QuorumHandle { commands }, QuorumCommands(receiver))
+    let (publish, view) = watch::channel(View::default());
+    (
+        QuorumHandle { commands, view },
+        QuorumCommands { receiver, publish },
+    )
 }
 
-pub struct QuorumCommands(mpsc::Receiver<Command>);
+pub struct QuorumCommands {
+    receiver: mpsc::Receiver<Command>,
+    publish: watch::Sender<View>,
+}
 
 struct Pending {
     reply: oneshot::Sender<Result<Committed, ProposalError>>,
@@ -163,18 +218,46 @@ where
             rx,
         )));
     }
-    let mut commands = commands.0;
+    let QuorumCommands {
+        receiver: mut commands,
+        publish,
+    } = commands;
     let mut tick = tokio::time::interval(Duration::from_millis(config.tick_ms.max(1)));
     let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
     let mut next_proposal = 0u64;
     // Time in ticks: the driver reads no clock of its own.
     let mut ticks = 0u64;
     let timeout_ticks = PROPOSAL_TIMEOUT.as_millis() as u64 / config.tick_ms.max(1);
+    let session_ticks = config.session_timeout_ms / config.tick_ms.max(1);
+    // The tick each voter was last heard from, and the tick this voter began to lead.
+    let mut heard: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut leading_since: Option<u64> = None;
+    let mut proposed: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    let mut published = (0, 0, None);
     let result = loop {
         tokio::select! {
             _ = tick.tick() => {
                 voter.tick();
                 ticks += 1;
+                if let Some(since) = leading_since.filter(|_| ticks.is_multiple_of(RECONCILE_TICKS)) {
+                    let alive = |broker: i32| {
+                        let id = broker as u64;
+                        id == config.id
+                            || heard.get(&id).is_some_and(|&t| t >= since && ticks - t <= session_ticks)
+                    };
+                    let may_fence = ticks - since >= session_ticks;
+                    proposed.retain(|_, &mut at| ticks - at < REPROPOSE_TICKS);
+                    for record in controller::reconcile(voter.image(), alive, may_fence) {
+                        let bytes = record.encode();
+                        if proposed.contains_key(&bytes) {
+                            continue;
+                        }
+                        tracing::info!(voter = config.id, ?record, "the controller proposes");
+                        if voter.propose(Vec::new(), &record).is_ok() {
+                            proposed.insert(bytes, ticks);
+                        }
+                    }
+                }
                 let expired: Vec<u64> = pending
                     .iter()
                     .filter(|(_, p)| p.deadline <= ticks)
@@ -186,8 +269,10 @@ where
                 }
             }
             Some(message) = inbound.recv() => {
+                heard.insert(message.from, ticks);
                 voter.step(message);
                 while let Ok(message) = inbound.try_recv() {
+                    heard.insert(message.from, ticks);
                     voter.step(message);
                 }
             }
@@ -200,6 +285,23 @@ where
                         leader: voter.leader(),
                         image: voter.image().clone(),
                     });
+                }
+                Some(Command::StepDown { reply }) => {
+                    let recent = ticks.saturating_sub(2 * super::node::HEARTBEAT_TICKS as u64);
+                    let to = heard
+                        .iter()
+                        .filter(|(&id, &at)| id != config.id && at >= recent && config.voters.contains_key(&id))
+                        .map(|(&id, _)| id)
+                        .next();
+                    let asked = match to {
+                        Some(to) if voter.is_leader() => {
+                            tracing::info!(voter = config.id, to, "handing leadership over");
+                            voter.transfer_leader(to);
+                            true
+                        }
+                        _ => false,
+                    };
+                    let _ = reply.send(asked);
                 }
                 Some(Command::Propose { record, reply }) => {
                     next_proposal += 1;
@@ -227,9 +329,26 @@ where
             Ok(output) => output,
             Err(e) => break Err(e),
         };
+        // Published before any proposer hears its entry committed: what it reads next is an
+        // image that holds it.
+        let now = (voter.image().applied, voter.term(), voter.leader());
+        if now != published {
+            published = now;
+            publish.send_replace(View {
+                term: voter.term(),
+                leader: voter.leader(),
+                image: Arc::new(voter.image().clone()),
+            });
+        }
         if let Some(term) = output.became_leader {
             tracing::info!(voter = config.id, term, "became the active controller");
             observe(&QuorumEvent::BecameLeader { term });
+        }
+        if voter.is_leader() {
+            leading_since.get_or_insert(ticks);
+        } else {
+            leading_since = None;
+            proposed.clear();
         }
         for committed in output.committed {
             let ours =
@@ -247,7 +366,7 @@ where
         let term = voter.term();
         let stale: Vec<u64> = pending
             .iter()
-            .filter(|(_, p)| p.term != term || !voter.is_leader())
+            .filter(|(_, p)| p.term != term)
             .map(|(&seq, _)| seq)
             .collect();
         for seq in stale {
@@ -275,7 +394,8 @@ where
     result
 }
 
-struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+/// Aborts its tasks when dropped: tasks that end with their owner, however it ends.
+pub struct AbortOnDrop(pub Vec<tokio::task::JoinHandle<()>>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
