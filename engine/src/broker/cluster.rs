@@ -100,22 +100,25 @@ impl Cluster {
     }
 
     /// Proposes `record` and waits for it to commit (forwarded to the leader by this node's
-    /// voter), retrying while no leader is known, for at most `PROPOSAL_WAIT`.
+    /// voter), retrying while no leader is known, for about `PROPOSAL_WAIT`.
     ///
     /// # Errors
     /// The proposal's error when it did not commit in time.
     pub async fn propose(&self, record: MetadataRecord) -> Result<Applied, ProposalError> {
-        let deadline = tokio::time::Instant::now() + PROPOSAL_WAIT;
+        // Counted in pauses: the engine reads no clock outside io/os.rs.
+        let attempts = (PROPOSAL_WAIT.as_millis() / RETRY_PAUSE.as_millis()).max(1);
+        let mut attempt = 0;
         loop {
+            attempt += 1;
             match self.handle.propose(record.clone()).await {
                 Ok(committed) => return Ok(committed.outcome),
                 Err(ProposalError::Stopped) => return Err(ProposalError::Stopped),
-                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(e) if attempt >= attempts => return Err(e),
                 // No leader yet: an election is under way.
                 Err(ProposalError::NotLeader(_)) => tokio::time::sleep(RETRY_PAUSE).await,
                 // May or may not have committed: a creation proposed twice is rejected the
                 // second time, which the caller reads from the image.
-                Err(ProposalError::Unknown(_)) => return Err(ProposalError::Unknown("".into())),
+                Err(e @ ProposalError::Unknown(_)) => return Err(e),
             }
         }
     }
