@@ -514,3 +514,64 @@ impl<D: Disk, C: Clock, R: Rng> Broker<D, C, R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::config::BrokerConfig;
+    use crate::io::mem::{FixedClock, MemDisk};
+    use crate::io::os::OsRng;
+    use crate::quorum::records::PartitionState;
+
+    fn topic(name: &str, id: u8, partitions: usize) -> TopicImage {
+        let state = PartitionState {
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        };
+        TopicImage {
+            name: name.to_owned(),
+            id: [id; 16],
+            partitions: vec![state; partitions],
+            configs: [("retention.ms".to_owned(), "1000".to_owned())].into(),
+        }
+    }
+
+    /// The node's files follow the image: a topic the image holds is made with its id, count
+    /// and configs; one the image lacks but never deleted (an image not caught up) keeps its
+    /// data; one whose deletion the image records is removed.
+    #[test]
+    fn a_nodes_topics_follow_the_image_and_only_a_recorded_deletion_removes_one() {
+        let config = BrokerConfig {
+            data_dir: "/data".into(),
+            ..BrokerConfig::default()
+        };
+        let broker = Broker::open(MemDisk::new(), FixedClock, OsRng::default(), config).unwrap();
+        let kept = broker
+            .create_topic("local", 1, TopicOverrides::new(), false)
+            .unwrap()
+            .expect("created");
+        let mut image = MetadataImage::default();
+        image.topics.insert("orders".into(), topic("orders", 7, 3));
+        let mut warned = BTreeSet::new();
+        broker.materialize(&image, &mut warned);
+        let orders = broker.topic("orders").expect("made from the image");
+        assert_eq!((orders.id, orders.partitions.len()), ([7; 16], 3));
+        assert_eq!(orders.overrides, image.topics["orders"].configs);
+        assert!(
+            broker.topic("local").is_some(),
+            "an unknown topic's data is kept"
+        );
+        assert!(warned.contains("local"));
+
+        image.topics.remove("orders");
+        image.deleted.insert([7; 16]);
+        image.deleted.insert(kept.id);
+        broker.materialize(&image, &mut warned);
+        assert!(broker.topic("orders").is_none());
+        assert!(broker.topic("local").is_none());
+        assert!(!broker.disk.exists(std::path::Path::new("/data/orders-0")));
+    }
+}

@@ -56,11 +56,7 @@ pub async fn create_topics<D: Disk, C: Clock, R: Rng>(
         result.name = topic.name.clone();
         result.num_partitions = -1;
         result.replication_factor = -1;
-        let overrides: TopicOverrides = topic
-            .configs
-            .iter()
-            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
-            .collect();
+        let overrides = asked_overrides(topic);
         let outcome = if !matches!(topic.replication_factor, -1 | 1) {
             Err((
                 errors::INVALID_REPLICATION_FACTOR,
@@ -95,19 +91,36 @@ pub async fn create_topics<D: Disk, C: Clock, R: Rng>(
                 result.error_message = Some(str_bytes(&message));
             }
         }
-        if request.version < 7 {
-            result.topic_id = Uuid::nil();
-        }
-        if request.version < 5 {
-            result.num_partitions = -1;
-            result.replication_factor = -1;
-        }
-        if request.version < 1 {
-            result.error_message = None;
-        }
-        response.topics.push(result);
+        response.topics.push(fit_created(result, request.version));
     }
     encode(request, &response)
+}
+
+/// The configs a CreateTopics names for a topic (a null value sets nothing).
+fn asked_overrides(
+    topic: &kafka_protocol::messages::create_topics_request::CreatableTopic,
+) -> TopicOverrides {
+    topic
+        .configs
+        .iter()
+        .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+        .collect()
+}
+
+/// Clears what a CreateTopics result's version does not have (kafka-protocol refuses to encode
+/// it).
+fn fit_created(mut result: CreatableTopicResult, version: i16) -> CreatableTopicResult {
+    if version < 7 {
+        result.topic_id = Uuid::nil();
+    }
+    if version < 5 {
+        result.num_partitions = -1;
+        result.replication_factor = -1;
+    }
+    if version < 1 {
+        result.error_message = None;
+    }
+    result
 }
 
 /// The partition count a CreateTopics asks for, checking a manual assignment: partitions
@@ -741,11 +754,7 @@ async fn create_topics_in_cluster<D: Disk, C: Clock, R: Rng>(
         result.name = topic.name.clone();
         result.num_partitions = -1;
         result.replication_factor = -1;
-        let overrides: TopicOverrides = topic
-            .configs
-            .iter()
-            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
-            .collect();
+        let overrides = asked_overrides(topic);
         let mut assignments: Vec<(i32, Vec<i32>)> = topic
             .assignments
             .iter()
@@ -810,17 +819,7 @@ async fn create_topics_in_cluster<D: Disk, C: Clock, R: Rng>(
                 result.error_message = Some(str_bytes(&message));
             }
         }
-        if request.version < 7 {
-            result.topic_id = Uuid::nil();
-        }
-        if request.version < 5 {
-            result.num_partitions = -1;
-            result.replication_factor = -1;
-        }
-        if request.version < 1 {
-            result.error_message = None;
-        }
-        response.topics.push(result);
+        response.topics.push(fit_created(result, request.version));
     }
     encode(request, &response)
 }

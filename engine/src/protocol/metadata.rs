@@ -84,33 +84,45 @@ fn lookup<D: Disk, C: Clock, R: Rng>(
     match found {
         Ok(topic) => describe(&topic, node, version),
         Err(error) => {
-            let mut missing = MetadataResponseTopic::default();
-            missing.name = name.map(topic_name);
-            if version >= 10 {
-                missing.topic_id = *id;
-            }
-            missing.error_code = match error {
+            let code = match error {
                 TopicError::Unknown if name.is_none() => errors::UNKNOWN_TOPIC_ID,
                 other => errors::topic_error(&other, &broker.config.data_dir).0,
             };
-            missing.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
-            missing
+            missing(name, id, code, version)
         }
     }
+}
+
+/// The answer for a topic that cannot be described, with its error.
+fn missing(name: Option<&str>, id: &Uuid, code: i16, version: i16) -> MetadataResponseTopic {
+    let mut missing = MetadataResponseTopic::default();
+    missing.name = name.map(topic_name);
+    if version >= 10 {
+        missing.topic_id = *id;
+    }
+    missing.error_code = code;
+    missing.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    missing
+}
+
+/// A topic's own fields (name, id, internal), before its partitions.
+fn topic_header(name: &str, id: &[u8; 16], version: i16) -> MetadataResponseTopic {
+    let mut described = MetadataResponseTopic::default();
+    described.name = Some(topic_name(name));
+    if version >= 10 {
+        described.topic_id = Uuid::from_bytes(*id);
+    }
+    described.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    if version >= 1 {
+        described.is_internal = name == crate::broker::offsets::OFFSETS_TOPIC;
+    }
+    described
 }
 
 /// Fields newer than the request's version stay at their defaults: kafka-protocol refuses to
 /// encode a field the version does not have.
 fn describe<D: Disk>(topic: &Topic<D>, node: BrokerId, version: i16) -> MetadataResponseTopic {
-    let mut described = MetadataResponseTopic::default();
-    described.name = Some(topic_name(&topic.name));
-    if version >= 10 {
-        described.topic_id = Uuid::from_bytes(topic.id);
-    }
-    described.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
-    if version >= 1 {
-        described.is_internal = topic.name == crate::broker::offsets::OFFSETS_TOPIC;
-    }
+    let mut described = topic_header(&topic.name, &topic.id, version);
     described.partitions = topic
         .partitions
         .iter()
@@ -190,14 +202,7 @@ fn in_cluster<D: Disk, C: Clock, R: Rng>(
                         Ok(_) => errors::LEADER_NOT_AVAILABLE,
                     },
                 };
-                let mut missing = MetadataResponseTopic::default();
-                missing.name = name.map(topic_name);
-                if version >= 10 {
-                    missing.topic_id = t.topic_id;
-                }
-                missing.error_code = error;
-                missing.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
-                missing
+                missing(name, &t.topic_id, error, version)
             })
             .collect()
     };
@@ -224,15 +229,7 @@ fn describe_image(
     topic: &TopicImage,
     version: i16,
 ) -> MetadataResponseTopic {
-    let mut described = MetadataResponseTopic::default();
-    described.name = Some(topic_name(&topic.name));
-    if version >= 10 {
-        described.topic_id = Uuid::from_bytes(topic.id);
-    }
-    described.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
-    if version >= 1 {
-        described.is_internal = topic.name == crate::broker::offsets::OFFSETS_TOPIC;
-    }
+    let mut described = topic_header(&topic.name, &topic.id, version);
     described.partitions = topic
         .partitions
         .iter()
